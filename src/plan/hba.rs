@@ -1,0 +1,85 @@
+//! pg_hba.conf and pg_ident.conf lines in first-match order (facts.md §2): the role's
+//! one allowed line, then a reject for every other database over the socket, then a
+//! reject for any TCP attempt; all of it placed above every broader line.
+
+use crate::policy::{Auth, Cluster};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HbaLine {
+    /// `local` or `host`: keywords.
+    pub kind: &'static str,
+    /// A database name (escaped by the `hba` filter) or the `all` keyword.
+    pub database: String,
+    pub database_is_keyword: bool,
+    pub user: String,
+    /// `all` for host lines; empty for local.
+    pub address: &'static str,
+    pub method: &'static str,
+    /// `map=<name>` for peer: the map name is a plain identifier we make.
+    pub options: String,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentLine {
+    pub map: String,
+    pub system_user: String,
+    pub database_user: String,
+}
+
+/// The pg_ident map name: derived from the cluster name, which is `[a-z0-9_-]`.
+pub fn ident_map(c: &Cluster) -> String {
+    format!("pgbr_{}", c.name.as_str().replace('-', "_"))
+}
+
+pub fn hba_lines(c: &Cluster) -> Vec<HbaLine> {
+    let role = c.role.name.to_string();
+    let (method, options) = match c.role.auth {
+        Auth::Peer => ("peer", format!("map={}", ident_map(c))),
+        Auth::Scram(_) => ("scram-sha-256", String::new()),
+    };
+    vec![
+        HbaLine {
+            kind: "local",
+            database: c.role.database.to_string(),
+            database_is_keyword: false,
+            user: role.clone(),
+            address: "",
+            method,
+            options,
+            reason: "the backup role may connect to this one database, over the Unix socket only",
+        },
+        HbaLine {
+            kind: "local",
+            database: "all".into(),
+            database_is_keyword: true,
+            user: role.clone(),
+            address: "",
+            method: "reject",
+            options: String::new(),
+            reason: "any other database is refused before a broader line can match",
+        },
+        HbaLine {
+            kind: "host",
+            database: "all".into(),
+            database_is_keyword: true,
+            user: role,
+            address: "all",
+            method: "reject",
+            options: String::new(),
+            reason: "no TCP connection at all (pgBackRest uses only the socket)",
+        },
+    ]
+}
+
+pub fn ident_lines(c: &Cluster) -> Vec<IdentLine> {
+    match c.role.auth {
+        Auth::Peer => vec![IdentLine {
+            map: ident_map(c),
+            system_user: c.backup_user.name.to_string(),
+            database_user: c.role.name.to_string(),
+        }],
+        Auth::Scram(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,301 @@
+//! The plan: everything decided, nothing left to templates but spelling. One
+//! [`ClusterPlan`] per cluster, built from the validated policy and the catalog. It is
+//! the template contract: every field a template reads is documented here, and every
+//! target renders the same plan, so SQL, hba, shell and configuration cannot disagree
+//! about a name or a path.
+
+mod files;
+mod hba;
+mod pgbackrest;
+
+use crate::catalog::{self, Command};
+use crate::policy::{Auth, Cluster, PasswordSource, Policy};
+use serde::Serialize;
+
+pub use files::PathEntry;
+pub use hba::{HbaLine, IdentLine};
+pub use pgbackrest::ConfigFile;
+
+/// The whole plan: what `generate` renders and `explain` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub tool: ToolInfo,
+    pub policy_file: String,
+    pub clusters: Vec<ClusterPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterPlan {
+    pub name: String,
+    pub major: u32,
+    pub stanza: String,
+    pub pgbackrest_binary: String,
+    pub postgres: PostgresPlan,
+    pub backup_user: BackupUserPlan,
+    pub role: RolePlan,
+    /// `pg_read_all_settings` (+ `pg_checkpoint` for backup-standby), with reasons.
+    pub memberships: Vec<Grant>,
+    /// EXECUTE grants with exact signatures for this major.
+    pub functions: Vec<FunctionGrant>,
+    /// What verify.sql proves the role can NOT execute or inherit.
+    pub forbidden_functions: Vec<String>,
+    pub forbidden_roles: Vec<String>,
+    pub commands: Vec<String>,
+    /// `REVOKE CREATE ON SCHEMA public FROM PUBLIC` in the role's database.
+    pub revoke_public_create: bool,
+    pub public_create_is_default: bool,
+    pub hba_marker: String,
+    pub hba_lines: Vec<HbaLine>,
+    pub ident_lines: Vec<IdentLine>,
+    /// Every path the plan manages, with owner, group, mode and why.
+    pub paths: Vec<PathEntry>,
+    /// Parents of the data directory that need group search (x).
+    pub data_parents: Vec<String>,
+    pub repository_config: ConfigFile,
+    pub database_config: ConfigFile,
+    pub tls: TlsPlan,
+    pub systemd: SystemdPlan,
+    pub archive: ArchivePlan,
+    /// Why PostgreSQL needs a restart after apply, if it does.
+    pub restart_reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Output-tree locations of this cluster's artifacts, relative to the cluster dir.
+    pub files: ArtifactNames,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PostgresPlan {
+    pub data_directory: String,
+    pub owner: String,
+    pub group: String,
+    pub socket_directory: String,
+    pub port: u16,
+    pub bin_directory: String,
+    /// Empty: read `SHOW hba_file` from the server at apply time.
+    pub hba_file: String,
+    pub ident_file: String,
+    pub has_ident_mappings_view: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupUserPlan {
+    pub name: String,
+    pub group: String,
+    pub home: String,
+    pub shell: String,
+    pub ssh_key: bool,
+    /// The cluster's group, which the backup user joins to read PGDATA.
+    pub extra_group: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolePlan {
+    pub name: String,
+    pub database: String,
+    /// `peer` or `scram-sha-256`.
+    pub auth: String,
+    pub password_file: String,
+    pub password_env: String,
+    /// Role attributes ALTER ROLE sets, all fixed keywords.
+    pub attributes: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    pub role: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionGrant {
+    /// `pg_catalog.pg_backup_start(text, boolean)`
+    pub signature: String,
+    /// `pg_backup_start(text,boolean)`, as regprocedure prints it.
+    pub regprocedure: String,
+    /// `pg_backup_start(text:boolean)`, as community.postgresql.postgresql_privs wants it.
+    pub ansible: String,
+    pub name: String,
+    pub reason: String,
+    pub needed_for: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsPlan {
+    pub address: String,
+    /// What the database side connects to; the server certificate is issued for it.
+    pub connect_host: String,
+    pub port: u16,
+    pub directory: String,
+    pub ca_cert: String,
+    pub ca_key: String,
+    pub server_cert: String,
+    pub server_key: String,
+    pub client_cert: String,
+    pub client_key: String,
+    pub client_cn: String,
+    pub server_cn: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemdPlan {
+    pub unit_name: String,
+    pub unit_path: String,
+    pub tmpfiles_path: String,
+    /// tmpfiles.d `d` lines for lock directories under /tmp (emptied at boot).
+    pub tmpfiles: Vec<PathEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchivePlan {
+    pub managed: bool,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactNames {
+    pub repository_config: String,
+    pub database_config: String,
+    pub unit: String,
+    pub tmpfiles: String,
+}
+
+pub fn build(policy: &Policy) -> Plan {
+    Plan {
+        tool: ToolInfo { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION") },
+        policy_file: policy.source_name.clone(),
+        clusters: policy.clusters.iter().map(plan_cluster).collect(),
+    }
+}
+
+fn plan_cluster(c: &Cluster) -> ClusterPlan {
+    let major = c.postgres.major;
+    let privileges = catalog::privileges(major, &c.pgbackrest.commands);
+    let functions = privileges
+        .functions
+        .iter()
+        .map(|f| FunctionGrant {
+            signature: f.sql_signature(),
+            regprocedure: f.regprocedure(),
+            ansible: format!("{}({})", f.name, f.args.join(":")),
+            name: f.name.to_owned(),
+            reason: f.reason.to_owned(),
+            needed_for: needed_for(f.name, &c.pgbackrest.commands),
+        })
+        .collect();
+    let memberships = privileges
+        .memberships
+        .iter()
+        .map(|m| Grant { role: m.role.to_owned(), reason: m.reason.to_owned() })
+        .collect();
+    let (password_file, password_env) = match &c.role.auth {
+        Auth::Scram(PasswordSource::File(p)) => (p.to_string(), String::new()),
+        Auth::Scram(PasswordSource::Env(e)) => (String::new(), e.to_string()),
+        Auth::Peer => (String::new(), String::new()),
+    };
+    let tls = pgbackrest::tls_plan(c);
+    let systemd = files::systemd_plan(c);
+    let mut warnings = Vec::new();
+    if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
+        warnings.push(format!(
+            "PostgreSQL {} needs pgBackRest {} or later on this host",
+            c.postgres.major,
+            c.postgres.major.min_pgbackrest()
+        ));
+    }
+    ClusterPlan {
+        name: c.name.to_string(),
+        major: major.get(),
+        stanza: c.pgbackrest.stanza.to_string(),
+        pgbackrest_binary: c.pgbackrest.binary.to_string(),
+        postgres: PostgresPlan {
+            data_directory: c.postgres.data_directory.to_string(),
+            owner: c.postgres.owner.to_string(),
+            group: c.postgres.group.to_string(),
+            socket_directory: c.postgres.socket_directory.to_string(),
+            port: c.postgres.port,
+            bin_directory: c.postgres.bin_directory.to_string(),
+            hba_file: c.postgres.hba_file.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            ident_file: c.postgres.ident_file.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            has_ident_mappings_view: major.has_ident_mappings_view(),
+        },
+        backup_user: BackupUserPlan {
+            name: c.backup_user.name.to_string(),
+            group: c.backup_user.group.to_string(),
+            home: c.backup_user.home.to_string(),
+            shell: c.backup_user.shell.to_string(),
+            ssh_key: c.backup_user.ssh_key,
+            extra_group: c.postgres.group.to_string(),
+        },
+        role: RolePlan {
+            name: c.role.name.to_string(),
+            database: c.role.database.to_string(),
+            auth: match c.role.auth {
+                Auth::Peer => "peer".into(),
+                Auth::Scram(_) => "scram-sha-256".into(),
+            },
+            password_file,
+            password_env,
+            attributes: vec!["LOGIN", "NOSUPERUSER", "INHERIT", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION", "NOBYPASSRLS"],
+        },
+        memberships,
+        functions,
+        forbidden_functions: catalog::forbidden_functions(major),
+        forbidden_roles: catalog::forbidden_roles(major).into_iter().map(str::to_owned).collect(),
+        commands: c.pgbackrest.commands.iter().map(|c| c.name().to_owned()).collect(),
+        revoke_public_create: c.role.revoke_public_create,
+        public_create_is_default: major.public_may_create_in_public_schema(),
+        hba_marker: format!("pgbr-policy {}", c.name),
+        hba_lines: hba::hba_lines(c),
+        ident_lines: hba::ident_lines(c),
+        paths: files::paths(c),
+        data_parents: c.postgres.data_directory.ancestors().iter().map(|p| p.to_string()).collect(),
+        repository_config: pgbackrest::repository_config(c, &tls),
+        database_config: pgbackrest::database_config(c, &tls),
+        tls,
+        archive: ArchivePlan { managed: c.archive_managed, command: pgbackrest::archive_command(c) },
+        restart_reasons: restart_reasons(c),
+        warnings,
+        files: ArtifactNames {
+            repository_config: "pgbackrest/repository.conf".into(),
+            database_config: "pgbackrest/database.conf".into(),
+            unit: format!("systemd/{}", systemd.unit_name),
+            tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
+        },
+        systemd,
+    }
+}
+
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_owned()
+}
+
+/// Which allowed commands need a function (facts.md §1: check needs the WAL switch and
+/// restore point; backup needs all four).
+fn needed_for(function: &str, commands: &[Command]) -> Vec<String> {
+    commands
+        .iter()
+        .filter(|c| match c {
+            Command::Check => matches!(function, "pg_switch_wal" | "pg_create_restore_point"),
+            Command::Backup | Command::BackupStandby => true,
+        })
+        .map(|c| c.name().to_owned())
+        .collect()
+}
+
+/// Restart reasons are known at plan time only as conditions; apply.sh checks them on
+/// the host and reports the ones that hold.
+fn restart_reasons(c: &Cluster) -> Vec<String> {
+    let mut out = vec![format!(
+        "PostgreSQL reads the data directory's mode only when it starts: until a restart, files it creates stay 0600 and the backup user cannot read them (needed when `SHOW data_directory_mode` is not 0750)"
+    )];
+    if c.archive_managed {
+        out.push("archive_mode can only change at server start (needed when archive_mode was off)".to_owned());
+    }
+    out
+}

@@ -1,0 +1,84 @@
+//! The policy: loading the YAML file (`raw`), checking and typing it (`validate`) into
+//! the [`Policy`] that planning reads. `load` is the only entry point.
+
+pub mod diagnostic;
+pub mod model;
+pub mod names;
+pub mod raw;
+mod validate;
+
+pub use diagnostic::{Diagnostic, PolicyErrors};
+pub use model::*;
+
+use diagnostic::Collector;
+use std::path::Path;
+
+/// Policies are small; anything larger is a mistake or an attack on the parser.
+const MAX_POLICY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A validated policy plus the warnings found on the way.
+pub struct Loaded {
+    pub policy: Policy,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads, parses and validates `path`. On failure every diagnostic is returned.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read policy `{}`: {e}", path.display()))?;
+    let source_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.yaml".into());
+    parse(&bytes, path, &source_name).map_err(anyhow::Error::new)
+}
+
+/// Parses policy text; `path` is used only in messages.
+pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, PolicyErrors> {
+    let mut out = Collector::new(path);
+    if bytes.len() > MAX_POLICY_BYTES {
+        out.error(None, "", format!("the file is {} bytes; a policy may be at most {MAX_POLICY_BYTES}", bytes.len()));
+        return Err(PolicyErrors { diagnostics: out.diagnostics });
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            out.error(None, "", format!("the file is not UTF-8 (invalid byte at offset {})", e.valid_up_to()));
+            return Err(PolicyErrors { diagnostics: out.diagnostics });
+        }
+    };
+    let raw: raw::PolicyFile = match serde_saphyr::from_str_with_options(text, parser_options()) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+            out.error((line > 0).then_some((line, column)), "", first_line(&e.to_string()));
+            return Err(PolicyErrors { diagnostics: out.diagnostics });
+        }
+    };
+    match validate::resolve(raw, source_name, &mut out) {
+        Some(policy) if !out.has_errors() => {
+            let warnings = out.diagnostics;
+            Ok(Loaded { policy, warnings })
+        }
+        _ => Err(PolicyErrors { diagnostics: out.diagnostics }),
+    }
+}
+
+/// Tight budgets: a policy has a few hundred keys per cluster, so anchors that expand
+/// into millions of nodes (the "billion laughs") are refused instead of exhausting memory.
+fn parser_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 32,
+            max_aliases: 1_000,
+            max_events: 2_000_000,
+        },
+    }
+}
+
+/// serde-saphyr's message starts "error: line L column C: what" and then draws a
+/// snippet; we print our own location, so keep only "what".
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.split_once(": ") {
+        Some((loc, rest)) if loc.starts_with("line ") => rest.to_owned(),
+        _ => line.to_owned(),
+    }
+}

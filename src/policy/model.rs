@@ -1,0 +1,89 @@
+//! The validated policy: every value typed, every default filled in, every combination
+//! checked. This is what planning reads; it never sees raw YAML.
+
+use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza};
+use crate::catalog::{Command, PgMajor, Version};
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The policy's file name (not its full path: artifacts must not depend on where
+    /// the checkout lives).
+    pub source_name: String,
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: ClusterName,
+    pub postgres: Postgres,
+    pub backup_user: BackupUser,
+    pub role: Role,
+    pub pgbackrest: Pgbackrest,
+    pub archive_managed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    pub major: PgMajor,
+    pub data_directory: AbsPath,
+    pub owner: OsName,
+    pub group: OsName,
+    pub socket_directory: AbsPath,
+    pub port: u16,
+    pub bin_directory: AbsPath,
+    /// `None`: read from the running server (`SHOW hba_file`) at apply time.
+    pub hba_file: Option<AbsPath>,
+    pub ident_file: Option<AbsPath>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupUser {
+    pub name: OsName,
+    pub group: OsName,
+    pub home: AbsPath,
+    pub shell: AbsPath,
+    pub ssh_key: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Unix-socket peer authentication through a pg_ident map: no secret anywhere.
+    Peer,
+    /// Password read at apply time from a file or an environment variable.
+    Scram(PasswordSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(AbsPath),
+    Env(EnvName),
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: SqlName,
+    pub database: SqlName,
+    pub auth: Auth,
+    pub revoke_public_create: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pgbackrest {
+    pub stanza: Stanza,
+    pub version: Version,
+    pub binary: AbsPath,
+    pub commands: Vec<Command>,
+    pub repository: AbsPath,
+    pub retention_full: u32,
+    pub start_fast: bool,
+    pub tls_address: HostName,
+    pub tls_port: u16,
+    pub tls_directory: AbsPath,
+    pub repository_config: AbsPath,
+    pub database_config: AbsPath,
+    pub backup_user_lock: AbsPath,
+    pub backup_user_log: AbsPath,
+    pub owner_lock: AbsPath,
+    pub owner_log: AbsPath,
+    pub owner_spool: AbsPath,
+}

@@ -1,0 +1,169 @@
+//! The policy file exactly as written: serde structs that mirror the YAML, with every
+//! value wrapped in `Spanned` so that validation can name the line it came from.
+//!
+//! Nothing here is interpreted. Unknown keys are rejected by serde
+//! (`deny_unknown_fields`) so a typo never silently becomes a default. Every cluster
+//! field is optional because `defaults:` and each cluster use the same shape and are
+//! merged field by field before validation (see [`ClusterSpec::merged_over`]).
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A value with the place it was written.
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub version: S<u32>,
+    #[serde(default)]
+    pub defaults: Option<ClusterSpec>,
+    pub clusters: S<Vec<ClusterSpec>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub name: Option<S<String>>,
+    pub postgres: Option<PostgresSpec>,
+    pub backup_user: Option<BackupUserSpec>,
+    pub role: Option<RoleSpec>,
+    pub pgbackrest: Option<PgbackrestSpec>,
+    pub archive: Option<ArchiveSpec>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSpec {
+    pub major: Option<S<u32>>,
+    pub layout: Option<S<String>>,
+    pub data_directory: Option<S<String>>,
+    pub owner: Option<S<String>>,
+    pub group: Option<S<String>>,
+    pub socket_directory: Option<S<String>>,
+    pub port: Option<S<u32>>,
+    pub bin_directory: Option<S<String>>,
+    pub hba_file: Option<S<String>>,
+    pub ident_file: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupUserSpec {
+    pub name: Option<S<String>>,
+    pub group: Option<S<String>>,
+    pub home: Option<S<String>>,
+    pub shell: Option<S<String>>,
+    pub ssh_key: Option<S<bool>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    pub name: Option<S<String>>,
+    pub database: Option<S<String>>,
+    pub auth: Option<S<String>>,
+    pub password_file: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub revoke_public_create: Option<S<bool>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgbackrestSpec {
+    pub stanza: Option<S<String>>,
+    pub version: Option<S<String>>,
+    pub binary: Option<S<String>>,
+    pub commands: Option<S<Vec<S<String>>>>,
+    pub repository: Option<S<String>>,
+    pub retention_full: Option<S<u32>>,
+    pub start_fast: Option<S<bool>>,
+    pub tls: Option<TlsSpec>,
+    pub config: Option<ConfigPathsSpec>,
+    pub backup_user_paths: Option<UserPathsSpec>,
+    pub owner_paths: Option<UserPathsSpec>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub address: Option<S<String>>,
+    pub port: Option<S<u32>>,
+    pub directory: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPathsSpec {
+    pub repository_side: Option<S<String>>,
+    pub database_side: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPathsSpec {
+    pub lock: Option<S<String>>,
+    pub log: Option<S<String>>,
+    pub spool: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSpec {
+    pub managed: Option<S<bool>>,
+}
+
+/// Field-by-field merge: the cluster's own value wins, then the shared default.
+trait Merge {
+    fn merged_over(self, base: &Self) -> Self;
+}
+
+impl<T: Clone> Merge for Option<S<T>> {
+    fn merged_over(self, base: &Self) -> Self {
+        self.or_else(|| base.clone())
+    }
+}
+
+/// Sections merge recursively, so `defaults: {postgres: {major: 15}}` and a cluster's
+/// `postgres: {port: 5433}` give both values.
+macro_rules! merge_section {
+    ($ty:ty { $($field:ident),* $(,)? }) => {
+        impl Merge for Option<$ty> {
+            fn merged_over(self, base: &Self) -> Self {
+                match (self, base) {
+                    (None, base) => base.clone(),
+                    (Some(own), None) => Some(own),
+                    (Some(own), Some(base)) => Some(<$ty>::default_merge(own, base)),
+                }
+            }
+        }
+        impl $ty {
+            fn default_merge(own: Self, base: &Self) -> Self {
+                Self { $($field: own.$field.merged_over(&base.$field)),* }
+            }
+        }
+    };
+}
+
+merge_section!(PostgresSpec { major, layout, data_directory, owner, group, socket_directory, port, bin_directory, hba_file, ident_file });
+merge_section!(BackupUserSpec { name, group, home, shell, ssh_key });
+merge_section!(RoleSpec { name, database, auth, password_file, password_env, revoke_public_create });
+merge_section!(PgbackrestSpec { stanza, version, binary, commands, repository, retention_full, start_fast, tls, config, backup_user_paths, owner_paths });
+merge_section!(TlsSpec { address, port, directory });
+merge_section!(ConfigPathsSpec { repository_side, database_side });
+merge_section!(UserPathsSpec { lock, log, spool });
+merge_section!(ArchiveSpec { managed });
+
+impl ClusterSpec {
+    /// This cluster's values over the shared `defaults:` section.
+    pub fn merged_over(self, defaults: &ClusterSpec) -> ClusterSpec {
+        ClusterSpec {
+            name: self.name,
+            postgres: self.postgres.merged_over(&defaults.postgres),
+            backup_user: self.backup_user.merged_over(&defaults.backup_user),
+            role: self.role.merged_over(&defaults.role),
+            pgbackrest: self.pgbackrest.merged_over(&defaults.pgbackrest),
+            archive: self.archive.merged_over(&defaults.archive),
+        }
+    }
+}
