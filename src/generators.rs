@@ -44,6 +44,7 @@ impl Output {
         Ok(match self.when.as_deref() {
             None | Some("always") => true,
             Some("has_tmpfiles") => !cluster.systemd.tmpfiles.is_empty(),
+            Some("archive_managed") => cluster.archive.managed,
             Some(other) => bail!("unknown condition `when: {other}` for `{}`", self.path),
         })
     }

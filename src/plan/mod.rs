@@ -80,6 +80,7 @@ pub struct PostgresPlan {
     /// Empty: read `SHOW hba_file` from the server at apply time.
     pub hba_file: String,
     pub ident_file: String,
+    pub service: String,
     pub has_ident_mappings_view: bool,
 }
 
@@ -222,6 +223,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             bin_directory: c.postgres.bin_directory.to_string(),
             hba_file: c.postgres.hba_file.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             ident_file: c.postgres.ident_file.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            service: c.postgres.service.to_string(),
             has_ident_mappings_view: major.has_ident_mappings_view(),
         },
         backup_user: BackupUserPlan {

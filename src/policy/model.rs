@@ -1,7 +1,7 @@
 //! The validated policy: every value typed, every default filled in, every combination
 //! checked. This is what planning reads; it never sees raw YAML.
 
-use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza};
+use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza, UnitName};
 use crate::catalog::{Command, PgMajor, Version};
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct Postgres {
     /// `None`: read from the running server (`SHOW hba_file`) at apply time.
     pub hba_file: Option<AbsPath>,
     pub ident_file: Option<AbsPath>,
+    /// The systemd service that runs the cluster, used for restarts when it is active.
+    pub service: UnitName,
 }
 
 #[derive(Debug, Clone)]

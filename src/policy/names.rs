@@ -60,6 +60,24 @@ string_newtype!(
     /// An environment variable name.
     EnvName
 );
+string_newtype!(
+    /// A systemd unit name (`postgresql@15-main.service`).
+    UnitName
+);
+
+impl UnitName {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let ok = value.len() <= 255
+            && value.ends_with(".service")
+            && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && ascii_only(value, |c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | ':'));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!("`{}` is not a systemd service name like `postgresql@15-main.service`", printable(value)))
+        }
+    }
+}
 
 fn ascii_only(value: &str, allowed: impl Fn(char) -> bool) -> bool {
     value.chars().all(|c| c.is_ascii() && allowed(c))

@@ -45,6 +45,7 @@ pub struct PostgresSpec {
     pub bin_directory: Option<S<String>>,
     pub hba_file: Option<S<String>>,
     pub ident_file: Option<S<String>>,
+    pub service: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -145,7 +146,7 @@ macro_rules! merge_section {
     };
 }
 
-merge_section!(PostgresSpec { major, layout, data_directory, owner, group, socket_directory, port, bin_directory, hba_file, ident_file });
+merge_section!(PostgresSpec { major, layout, data_directory, owner, group, socket_directory, port, bin_directory, hba_file, ident_file, service });
 merge_section!(BackupUserSpec { name, group, home, shell, ssh_key });
 merge_section!(RoleSpec { name, database, auth, password_file, password_env, revoke_public_create });
 merge_section!(PgbackrestSpec { stanza, version, binary, commands, repository, retention_full, start_fast, tls, config, backup_user_paths, owner_paths });

@@ -4,7 +4,7 @@
 
 use super::diagnostic::Collector;
 use super::model::*;
-use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza};
+use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza, UnitName};
 use super::raw::{self, S};
 use crate::catalog::{Command, PgMajor, Version};
 
@@ -170,6 +170,12 @@ fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(us
     }), AbsPath::parse);
     let hba_file = pg.hba_file.as_ref().and_then(|v| f.parse(Some(v), "postgres.hba_file", || None, AbsPath::parse));
     let ident_file = pg.ident_file.as_ref().and_then(|v| f.parse(Some(v), "postgres.ident_file", || None, AbsPath::parse));
+    // Debian runs cluster <major>/<name> as postgresql@<major>-<name>; PGDG RPMs as postgresql-<major>.
+    let debian_cluster = data_directory.as_ref().and_then(|d| d.as_str().rsplit('/').next().map(str::to_owned)).unwrap_or_else(|| "main".into());
+    let service = f.parse(string(&pg.service), "postgres.service", || Some(match lay {
+        Layout::Debian => format!("postgresql@{m}-{debian_cluster}.service"),
+        Layout::Rhel => format!("postgresql-{m}.service"),
+    }), UnitName::parse);
 
     let bu = spec.backup_user.unwrap_or_default();
     let bu_name = f.parse(string(&bu.name), "backup_user.name", || Some("pgbackrest".into()), OsName::parse);
@@ -246,6 +252,7 @@ fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(us
             bin_directory: bin_directory?,
             hba_file,
             ident_file,
+            service: service?,
         },
         backup_user: BackupUser { name: bu_name?, group: bu_group?, home: home?, shell: shell?, ssh_key },
         role: Role { name: role_name?, database: database?, auth: auth?, revoke_public_create },

@@ -75,11 +75,18 @@ impl Renderer {
                 comment_end: "#]".into(),
             })
             .context("setting the Ansible template delimiters")?;
+        // Shell's `${#array[@]}` would open a tera comment: plain templates comment with
+        // `{= … =}` instead (unused in shell, SQL, ini, Markdown and YAML).
+        plain
+            .set_delimiters(tera::Delimiters { comment_start: "{=".into(), comment_end: "=}".into(), ..Default::default() })
+            .context("setting the template comment delimiters")?;
         register(&mut plain);
         register(&mut ansible);
-        for (name, body) in TEMPLATES {
-            let engine = if name.starts_with(ANSIBLE_PREFIX) { &mut ansible } else { &mut plain };
-            engine.add_raw_template(name, body).with_context(|| format!("template `{name}` does not parse"))?;
+        // Added in one batch per engine so that includes resolve whatever the order.
+        let (ansible_templates, plain_templates): (Vec<_>, Vec<_>) = TEMPLATES.iter().copied().partition(|(name, _)| name.starts_with(ANSIBLE_PREFIX));
+        plain.add_raw_templates(plain_templates).context("the embedded templates do not parse")?;
+        if !ansible_templates.is_empty() {
+            ansible.add_raw_templates(ansible_templates).context("the embedded Ansible templates do not parse")?;
         }
         // Autoescape everything: that is what routes unfiltered values to refuse_unfiltered.
         plain.autoescape_on([""]);

@@ -1,0 +1,113 @@
+# ---- Helpers shared by apply.sh, rollback.sh and verify.sh.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ARTIFACTS=$(dirname "$HERE")
+DRY_RUN=0
+CHANGES=0
+STEP=start
+
+say() { printf '[%s] %s\n' "$STEP" "$*"; }
+warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
+
+# Runs a changing command, or shows it under --dry-run.
+change() {
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
+  else
+    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
+    "$@"
+  fi
+}
+
+as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
+
+psql_bin() {
+  if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
+}
+
+# psql as the cluster owner over the Unix socket; extra arguments follow.
+owner_psql() {
+  local db=$1; shift
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+}
+
+# One value from the server, as the cluster owner.
+owner_query() { owner_psql "$ROLE_DB" -At -c "$1"; }
+
+server_running() { as_user "$PG_OWNER" "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; }
+
+uid_of() { id -u "$1" 2>/dev/null; }
+gid_of() { getent group "$1" | cut -d: -f3; }
+
+# "uid gid mode" of a path (numeric, as facts.md advises: no name lookups per entry).
+stat_of() { stat -c '%u %g %a' "$1" 2>/dev/null; }
+
+# What differs between a path and its planned owner, group and mode: prints
+# "owner", "group", "mode" words (nothing when it matches), or "missing".
+path_drift() {  # path owner group mode
+  local now uid gid mode
+  now=$(stat_of "$1") || { echo missing; return; }
+  read -r uid gid mode <<<"$now"
+  [ "$uid" = "$(uid_of "$2")" ] || echo owner
+  [ "$gid" = "$(gid_of "$3")" ] || echo group
+  [ "$((8#$mode))" = "$((8#$4))" ] || echo mode
+}
+
+# The roots to walk for group read: PGDATA, plus tablespaces and a pg_wal symlinked
+# elsewhere (pgBackRest follows both).
+pgdata_roots() {
+  printf '%s\n' "$PGDATA"
+  local link
+  for link in "$PGDATA"/pg_tblspc/* "$PGDATA"/pg_wal; do
+    if [ -L "$link" ]; then readlink -f "$link"; fi
+  done
+}
+
+# Entries in the data directory that lack group read (or search), or that grant group
+# write or anything to others. One stat per entry, no fork per entry (facts.md §8).
+pgdata_needing_fix() {
+  local roots; mapfile -t roots < <(pgdata_roots)
+  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -print \) \
+    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -print \) 2>/dev/null || true
+}
+
+# The marker-delimited block of this cluster removed from a file's content (stdout).
+without_block() {
+  awk -v begin="# BEGIN $HBA_MARKER" -v end="# END $HBA_MARKER" '
+    function is_marker(line, m) { return substr(line, 1, length(m)) == m && (length(line) == length(m) || substr(line, length(m) + 1, 1) == " ") }
+    is_marker($0, begin) { skipping = 1; next }
+    skipping && is_marker($0, end) { skipping = 0; next }
+    !skipping { print }
+  ' "$1"
+}
+
+live_file() {  # hba|ident -> the path the server reads
+  local configured=$1 setting=$2
+  if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
+}
+
+hba_errors() {
+  owner_query "SELECT line_number || ': ' || error FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL"
+  if [ "$HAS_IDENT_VIEW" = 1 ]; then
+    owner_query "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_catalog.pg_ident_file_mappings WHERE error IS NOT NULL"
+  fi
+}
+
+# Replaces a file's content keeping its owner, group and mode; atomic (rename).
+replace_content() {  # target content-file
+  local target=$1 content=$2 tmp
+  tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
+  cat "$content" > "$tmp"
+  chown --reference="$target" "$tmp"
+  chmod --reference="$target" "$tmp"
+  mv -f "$tmp" "$target"
+}
+
+pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
+
+tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" server-ping >/dev/null 2>&1; }
+
+systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }

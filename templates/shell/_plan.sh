@@ -1,0 +1,54 @@
+# ---- The plan, as data. Every value was shell-quoted by pgbr-policy; nothing below
+# ---- this block contains a policy value.
+CLUSTER={{ c.name | sh }}
+PG_MAJOR={{ c.major }}
+PGDATA={{ c.postgres.data_directory | sh }}
+PG_OWNER={{ c.postgres.owner | sh }}
+PG_GROUP={{ c.postgres.group | sh }}
+PG_SOCKET={{ c.postgres.socket_directory | sh }}
+PG_PORT={{ c.postgres.port }}
+PG_BIN={{ c.postgres.bin_directory | sh }}
+PG_SERVICE={{ c.postgres.service | sh }}
+HBA_FILE={{ c.postgres.hba_file | sh }}     # empty: asked from the server (SHOW hba_file)
+IDENT_FILE={{ c.postgres.ident_file | sh }}
+HAS_IDENT_VIEW={% if c.postgres.has_ident_mappings_view %}1{% else %}0{% endif %}
+DATA_PARENTS=({% for p in c.data_parents %} {{ p | sh }}{% endfor %} )
+BACKUP_USER={{ c.backup_user.name | sh }}
+BACKUP_GROUP={{ c.backup_user.group | sh }}
+BACKUP_HOME={{ c.backup_user.home | sh }}
+BACKUP_SHELL={{ c.backup_user.shell | sh }}
+BACKUP_SSH_KEY={% if c.backup_user.ssh_key %}1{% else %}0{% endif %}
+ROLE_NAME={{ c.role.name | sh }}
+ROLE_DB={{ c.role.database | sh }}
+ROLE_AUTH={{ c.role.auth | sh }}
+PASSWORD_FILE={{ c.role.password_file | sh }}
+PASSWORD_ENV={{ c.role.password_env | sh }}
+PGBACKREST={{ c.pgbackrest_binary | sh }}
+STANZA={{ c.stanza | sh }}
+REPOSITORY={% for p in c.paths %}{% if p.setting == "repo1-path" %}{{ p.path | sh }}{% endif %}{% endfor %}
+REPO_CONF={{ c.repository_config.path | sh }}
+DB_CONF={{ c.database_config.path | sh }}
+TLS_DIR={{ c.tls.directory | sh }}
+TLS_ADDRESS={{ c.tls.address | sh }}
+TLS_HOST={{ c.tls.connect_host | sh }}
+TLS_PORT={{ c.tls.port }}
+TLS_CA_CERT={{ c.tls.ca_cert | sh }}
+TLS_CA_KEY={{ c.tls.ca_key | sh }}
+TLS_SERVER_CERT={{ c.tls.server_cert | sh }}
+TLS_SERVER_KEY={{ c.tls.server_key | sh }}
+TLS_CLIENT_CERT={{ c.tls.client_cert | sh }}
+TLS_CLIENT_KEY={{ c.tls.client_key | sh }}
+TLS_SERVER_CN={{ c.tls.server_cn | sh }}
+TLS_CLIENT_CN={{ c.tls.client_cn | sh }}
+UNIT_NAME={{ c.systemd.unit_name | sh }}
+UNIT_PATH={{ c.systemd.unit_path | sh }}
+TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
+HBA_MARKER={{ c.hba_marker | sh }}
+ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
+ARCHIVE_COMMAND={{ c.archive.command | sh }}
+STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
+
+# Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
+MANAGED_PATHS=(
+{% for p in c.paths %}  {{ p.kind | sh }} {{ p.path | sh }} {{ p.owner | sh }} {{ p.group | sh }} {{ p.mode }}
+{% endfor %})
