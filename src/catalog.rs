@@ -242,8 +242,8 @@ pub fn forbidden_functions(major: PgMajor) -> Vec<String> {
         "pg_catalog.pg_read_binary_file(text)".to_owned(),
         "pg_catalog.pg_ls_dir(text)".to_owned(),
         "pg_catalog.pg_reload_conf()".to_owned(),
-        "pg_catalog.pg_terminate_backend(integer)".to_owned(),
         "pg_catalog.lo_import(text)".to_owned(),
+        "pg_catalog.pg_rotate_logfile()".to_owned(),
     ];
     if major.get() <= 14 {
         out.push("pg_catalog.pg_stop_backup()".to_owned());

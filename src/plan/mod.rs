@@ -55,8 +55,9 @@ pub struct ClusterPlan {
     pub ident_lines: Vec<IdentLine>,
     /// Every path the plan manages, with owner, group, mode and why.
     pub paths: Vec<PathEntry>,
-    /// Parents of the data directory that need group search (x).
-    pub data_parents: Vec<String>,
+    /// Directories the backup user must be able to search (x): the data directory's
+    /// parents, the socket directory and its parents.
+    pub search_paths: Vec<String>,
     pub repository_config: ConfigFile,
     pub database_config: ConfigFile,
     pub tls: TlsPlan,
@@ -256,7 +257,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         hba_lines: hba::hba_lines(c),
         ident_lines: hba::ident_lines(c),
         paths: files::paths(c),
-        data_parents: c.postgres.data_directory.ancestors().iter().map(|p| p.to_string()).collect(),
+        search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),
         database_config: pgbackrest::database_config(c, &tls),
         tls,
@@ -271,6 +272,19 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         },
         systemd,
     }
+}
+
+fn search_paths(c: &Cluster) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let socket = &c.postgres.socket_directory;
+    let candidates = c.postgres.data_directory.ancestors().into_iter().chain(std::iter::once(socket.clone())).chain(socket.ancestors());
+    for path in candidates {
+        let path = path.to_string();
+        if !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    out
 }
 
 fn file_name(path: &str) -> String {

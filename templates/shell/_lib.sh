@@ -82,6 +82,17 @@ without_block() {
   ' "$1"
 }
 
+# A setting as the configuration files ask for it (ALTER SYSTEM included), even before a
+# restart applies it; SHOW would print "(disabled)" for archive_command while archiving is off.
+configured_setting() {
+  owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
+}
+
+# What ALTER SYSTEM (postgresql.auto.conf) holds for a setting: "1 value", or "0" when unset.
+auto_conf_setting() {
+  owner_query "SELECT coalesce((SELECT '1 ' || setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1), '0')"
+}
+
 live_file() {  # hba|ident -> the path the server reads
   local configured=$1 setting=$2
   if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
@@ -111,3 +122,14 @@ tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" s
 systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
+
+# Restarts with pg_ctl, which reuses the postmaster's own options (postmaster.opts). Its
+# output goes to a log in the state directory, not into PGDATA (it would be backed up).
+pg_ctl_restart() {
+  local log="$STATE_DIR/postgres-restart.log"
+  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would restart PostgreSQL with pg_ctl (log: $log)"; return; fi
+  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
+  touch "$log"; chown "$PG_OWNER" "$log"; chmod 0640 "$log"
+  CHANGES=$((CHANGES + 1)); say "restarting PostgreSQL (pg_ctl restart -m fast; log: $log)"
+  runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
+}

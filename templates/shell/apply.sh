@@ -153,13 +153,15 @@ step_paths() {
 
 step_pgdata() {
   STEP=data-directory
-  # Parents need search (x) for the backup user. Only a parent in the cluster's group
-  # is changed; anything else is the operator's decision.
+  # The data directory's parents and the socket directory need search (x) for the
+  # backup user. Only a directory in the cluster's group is changed; anything else is
+  # the operator's decision.
   local parent
-  for parent in "${DATA_PARENTS[@]}"; do
+  for parent in "${SEARCH_PATHS[@]}"; do
     if getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -x "$parent"; then continue; fi
     if [ "$(stat -c %G "$parent")" = "$PG_GROUP" ]; then
       change chmod g+x "$parent"
+      if [ "$DRY_RUN" = 0 ]; then mkdir -p "$STATE_DIR"; printf '%s\n' "$parent" >> "$STATE_DIR/search-added"; fi
     elif [ "$DRY_RUN" = 1 ]; then
       say "would check that $BACKUP_USER can search $parent"
     else
@@ -348,7 +350,7 @@ step_hba() {
   errors=$(hba_errors)
   [ -z "$errors" ] || { rm -f "$new_hba" "$new_ident"; die "the live pg_hba.conf/pg_ident.conf already have errors; fix them first, nothing was changed:
 $errors"; }
-  mkdir -p "$STATE_DIR"; chmod 0700 "$STATE_DIR"
+  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
   [ -f "$STATE_DIR/pg_hba.conf.orig" ] || cp -p "$hba" "$STATE_DIR/pg_hba.conf.orig"
   [ -f "$STATE_DIR/pg_ident.conf.orig" ] || cp -p "$ident" "$STATE_DIR/pg_ident.conf.orig"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
@@ -375,17 +377,18 @@ step_stanza() {
 step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
-  local mode command configured
-  mode=$(owner_query "SHOW archive_mode")
-  command=$(owner_query "SHOW archive_command")
-  # What the files ask for (ALTER SYSTEM included), even before a restart applies it.
-  configured=$(owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = 'archive_mode' AND error IS NULL ORDER BY seqno DESC LIMIT 1")
-  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$configured" != on ] && [ "$configured" != always ]; }; then
+  local mode command
+  mode=$(configured_setting archive_mode)
+  command=$(configured_setting archive_command)
+  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }; then
     if [ "$DRY_RUN" = 1 ]; then
       CHANGES=$((CHANGES + 1)); say "would set archive_mode=on and archive_command to: $ARCHIVE_COMMAND"
     else
       mkdir -p "$STATE_DIR"
-      [ -f "$STATE_DIR/archive.before" ] || printf '%s\n%s\n' "$mode" "$command" > "$STATE_DIR/archive.before"
+      # What ALTER SYSTEM held before, for rollback.sh (RESET when it held nothing).
+      if [ ! -f "$STATE_DIR/archive.before" ]; then
+        { auto_conf_setting archive_mode; auto_conf_setting archive_command; } > "$STATE_DIR/archive.before"
+      fi
       # ALTER SYSTEM cannot run inside a transaction block: no --single-transaction.
       owner_psql "$ROLE_DB" -f - < "$ARTIFACTS/sql/archive.sql" >/dev/null
       CHANGES=$((CHANGES + 1)); say "archive_mode=on, archive_command set (ALTER SYSTEM), configuration reloaded"
@@ -403,7 +406,7 @@ restart_postgres() {
   if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
     change systemctl restart "$PG_SERVICE"
   else
-    change runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$PGDATA/log/pgbr-restart.log"
+    pg_ctl_restart
   fi
   # Files created between the chmod and the restart are still 0600: one more pass.
   fix_pgdata

@@ -36,18 +36,20 @@ step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || return 0
   [ -f "$STATE_DIR/archive.before" ] || { say "apply.sh did not change the archive settings"; return; }
-  local mode command
-  { read -r mode; IFS= read -r command; } < "$STATE_DIR/archive.before"
+  local mode command sql=()
+  { IFS= read -r mode; IFS= read -r command; } < "$STATE_DIR/archive.before"
   if [ "$DRY_RUN" = 1 ]; then
-    CHANGES=$((CHANGES + 1)); say "would restore archive_mode=$mode and the previous archive_command"; return
+    CHANGES=$((CHANGES + 1)); say "would restore archive_mode and archive_command as ALTER SYSTEM held them before apply.sh"; return
   fi
   # Values travel as psql variables (:'name' quotes them), never spliced into SQL text.
-  printf '%s\n' "ALTER SYSTEM SET archive_mode = :'mode';" "ALTER SYSTEM SET archive_command = :'command';" "SELECT pg_catalog.pg_reload_conf();" \
-    | owner_psql "$ROLE_DB" -v mode="$mode" -v command="$command" >/dev/null
+  case "$mode" in "1 "*) sql+=("ALTER SYSTEM SET archive_mode = :'mode';") ;; *) sql+=("ALTER SYSTEM RESET archive_mode;") ;; esac
+  case "$command" in "1 "*) sql+=("ALTER SYSTEM SET archive_command = :'command';") ;; *) sql+=("ALTER SYSTEM RESET archive_command;") ;; esac
+  sql+=("SELECT pg_catalog.pg_reload_conf();")
+  printf '%s\n' "${sql[@]}" | owner_psql "$ROLE_DB" -v mode="${mode#1 }" -v command="${command#1 }" >/dev/null
   rm -f "$STATE_DIR/archive.before"
   CHANGES=$((CHANGES + 1)); say "archive_mode and archive_command restored"
-  if [ "$(owner_query "SHOW archive_mode")" != "$mode" ]; then
-    RESTART_REASONS+=("archive_mode goes back to $mode only at the next start")
+  if [ "$(owner_query "SHOW archive_mode")" != "$(configured_setting archive_mode)" ]; then
+    RESTART_REASONS+=("archive_mode goes back to $(configured_setting archive_mode) only at the next start")
   fi
 }
 
@@ -83,7 +85,7 @@ step_hba() {
     CHANGES=$((CHANGES + 1)); say "would remove the block from $hba and $ident"
     rm -f "$new_hba" "$new_ident"; return
   fi
-  mkdir -p "$STATE_DIR"; chmod 0700 "$STATE_DIR"
+  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
@@ -123,6 +125,13 @@ step_files() {
 
 step_pgdata() {
   STEP=data-directory
+  if [ -f "$STATE_DIR/search-added" ]; then
+    local dir
+    while IFS= read -r dir; do
+      if [ -d "$dir" ]; then change chmod g-x "$dir"; fi
+    done < <(sort -u "$STATE_DIR/search-added")
+    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/search-added"
+  fi
   [ -f "$STATE_DIR/pgdata-mode.before" ] || { say "apply.sh did not change the data directory's mode"; return; }
   local before
   before=$(cat "$STATE_DIR/pgdata-mode.before")
@@ -172,7 +181,7 @@ main() {
       if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
         change systemctl restart "$PG_SERVICE"
       else
-        change runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$PGDATA/log/pgbr-restart.log"
+        pg_ctl_restart
       fi
     else
       say "RESTART REQUIRED to finish the rollback:"

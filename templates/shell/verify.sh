@@ -40,6 +40,19 @@ check_not() {  # description command... (passes when the command fails)
   fi
 }
 
+# Passes when the command fails for the expected reason (its error output matches), so
+# a probe that fails for another reason (say, an unreachable socket) proves nothing.
+check_denied() {  # description pattern command...
+  local description=$1 pattern=$2 output; shift 2
+  if output=$("$@" 2>&1); then
+    FAILED=$((FAILED + 1)); printf 'FAIL  %s (it was allowed)\n' "$description"
+  elif printf '%s\n' "$output" | grep -Eq -- "$pattern"; then
+    PASSED=$((PASSED + 1)); printf 'ok    %s\n' "$description"
+  else
+    FAILED=$((FAILED + 1)); printf 'FAIL  %s (denied for another reason: %s)\n' "$description" "$(printf '%s' "$output" | tr '\n' ' ' | cut -c1-200)"
+  fi
+}
+
 in_group() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$2"; }
 primary_group_is() { [ "$(id -gn "$1" 2>/dev/null)" = "$2" ]; }
 path_matches() { [ -z "$(path_drift "$@")" ]; }
@@ -55,7 +68,7 @@ pgdata_writable_entry() {
 # Tries to create a file as a user; removes it if that unexpectedly worked.
 can_create() {  # user directory
   local probe="$2/.pgbr-verify-probe.$$"
-  if runuser -u "$1" -- touch "$probe" 2>/dev/null; then rm -f "$probe"; return 0; fi
+  if runuser -u "$1" -- touch "$probe"; then rm -f "$probe"; return 0; fi
   return 1
 }
 role_psql() {  # database host-or-socket sql
@@ -90,19 +103,19 @@ main() {
 
   echo "== data directory"
   local parent
-  for parent in "${DATA_PARENTS[@]}"; do
+  for parent in "${SEARCH_PATHS[@]}"; do
     check "$BACKUP_USER can search $parent" as_user "$BACKUP_USER" test -x "$parent"
   done
   check "no entry of the data directory lacks group read" nothing_printed pgdata_unreadable_entry
   check "no entry of the data directory is group-writable or open to others" nothing_printed pgdata_writable_entry
   check "$BACKUP_USER can read global/pg_control" as_user "$BACKUP_USER" test -r "$PGDATA/global/pg_control"
-  check_not "$BACKUP_USER cannot create a file in the data directory" can_create "$BACKUP_USER" "$PGDATA"
-  check_not "$BACKUP_USER cannot create a file in global/" can_create "$BACKUP_USER" "$PGDATA/global"
+  check_denied "$BACKUP_USER cannot create a file in the data directory" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA"
+  check_denied "$BACKUP_USER cannot create a file in global/" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA/global"
   check_not "$BACKUP_USER cannot write PG_VERSION" as_user "$BACKUP_USER" test -w "$PGDATA/PG_VERSION"
   check "data_directory_mode is 0750 in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = 0750 ]
 
   echo "== repository"
-  check_not "cluster owner $PG_OWNER cannot create a file in the repository" can_create "$PG_OWNER" "$REPOSITORY"
+  check_denied "cluster owner $PG_OWNER cannot create a file in the repository" 'Permission denied' can_create "$PG_OWNER" "$REPOSITORY"
   check_not "cluster owner $PG_OWNER cannot enter the repository" as_user "$PG_OWNER" test -x "$REPOSITORY"
   if systemd_running; then
     check "$UNIT_NAME is active" unit_active
@@ -123,10 +136,14 @@ main() {
   if [ "$ROLE_AUTH" = peer ]; then
     check "$BACKUP_USER connects as $ROLE_NAME to $ROLE_DB over the socket" role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT 1"
   fi
-  check_not "$ROLE_NAME cannot connect to template1" role_psql template1 "$PG_SOCKET" "SELECT 1"
-  check_not "$ROLE_NAME cannot connect over TCP (127.0.0.1)" role_psql "$ROLE_DB" 127.0.0.1 "SELECT 1"
-  check_not "$ROLE_NAME cannot read files with pg_read_file" role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
-  check_not "$ROLE_NAME cannot create a table" role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
+  check_denied "$ROLE_NAME cannot connect to template1" 'pg_hba.conf rejects connection|no pg_hba.conf entry' \
+    role_psql template1 "$PG_SOCKET" "SELECT 1"
+  check_denied "$ROLE_NAME cannot connect over TCP (127.0.0.1)" 'pg_hba.conf rejects connection|no pg_hba.conf entry|Connection refused' \
+    role_psql "$ROLE_DB" 127.0.0.1 "SELECT 1"
+  check_denied "$ROLE_NAME cannot read files with pg_read_file" 'permission denied' \
+    role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
+  check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
+    role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
   if [ "$pgbackrest_check" = 1 ]; then
     check "pgbackrest check as $BACKUP_USER (archiving and backup prerequisites)" \
       pgbackrest_as_backup_user --stanza="$STANZA" --log-level-console=warn check

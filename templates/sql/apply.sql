@@ -9,6 +9,8 @@
 -- idempotent. It converges the role to exactly this plan: attributes, memberships
 -- and EXECUTE grants beyond it are revoked.
 
+SET client_min_messages = warning;
+
 -- 1. The login role (psql's \gexec runs the statement the query produces, if any).
 SELECT pg_catalog.format('CREATE ROLE %I', {{ role }})
  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {{ role }})

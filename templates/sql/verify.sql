@@ -45,8 +45,7 @@ SELECT n, check_name, ok FROM (
         SELECT FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid = cl.relnamespace
          WHERE cl.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
            AND ns.nspname NOT IN ('pg_catalog', 'information_schema') AND ns.nspname NOT LIKE 'pg\_toast%'
-           AND pg_catalog.has_table_privilege(role_row.oid, cl.oid, 'SELECT'))),
-    (52, 'role cannot create temporary tables', NOT pg_catalog.has_database_privilege(role_row.oid, pg_catalog.current_database(), 'TEMPORARY'))
+           AND pg_catalog.has_table_privilege(role_row.oid, cl.oid, 'SELECT')))
   ) AS r(n, check_name, ok)
   WHERE role_row.rolname = {{ role }}
 ) AS checks;
