@@ -5,13 +5,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let mut entries: Vec<_> = fs::read_dir(dir).expect("readable directory").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .expect("readable directory")
+        .map(|e| e.expect("entry").path())
+        .collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
             collect(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).expect("below root").to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .expect("below root")
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, path));
         }
     }
@@ -25,7 +32,10 @@ fn embed(name: &str, dir: &str) {
     let mut code = String::from("&[\n");
     for (rel, path) in files {
         println!("cargo:rerun-if-changed={}", path.display());
-        code.push_str(&format!("    ({rel:?}, include_str!({:?})),\n", path.display().to_string()));
+        code.push_str(&format!(
+            "    ({rel:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("]\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join(name);

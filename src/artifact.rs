@@ -42,12 +42,24 @@ pub fn render_all(plan: &Plan) -> Result<Tree> {
                 }
                 let text = renderer.render(&output.template, &context)?;
                 let path = output.path_for(cluster);
-                tree.insert(path, Artifact { bytes: normalise(&text).into_bytes(), mode: output.mode_bits()? });
+                tree.insert(
+                    path,
+                    Artifact {
+                        bytes: normalise(&text).into_bytes(),
+                        mode: output.mode_bits()?,
+                    },
+                );
             }
         }
     }
     let manifest = manifest(&tree);
-    tree.insert(MANIFEST.to_owned(), Artifact { bytes: manifest.into_bytes(), mode: 0o644 });
+    tree.insert(
+        MANIFEST.to_owned(),
+        Artifact {
+            bytes: manifest.into_bytes(),
+            mode: 0o644,
+        },
+    );
     Ok(tree)
 }
 
@@ -86,7 +98,8 @@ pub fn parse_manifest(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|line| {
             let (hash, path) = line.split_once("  ")?;
-            (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (path.to_owned(), hash.to_owned()))
+            (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (path.to_owned(), hash.to_owned()))
         })
         .collect()
 }

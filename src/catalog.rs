@@ -21,7 +21,9 @@ impl PgMajor {
                 "PostgreSQL {major} is not supported: before 10 every pgBackRest command that connects needs a superuser, so least privilege is impossible"
             ))
         } else {
-            Err(format!("PostgreSQL {major} is not supported: this version of pgbr-policy knows majors 10 to 18"))
+            Err(format!(
+                "PostgreSQL {major} is not supported: this version of pgbr-policy knows majors 10 to 18"
+            ))
         }
     }
 
@@ -81,7 +83,10 @@ impl Version {
         match parts.as_slice() {
             [Some(major), Some(minor)] => Ok(Version(*major, *minor, 0)),
             [Some(major), Some(minor), Some(patch)] => Ok(Version(*major, *minor, *patch)),
-            _ => Err(format!("`{}` is not a pgBackRest version like `2.45`", crate::policy::names::printable(text))),
+            _ => Err(format!(
+                "`{}` is not a pgBackRest version like `2.45`",
+                crate::policy::names::printable(text)
+            )),
         }
     }
 
@@ -214,7 +219,9 @@ const STOP_BACKUP: Function = Function {
 /// The exact privileges for `commands` on `major`. Validation has already refused
 /// combinations the major cannot do (backup-standby before 15).
 pub fn privileges(major: PgMajor, commands: &[Command]) -> Privileges {
-    let backup = commands.iter().any(|c| matches!(c, Command::Backup | Command::BackupStandby));
+    let backup = commands
+        .iter()
+        .any(|c| matches!(c, Command::Backup | Command::BackupStandby));
     let standby = commands.contains(&Command::BackupStandby);
     let mut memberships = vec![READ_ALL_SETTINGS];
     if standby && major.has_pg_checkpoint_role() {
@@ -326,7 +333,10 @@ mod tests {
             }
             assert_eq!(m.has_group_access(), major >= 11);
             assert_eq!(m.public_may_create_in_public_schema(), major <= 14);
-            assert_eq!(forbidden_functions(m).contains(&"pg_catalog.pg_stop_backup()".to_owned()), major <= 14);
+            assert_eq!(
+                forbidden_functions(m).contains(&"pg_catalog.pg_stop_backup()".to_owned()),
+                major <= 14
+            );
         }
     }
 

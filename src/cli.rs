@@ -42,13 +42,9 @@ pub enum Command {
         path: Option<PathBuf>,
     },
     /// Check a policy: every error with file:line:col and the field path
-    Validate {
-        policy: PathBuf,
-    },
+    Validate { policy: PathBuf },
     /// Print the file and database permission tables the policy produces, with reasons
-    Explain {
-        policy: PathBuf,
-    },
+    Explain { policy: PathBuf },
     /// Write every artifact, and MANIFEST.sha256, under --out
     ///
     /// Files are written atomically with their modes (scripts 0755). A file whose content

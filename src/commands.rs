@@ -24,13 +24,30 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Validate { policy } => {
             let (plan, _) = load_plan(&policy)?;
             let clusters = plan.clusters.len();
-            println!("{}: valid ({clusters} cluster{})", policy.display(), if clusters == 1 { "" } else { "s" });
+            println!(
+                "{}: valid ({clusters} cluster{})",
+                policy.display(),
+                if clusters == 1 { "" } else { "s" }
+            );
             Ok(Outcome::Success)
         }
         Command::Explain { policy } => explain(&policy),
-        Command::Generate { policy, out, force, dry_run } => generate(&policy, &out, force, dry_run),
-        Command::Diff { policy, against, format } => diff(&policy, &against, format, false),
-        Command::Check { policy, against, format } => diff(&policy, &against, format, true),
+        Command::Generate {
+            policy,
+            out,
+            force,
+            dry_run,
+        } => generate(&policy, &out, force, dry_run),
+        Command::Diff {
+            policy,
+            against,
+            format,
+        } => diff(&policy, &against, format, false),
+        Command::Check {
+            policy,
+            against,
+            format,
+        } => diff(&policy, &against, format, true),
     }
 }
 
@@ -58,7 +75,11 @@ fn init(path: Option<&Path>) -> Result<Outcome> {
                 .open(path)
                 .with_context(|| format!("cannot create `{}` (init never overwrites a file)", path.display()))?;
             std::io::Write::write_all(&mut file, STARTER.as_bytes())?;
-            eprintln!("wrote {}; edit it, then: pgbr-policy validate {}", path.display(), path.display());
+            eprintln!(
+                "wrote {}; edit it, then: pgbr-policy validate {}",
+                path.display(),
+                path.display()
+            );
         }
     }
     Ok(Outcome::Success)
@@ -82,14 +103,22 @@ fn explain(path: &Path) -> Result<Outcome> {
 fn generate(policy: &Path, out: &Path, force: bool, dry_run: bool) -> Result<Outcome> {
     let tree = render(policy)?;
     if dry_run {
-        let changes = if out.is_dir() { drift::compare(&tree, out)? } else { Vec::new() };
+        let changes = if out.is_dir() {
+            drift::compare(&tree, out)?
+        } else {
+            Vec::new()
+        };
         if !out.is_dir() {
             for path in tree.keys() {
                 println!("would write {}", out.join(path).display());
             }
         }
         for change in changes.iter().filter(|c| c.status != Status::Removed) {
-            println!("would write {} ({})", out.join(&change.path).display(), change.status.word());
+            println!(
+                "would write {} ({})",
+                out.join(&change.path).display(),
+                change.status.word()
+            );
         }
         return Ok(Outcome::Success);
     }
@@ -128,11 +157,19 @@ fn diff(policy: &Path, against: &Path, format: Format, quiet: bool) -> Result<Ou
         Format::Text => {
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             for change in &changes {
-                let note = if change.edited_by_hand { " (edited by hand since it was generated)" } else { "" };
+                let note = if change.edited_by_hand {
+                    " (edited by hand since it was generated)"
+                } else {
+                    ""
+                };
                 if quiet || change.diff.is_empty() {
                     println!("{}: {}{note}", change.path, change.status.word());
                     if change.status == Status::ModeChanged && !quiet {
-                        println!("  mode {} -> {}", change.found_mode.as_deref().unwrap_or("?"), change.expected_mode.as_deref().unwrap_or("?"));
+                        println!(
+                            "  mode {} -> {}",
+                            change.found_mode.as_deref().unwrap_or("?"),
+                            change.expected_mode.as_deref().unwrap_or("?")
+                        );
                     }
                 } else {
                     if !note.is_empty() {
@@ -146,7 +183,11 @@ fn diff(policy: &Path, against: &Path, format: Format, quiet: bool) -> Result<Ou
             }
         }
     }
-    Ok(if changes.is_empty() { Outcome::Success } else { Outcome::Drift })
+    Ok(if changes.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Drift
+    })
 }
 
 fn print_diff(diff: &str, colour: bool) {

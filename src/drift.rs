@@ -35,7 +35,9 @@ pub struct Change {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?.collect::<Result<_, _>>()?;
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read `{}`", dir.display()))?
+        .collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
@@ -43,7 +45,12 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         if kind.is_dir() {
             walk(root, &path, out)?;
         } else {
-            out.push(path.strip_prefix(root).expect("below root").to_string_lossy().into_owned());
+            out.push(
+                path.strip_prefix(root)
+                    .expect("below root")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     Ok(())
@@ -53,7 +60,9 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
     if !against.is_dir() {
         anyhow::bail!("`{}` is not a directory", against.display());
     }
-    let recorded = fs::read_to_string(against.join(MANIFEST)).map(|t| parse_manifest(&t)).unwrap_or_default();
+    let recorded = fs::read_to_string(against.join(MANIFEST))
+        .map(|t| parse_manifest(&t))
+        .unwrap_or_default();
     let mut on_disk = Vec::new();
     walk(against, against, &mut on_disk)?;
     let mut changes = Vec::new();
@@ -87,7 +96,11 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
                     status,
                     edited_by_hand,
                     diff: if status == Status::Modified {
-                        unified(rel, &String::from_utf8_lossy(&found), &String::from_utf8_lossy(&artifact.bytes))
+                        unified(
+                            rel,
+                            &String::from_utf8_lossy(&found),
+                            &String::from_utf8_lossy(&artifact.bytes),
+                        )
                     } else {
                         String::new()
                     },

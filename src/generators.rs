@@ -36,7 +36,8 @@ pub struct Output {
 
 impl Output {
     pub fn mode_bits(&self) -> Result<u32> {
-        u32::from_str_radix(&self.mode, 8).with_context(|| format!("mode `{}` of `{}` is not octal", self.mode, self.path))
+        u32::from_str_radix(&self.mode, 8)
+            .with_context(|| format!("mode `{}` of `{}` is not octal", self.mode, self.path))
     }
 
     /// Whether this output exists for `cluster`.
@@ -62,7 +63,8 @@ pub fn all() -> Result<Vec<Generator>> {
     GENERATOR_FILES
         .iter()
         .map(|(name, body)| {
-            let mut generator: Generator = serde_saphyr::from_str(body).with_context(|| format!("generator `{name}` does not parse"))?;
+            let mut generator: Generator =
+                serde_saphyr::from_str(body).with_context(|| format!("generator `{name}` does not parse"))?;
             generator.file = (*name).to_owned();
             Ok(generator)
         })
@@ -80,7 +82,12 @@ mod tests {
         assert!(generators.len() >= 5);
         for g in &generators {
             for o in &g.outputs {
-                assert!(templates.contains(&o.template.as_str()), "{}: no template {}", g.file, o.template);
+                assert!(
+                    templates.contains(&o.template.as_str()),
+                    "{}: no template {}",
+                    g.file,
+                    o.template
+                );
                 o.mode_bits().unwrap();
             }
         }
@@ -88,12 +95,19 @@ mod tests {
 
     #[test]
     fn every_template_is_used_by_a_generator() {
-        let used: Vec<String> = all().unwrap().into_iter().flat_map(|g| g.outputs.into_iter().map(|o| o.template)).collect();
+        let used: Vec<String> = all()
+            .unwrap()
+            .into_iter()
+            .flat_map(|g| g.outputs.into_iter().map(|o| o.template))
+            .collect();
         for (name, _) in crate::render::TEMPLATES {
             if name.contains("/_") {
                 continue; // partials, included by other templates
             }
-            assert!(used.iter().any(|u| u == name), "template {name} is not used by any generator");
+            assert!(
+                used.iter().any(|u| u == name),
+                "template {name} is not used by any generator"
+            );
         }
     }
 }

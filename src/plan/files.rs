@@ -23,12 +23,21 @@ pub struct PathEntry {
     pub reason: String,
 }
 
-fn entry(path: &AbsPath, kind: &'static str, owner: &str, group: &str, mode: &'static str, access: &'static str, setting: &'static str, reason: impl Into<String>) -> PathEntry {
+/// `owner` is (user, group).
+fn entry(
+    path: &AbsPath,
+    kind: &'static str,
+    owner: (&str, &str),
+    mode: &'static str,
+    access: &'static str,
+    setting: &'static str,
+    reason: impl Into<String>,
+) -> PathEntry {
     PathEntry {
         path: path.to_string(),
         kind,
-        owner: owner.to_owned(),
-        group: group.to_owned(),
+        owner: owner.0.to_owned(),
+        group: owner.1.to_owned(),
         mode,
         backup_user_access: access,
         setting,
@@ -48,33 +57,176 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
     let pb = &c.pgbackrest;
     let tls = &pb.tls_directory;
     let mut out = vec![
-        entry(&c.postgres.data_directory, "pgdata", owner, group, "0750", "read only", "pg1-path",
-            "group read (files 0640, directories 0750) lets the backup user copy the cluster; no group write, nothing for others. PostgreSQL keeps this mode for new files only when it starts with the directory at 0750"),
-        entry(&c.backup_user.home, "dir", bu, bg, "0750", "read and write", "", "the backup user's home (its shell history and, for scram-sha-256, its .pgpass)"),
-        entry(&pb.repository, "dir", bu, bg, "0750", "read and write", "repo1-path",
-            "the backup user owns the whole repository: archive-push (as the cluster owner) reaches it only through the TLS server, because two OS users cannot share one repository ([041] archive.info … Permission denied)"),
-        entry(&pb.backup_user_lock, "dir", bu, bg, "0750", "read and write", "lock-path", "the backup user's own lock directory; a shared one blocks whichever user came second ([050] unable to acquire lock)"),
-        entry(&pb.backup_user_log, "dir", bu, bg, "0750", "read and write", "log-path", "the backup user's own log directory"),
-        entry(&pb.owner_lock, "dir", owner, group, "0750", "none", "lock-path", "the cluster owner's lock directory (archive-push, stanza-create)"),
-        entry(&pb.owner_log, "dir", owner, group, "0750", "none", "log-path", "the cluster owner's log directory"),
-        entry(&pb.owner_spool, "dir", owner, group, "0750", "none", "spool-path", "asynchronous archiving spool; belongs to the cluster owner, the backup user needs nothing here"),
+        entry(
+            &c.postgres.data_directory,
+            "pgdata",
+            (owner, group),
+            "0750",
+            "read only",
+            "pg1-path",
+            "group read (files 0640, directories 0750) lets the backup user copy the cluster; no group write, nothing for others. PostgreSQL keeps this mode for new files only when it starts with the directory at 0750",
+        ),
+        entry(
+            &c.backup_user.home,
+            "dir",
+            (bu, bg),
+            "0750",
+            "read and write",
+            "",
+            "the backup user's home (its shell history and, for scram-sha-256, its .pgpass)",
+        ),
+        entry(
+            &pb.repository,
+            "dir",
+            (bu, bg),
+            "0750",
+            "read and write",
+            "repo1-path",
+            "the backup user owns the whole repository: archive-push (as the cluster owner) reaches it only through the TLS server, because two OS users cannot share one repository ([041] archive.info … Permission denied)",
+        ),
+        entry(
+            &pb.backup_user_lock,
+            "dir",
+            (bu, bg),
+            "0750",
+            "read and write",
+            "lock-path",
+            "the backup user's own lock directory; a shared one blocks whichever user came second ([050] unable to acquire lock)",
+        ),
+        entry(
+            &pb.backup_user_log,
+            "dir",
+            (bu, bg),
+            "0750",
+            "read and write",
+            "log-path",
+            "the backup user's own log directory",
+        ),
+        entry(
+            &pb.owner_lock,
+            "dir",
+            (owner, group),
+            "0750",
+            "none",
+            "lock-path",
+            "the cluster owner's lock directory (archive-push, stanza-create)",
+        ),
+        entry(
+            &pb.owner_log,
+            "dir",
+            (owner, group),
+            "0750",
+            "none",
+            "log-path",
+            "the cluster owner's log directory",
+        ),
+        entry(
+            &pb.owner_spool,
+            "dir",
+            (owner, group),
+            "0750",
+            "none",
+            "spool-path",
+            "asynchronous archiving spool; belongs to the cluster owner, the backup user needs nothing here",
+        ),
     ];
-    let mut config_dirs: Vec<AbsPath> = [&pb.repository_config, &pb.database_config].into_iter().filter_map(parent).collect();
+    let mut config_dirs: Vec<AbsPath> = [&pb.repository_config, &pb.database_config]
+        .into_iter()
+        .filter_map(parent)
+        .collect();
     config_dirs.dedup();
     for dir in &config_dirs {
-        out.push(entry(dir, "dir", "root", "root", "0755", "read only", "", "configuration directory, writable by root only"));
+        out.push(entry(
+            dir,
+            "dir",
+            ("root", "root"),
+            "0755",
+            "read only",
+            "",
+            "configuration directory, writable by root only",
+        ));
     }
-    out.push(entry(&pb.repository_config, "file", "root", bg, "0640", "read only", "--config",
-        "repository-side configuration: read by the backup user and its TLS server, written by root only"));
-    out.push(entry(&pb.database_config, "file", "root", group, "0640", "none", "--config",
-        "database-side configuration: read by the cluster owner (archive_command, stanza-create, restore)"));
-    out.push(entry(tls, "dir", "root", "root", "0755", "read only", "", "TLS material made on this host at apply time; never in the artifact tree"));
-    out.push(entry(&tls.join("ca.key"), "key", "root", "root", "0600", "none", "", "the CA key signs the two certificates; only root reads it"));
-    out.push(entry(&tls.join("ca.crt"), "cert", "root", "root", "0644", "read only", "tls-server-ca-file, repo1-host-ca-file", "the CA both sides trust"));
-    out.push(entry(&tls.join("server.key"), "key", bu, bg, "0600", "read only", "tls-server-key-file", "the TLS server's key, read only by the backup user (pgBackRest refuses keys with group or other bits)"));
-    out.push(entry(&tls.join("server.crt"), "cert", bu, bg, "0644", "read only", "tls-server-cert-file", "the TLS server's certificate"));
-    out.push(entry(&tls.join("client.key"), "key", owner, group, "0600", "none", "repo1-host-key-file", "the cluster owner's client key, read only by the cluster owner"));
-    out.push(entry(&tls.join("client.crt"), "cert", owner, group, "0644", "none", "repo1-host-cert-file", "the cluster owner's client certificate; its CN is what tls-server-auth allows"));
+    out.push(entry(
+        &pb.repository_config,
+        "file",
+        ("root", bg),
+        "0640",
+        "read only",
+        "--config",
+        "repository-side configuration: read by the backup user and its TLS server, written by root only",
+    ));
+    out.push(entry(
+        &pb.database_config,
+        "file",
+        ("root", group),
+        "0640",
+        "none",
+        "--config",
+        "database-side configuration: read by the cluster owner (archive_command, stanza-create, restore)",
+    ));
+    out.push(entry(
+        tls,
+        "dir",
+        ("root", "root"),
+        "0755",
+        "read only",
+        "",
+        "TLS material made on this host at apply time; never in the artifact tree",
+    ));
+    out.push(entry(
+        &tls.join("ca.key"),
+        "key",
+        ("root", "root"),
+        "0600",
+        "none",
+        "",
+        "the CA key signs the two certificates; only root reads it",
+    ));
+    out.push(entry(
+        &tls.join("ca.crt"),
+        "cert",
+        ("root", "root"),
+        "0644",
+        "read only",
+        "tls-server-ca-file, repo1-host-ca-file",
+        "the CA both sides trust",
+    ));
+    out.push(entry(
+        &tls.join("server.key"),
+        "key",
+        (bu, bg),
+        "0600",
+        "read only",
+        "tls-server-key-file",
+        "the TLS server's key, read only by the backup user (pgBackRest refuses keys with group or other bits)",
+    ));
+    out.push(entry(
+        &tls.join("server.crt"),
+        "cert",
+        (bu, bg),
+        "0644",
+        "read only",
+        "tls-server-cert-file",
+        "the TLS server's certificate",
+    ));
+    out.push(entry(
+        &tls.join("client.key"),
+        "key",
+        (owner, group),
+        "0600",
+        "none",
+        "repo1-host-key-file",
+        "the cluster owner's client key, read only by the cluster owner",
+    ));
+    out.push(entry(
+        &tls.join("client.crt"),
+        "cert",
+        (owner, group),
+        "0644",
+        "none",
+        "repo1-host-cert-file",
+        "the cluster owner's client certificate; its CN is what tls-server-auth allows",
+    ));
     out
 }
 
@@ -83,11 +235,27 @@ pub fn systemd_plan(c: &Cluster) -> SystemdPlan {
     let tmp = AbsPath::parse("/tmp").expect("constant path");
     let mut tmpfiles = Vec::new();
     for (path, owner, group) in [
-        (&c.pgbackrest.backup_user_lock, c.backup_user.name.as_str(), c.backup_user.group.as_str()),
-        (&c.pgbackrest.owner_lock, c.postgres.owner.as_str(), c.postgres.group.as_str()),
+        (
+            &c.pgbackrest.backup_user_lock,
+            c.backup_user.name.as_str(),
+            c.backup_user.group.as_str(),
+        ),
+        (
+            &c.pgbackrest.owner_lock,
+            c.postgres.owner.as_str(),
+            c.postgres.group.as_str(),
+        ),
     ] {
         if path.is_within(&tmp) {
-            tmpfiles.push(entry(path, "dir", owner, group, "0750", "", "lock-path", "recreated at boot with the right owner before anyone else can claim the name"));
+            tmpfiles.push(entry(
+                path,
+                "dir",
+                (owner, group),
+                "0750",
+                "",
+                "lock-path",
+                "recreated at boot with the right owner before anyone else can claim the name",
+            ));
         }
     }
     SystemdPlan {

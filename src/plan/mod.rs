@@ -169,7 +169,10 @@ pub struct ArtifactNames {
 
 pub fn build(policy: &Policy) -> Plan {
     Plan {
-        tool: ToolInfo { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION") },
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        },
         policy_file: policy.source_name.clone(),
         clusters: policy.clusters.iter().map(plan_cluster).collect(),
     }
@@ -193,7 +196,10 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     let memberships = privileges
         .memberships
         .iter()
-        .map(|m| Grant { role: m.role.to_owned(), reason: m.reason.to_owned() })
+        .map(|m| Grant {
+            role: m.role.to_owned(),
+            reason: m.reason.to_owned(),
+        })
         .collect();
     let (password_file, password_env) = match &c.role.auth {
         Auth::Scram(PasswordSource::File(p)) => (p.to_string(), String::new()),
@@ -223,7 +229,12 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             port: c.postgres.port,
             bin_directory: c.postgres.bin_directory.to_string(),
             hba_file: c.postgres.hba_file.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            ident_file: c.postgres.ident_file.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            ident_file: c
+                .postgres
+                .ident_file
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             service: c.postgres.service.to_string(),
             has_ident_mappings_view: major.has_ident_mappings_view(),
         },
@@ -244,7 +255,15 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             },
             password_file,
             password_env,
-            attributes: vec!["LOGIN", "NOSUPERUSER", "INHERIT", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION", "NOBYPASSRLS"],
+            attributes: vec![
+                "LOGIN",
+                "NOSUPERUSER",
+                "INHERIT",
+                "NOCREATEDB",
+                "NOCREATEROLE",
+                "NOREPLICATION",
+                "NOBYPASSRLS",
+            ],
         },
         memberships,
         functions,
@@ -261,7 +280,10 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         repository_config: pgbackrest::repository_config(c, &tls),
         database_config: pgbackrest::database_config(c, &tls),
         tls,
-        archive: ArchivePlan { managed: c.archive_managed, command: pgbackrest::archive_command(c) },
+        archive: ArchivePlan {
+            managed: c.archive_managed,
+            command: pgbackrest::archive_command(c),
+        },
         restart_reasons: restart_reasons(c),
         warnings,
         files: ArtifactNames {
@@ -277,7 +299,13 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
 fn search_paths(c: &Cluster) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let socket = &c.postgres.socket_directory;
-    let candidates = c.postgres.data_directory.ancestors().into_iter().chain(std::iter::once(socket.clone())).chain(socket.ancestors());
+    let candidates = c
+        .postgres
+        .data_directory
+        .ancestors()
+        .into_iter()
+        .chain(std::iter::once(socket.clone()))
+        .chain(socket.ancestors());
     for path in candidates {
         let path = path.to_string();
         if !out.contains(&path) {

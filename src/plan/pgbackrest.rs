@@ -32,7 +32,10 @@ pub struct ConfigOption {
 }
 
 fn opt(key: &'static str, value: impl ToString) -> ConfigOption {
-    ConfigOption { key, value: value.to_string() }
+    ConfigOption {
+        key,
+        value: value.to_string(),
+    }
 }
 
 pub fn tls_plan(c: &Cluster) -> TlsPlan {
@@ -40,7 +43,11 @@ pub fn tls_plan(c: &Cluster) -> TlsPlan {
     // pgBackRest before 2.53 cannot match an IP address against a certificate, so a
     // loopback listener is reached by the name `localhost`, for which the server
     // certificate is issued.
-    let connect_host = if c.pgbackrest.tls_address.is_loopback() { "localhost".to_owned() } else { c.pgbackrest.tls_address.to_string() };
+    let connect_host = if c.pgbackrest.tls_address.is_loopback() {
+        "localhost".to_owned()
+    } else {
+        c.pgbackrest.tls_address.to_string()
+    };
     TlsPlan {
         address: c.pgbackrest.tls_address.to_string(),
         server_cn: connect_host.clone(),
@@ -98,8 +105,14 @@ pub fn repository_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
         mode: "0640",
         reader: format!("the backup user `{}` and its TLS server", c.backup_user.name),
         sections: vec![
-            ConfigSection { name: "global".into(), options: global },
-            ConfigSection { name: pb.stanza.to_string(), options: pg_options(c, true) },
+            ConfigSection {
+                name: "global".into(),
+                options: global,
+            },
+            ConfigSection {
+                name: pb.stanza.to_string(),
+                options: pg_options(c, true),
+            },
         ],
     }
 }
@@ -125,10 +138,19 @@ pub fn database_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
         owner: "root".into(),
         group: c.postgres.group.to_string(),
         mode: "0640",
-        reader: format!("the cluster owner `{}` (archive_command, stanza-create, restore)", c.postgres.owner),
+        reader: format!(
+            "the cluster owner `{}` (archive_command, stanza-create, restore)",
+            c.postgres.owner
+        ),
         sections: vec![
-            ConfigSection { name: "global".into(), options: global },
-            ConfigSection { name: pb.stanza.to_string(), options: pg_options(c, false) },
+            ConfigSection {
+                name: "global".into(),
+                options: global,
+            },
+            ConfigSection {
+                name: pb.stanza.to_string(),
+                options: pg_options(c, false),
+            },
         ],
     }
 }
@@ -142,4 +164,3 @@ pub fn archive_command(c: &Cluster) -> String {
         c.pgbackrest.binary, c.pgbackrest.database_config, c.pgbackrest.stanza
     )
 }
-

@@ -49,7 +49,11 @@ pub struct PolicyErrors {
 
 impl fmt::Display for PolicyErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let errors = self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         for d in &self.diagnostics {
             writeln!(f, "{d}")?;
         }
@@ -67,7 +71,10 @@ pub struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     pub fn new(file: &'a Path) -> Self {
-        Self { file, diagnostics: Vec::new() }
+        Self {
+            file,
+            diagnostics: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, severity: Severity, at: Option<(usize, usize)>, field: &str, message: impl Into<String>) {

@@ -25,7 +25,10 @@ pub struct Loaded {
 /// Reads, parses and validates `path`. On failure every diagnostic is returned.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read policy `{}`: {e}", path.display()))?;
-    let source_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.yaml".into());
+    let source_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "policy.yaml".into());
     parse(&bytes, path, &source_name).map_err(anyhow::Error::new)
 }
 
@@ -33,22 +36,42 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, PolicyErrors> {
     let mut out = Collector::new(path);
     if bytes.len() > MAX_POLICY_BYTES {
-        out.error(None, "", format!("the file is {} bytes; a policy may be at most {MAX_POLICY_BYTES}", bytes.len()));
-        return Err(PolicyErrors { diagnostics: out.diagnostics });
+        out.error(
+            None,
+            "",
+            format!(
+                "the file is {} bytes; a policy may be at most {MAX_POLICY_BYTES}",
+                bytes.len()
+            ),
+        );
+        return Err(PolicyErrors {
+            diagnostics: out.diagnostics,
+        });
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            out.error(None, "", format!("the file is not UTF-8 (invalid byte at offset {})", e.valid_up_to()));
-            return Err(PolicyErrors { diagnostics: out.diagnostics });
+            out.error(
+                None,
+                "",
+                format!("the file is not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            );
+            return Err(PolicyErrors {
+                diagnostics: out.diagnostics,
+            });
         }
     };
     let raw: raw::PolicyFile = match serde_saphyr::from_str_with_options(text, parser_options()) {
         Ok(raw) => raw,
         Err(e) => {
-            let (line, column) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() as usize, l.column() as usize))
+                .unwrap_or((0, 0));
             out.error((line > 0).then_some((line, column)), "", first_line(&e.to_string()));
-            return Err(PolicyErrors { diagnostics: out.diagnostics });
+            return Err(PolicyErrors {
+                diagnostics: out.diagnostics,
+            });
         }
     };
     match validate::resolve(raw, source_name, &mut out) {
@@ -56,7 +79,9 @@ pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, Pol
             let warnings = out.diagnostics;
             Ok(Loaded { policy, warnings })
         }
-        _ => Err(PolicyErrors { diagnostics: out.diagnostics }),
+        _ => Err(PolicyErrors {
+            diagnostics: out.diagnostics,
+        }),
     }
 }
 

@@ -70,11 +70,16 @@ impl UnitName {
         let ok = value.len() <= 255
             && value.ends_with(".service")
             && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && ascii_only(value, |c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | ':'));
+            && ascii_only(value, |c| {
+                c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | ':')
+            });
         if ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(format!("`{}` is not a systemd service name like `postgresql@15-main.service`", printable(value)))
+            Err(format!(
+                "`{}` is not a systemd service name like `postgresql@15-main.service`",
+                printable(value)
+            ))
         }
     }
 }
@@ -85,9 +90,16 @@ fn ascii_only(value: &str, allowed: impl Fn(char) -> bool) -> bool {
 
 impl ClusterName {
     pub fn parse(value: &str) -> Result<Self, String> {
-        let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if value.is_empty() || value.len() > 40 || !first_ok
-            || !ascii_only(value, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        let first_ok = value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if value.is_empty()
+            || value.len() > 40
+            || !first_ok
+            || !ascii_only(value, |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+            })
         {
             return Err(format!(
                 "`{}` is not a valid cluster name: use 1 to 40 characters from a-z, 0-9, `-` and `_`, starting with a letter or digit (it becomes a directory and a systemd unit name)",
@@ -101,8 +113,12 @@ impl ClusterName {
 impl OsName {
     pub fn parse(value: &str) -> Result<Self, String> {
         let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-        if value.is_empty() || value.len() > 32 || !first_ok
-            || !ascii_only(value, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        if value.is_empty()
+            || value.len() > 32
+            || !first_ok
+            || !ascii_only(value, |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+            })
         {
             return Err(format!(
                 "`{}` is not a valid OS user or group name: use 1 to 32 characters from a-z, 0-9, `-` and `_`, starting with a letter or `_`",
@@ -166,7 +182,9 @@ fn is_invisible_format_char(c: char) -> bool {
 impl Stanza {
     pub fn parse(value: &str) -> Result<Self, String> {
         let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        if value.is_empty() || value.len() > 64 || !first_ok
+        if value.is_empty()
+            || value.len() > 64
+            || !first_ok
             || !ascii_only(value, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
             return Err(format!(
@@ -184,10 +202,16 @@ impl AbsPath {
     /// keeps every one of them simple to read and impossible to misparse.
     pub fn parse(value: &str) -> Result<Self, String> {
         if !value.starts_with('/') {
-            return Err(format!("`{}` is not an absolute path (it must start with `/`)", printable(value)));
+            return Err(format!(
+                "`{}` is not an absolute path (it must start with `/`)",
+                printable(value)
+            ));
         }
         if value.len() > 1024 {
-            return Err(format!("the path is {} bytes long; at most 1024 are accepted", value.len()));
+            return Err(format!(
+                "the path is {} bytes long; at most 1024 are accepted",
+                value.len()
+            ));
         }
         if let Some(c) = value
             .chars()
@@ -206,10 +230,14 @@ impl AbsPath {
             return Err(format!("`{value}` contains an empty component (`//`)"));
         }
         if value.split('/').any(|part| part == "." || part == "..") {
-            return Err(format!("`{value}` contains a `.` or `..` component: write the resolved path"));
+            return Err(format!(
+                "`{value}` contains a `.` or `..` component: write the resolved path"
+            ));
         }
         if value.split('/').any(|part| part.starts_with('-')) {
-            return Err(format!("`{value}` has a component starting with `-`, which commands would read as an option"));
+            return Err(format!(
+                "`{value}` has a component starting with `-`, which commands would read as an option"
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -238,7 +266,8 @@ impl AbsPath {
 
     /// True when `self` is `other` or lies below it.
     pub fn is_within(&self, other: &AbsPath) -> bool {
-        self == other || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+        self == other
+            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
             || other.0 == "/"
     }
 }
@@ -249,10 +278,15 @@ impl HostName {
             return Ok(Self(value.to_owned()));
         }
         let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        if value.is_empty() || value.len() > 253 || !first_ok
+        if value.is_empty()
+            || value.len() > 253
+            || !first_ok
             || !ascii_only(value, |c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         {
-            return Err(format!("`{}` is neither an IP address nor a host name", printable(value)));
+            return Err(format!(
+                "`{}` is neither an IP address nor a host name",
+                printable(value)
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -265,7 +299,10 @@ impl HostName {
 impl EnvName {
     pub fn parse(value: &str) -> Result<Self, String> {
         let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_');
-        if !first_ok || value.len() > 128 || !ascii_only(value, |c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+        if !first_ok
+            || value.len() > 128
+            || !ascii_only(value, |c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
             return Err(format!(
                 "`{}` is not an environment variable name: use A-Z, 0-9 and `_`, not starting with a digit",
                 printable(value)
@@ -308,7 +345,9 @@ mod tests {
     #[test]
     fn paths_are_checked() {
         assert!(AbsPath::parse("/var/lib/postgresql/15/main").is_ok());
-        for bad in ["relative", "/a/../b", "/a//b", "/a/", "/a b", "/a;b", "/a$(x)", "/a%p", "/a\nb", "/-rf", "/a'b"] {
+        for bad in [
+            "relative", "/a/../b", "/a//b", "/a/", "/a b", "/a;b", "/a$(x)", "/a%p", "/a\nb", "/-rf", "/a'b",
+        ] {
             assert!(AbsPath::parse(bad).is_err(), "{bad} accepted");
         }
     }

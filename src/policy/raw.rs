@@ -146,12 +146,56 @@ macro_rules! merge_section {
     };
 }
 
-merge_section!(PostgresSpec { major, layout, data_directory, owner, group, socket_directory, port, bin_directory, hba_file, ident_file, service });
-merge_section!(BackupUserSpec { name, group, home, shell, ssh_key });
-merge_section!(RoleSpec { name, database, auth, password_file, password_env, revoke_public_create });
-merge_section!(PgbackrestSpec { stanza, version, binary, commands, repository, retention_full, start_fast, tls, config, backup_user_paths, owner_paths });
-merge_section!(TlsSpec { address, port, directory });
-merge_section!(ConfigPathsSpec { repository_side, database_side });
+merge_section!(PostgresSpec {
+    major,
+    layout,
+    data_directory,
+    owner,
+    group,
+    socket_directory,
+    port,
+    bin_directory,
+    hba_file,
+    ident_file,
+    service
+});
+merge_section!(BackupUserSpec {
+    name,
+    group,
+    home,
+    shell,
+    ssh_key
+});
+merge_section!(RoleSpec {
+    name,
+    database,
+    auth,
+    password_file,
+    password_env,
+    revoke_public_create
+});
+merge_section!(PgbackrestSpec {
+    stanza,
+    version,
+    binary,
+    commands,
+    repository,
+    retention_full,
+    start_fast,
+    tls,
+    config,
+    backup_user_paths,
+    owner_paths
+});
+merge_section!(TlsSpec {
+    address,
+    port,
+    directory
+});
+merge_section!(ConfigPathsSpec {
+    repository_side,
+    database_side
+});
 merge_section!(UserPathsSpec { lock, log, spool });
 merge_section!(ArchiveSpec { managed });
 

@@ -52,9 +52,17 @@ impl Fields<'_, '_> {
             None => match default() {
                 Some(d) => match parse(&d) {
                     Ok(t) => Some(t),
+                    // A default derived from another field fails only when that field
+                    // is itself invalid, and that error is already reported.
                     Err(message) => {
-                        let path = self.path(field);
-                        self.out.error(self.cluster_at, &path, format!("the default derived from other fields is invalid: {message}"));
+                        if !self.out.has_errors() {
+                            let path = self.path(field);
+                            self.out.error(
+                                self.cluster_at,
+                                &path,
+                                format!("the default derived from other fields is invalid: {message}"),
+                            );
+                        }
                         None
                     }
                 },
@@ -74,7 +82,8 @@ impl Fields<'_, '_> {
                 Ok(port) if port > 0 => Some(port),
                 _ => {
                     let path = self.path(field);
-                    self.out.error(at(v), &path, format!("{} is not a TCP port (1 to 65535)", v.value));
+                    self.out
+                        .error(at(v), &path, format!("{} is not a TCP port (1 to 65535)", v.value));
                     None
                 }
             },
@@ -88,7 +97,14 @@ fn string<T>(v: &Option<S<T>>) -> Option<&S<T>> {
 
 pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>) -> Option<Policy> {
     if file.version.value != 1 {
-        out.error(at(&file.version), "version", format!("policy version {} is not known: this pgbr-policy reads version 1", file.version.value));
+        out.error(
+            at(&file.version),
+            "version",
+            format!(
+                "policy version {} is not known: this pgbr-policy reads version 1",
+                file.version.value
+            ),
+        );
         return None;
     }
     if file.clusters.value.is_empty() {
@@ -97,7 +113,11 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     }
     let defaults = file.defaults.unwrap_or_default();
     if let Some(name) = &defaults.name {
-        out.error(at(name), "defaults.name", "a name cannot be shared: give each cluster its own `name`");
+        out.error(
+            at(name),
+            "defaults.name",
+            "a name cannot be shared: give each cluster its own `name`",
+        );
     }
     let clusters_at = at(&file.clusters);
     let mut clusters = Vec::new();
@@ -111,22 +131,41 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     if out.has_errors() {
         return None;
     }
-    Some(Policy { source_name: source_name.to_owned(), clusters })
+    Some(Policy {
+        source_name: source_name.to_owned(),
+        clusters,
+    })
 }
 
 fn check_unique(clusters: &[Cluster], out: &mut Collector<'_>) {
     for (i, a) in clusters.iter().enumerate() {
         for b in &clusters[..i] {
             if a.name == b.name {
-                out.error(None, &format!("clusters[{i}].name"), format!("`{}` is used by two clusters; names must be unique (each gets its own output directory)", a.name));
+                out.error(
+                    None,
+                    &format!("clusters[{i}].name"),
+                    format!(
+                        "`{}` is used by two clusters; names must be unique (each gets its own output directory)",
+                        a.name
+                    ),
+                );
             }
         }
     }
 }
 
-fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(usize, usize)>, out: &mut Collector<'_>) -> Option<Cluster> {
+fn resolve_cluster(
+    index: usize,
+    spec: raw::ClusterSpec,
+    clusters_at: Option<(usize, usize)>,
+    out: &mut Collector<'_>,
+) -> Option<Cluster> {
     let cluster_at = spec.name.as_ref().and_then(at).or(clusters_at);
-    let mut f = Fields { out, prefix: format!("clusters[{index}]"), cluster_at };
+    let mut f = Fields {
+        out,
+        prefix: format!("clusters[{index}]"),
+        cluster_at,
+    };
     let name = f.parse(string(&spec.name), "name", || None, ClusterName::parse);
 
     let pg = spec.postgres.unwrap_or_default();
@@ -141,59 +180,152 @@ fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(us
         },
         None => {
             let path = f.path("postgres.major");
-            f.out.error(cluster_at, &path, "is required (the PostgreSQL major version, 10 to 18)");
+            f.out.error(
+                cluster_at,
+                &path,
+                "is required (the PostgreSQL major version, 10 to 18)",
+            );
             None
         }
     };
-    let layout = f.parse(string(&pg.layout), "postgres.layout", || Some("debian".into()), |v| match v {
-        "debian" => Ok(Layout::Debian),
-        "rhel" => Ok(Layout::Rhel),
-        other => Err(format!("`{}` is not a known layout: use `debian` or `rhel` (it sets the default paths)", super::names::printable(other))),
-    });
+    let layout = f.parse(
+        string(&pg.layout),
+        "postgres.layout",
+        || Some("debian".into()),
+        |v| match v {
+            "debian" => Ok(Layout::Debian),
+            "rhel" => Ok(Layout::Rhel),
+            other => Err(format!(
+                "`{}` is not a known layout: use `debian` or `rhel` (it sets the default paths)",
+                super::names::printable(other)
+            )),
+        },
+    );
     let m = major.map(|m| m.get()).unwrap_or(0);
     let lay = layout.unwrap_or(Layout::Debian);
-    let data_directory = f.parse(string(&pg.data_directory), "postgres.data_directory", || Some(match lay {
-        Layout::Debian => format!("/var/lib/postgresql/{m}/main"),
-        Layout::Rhel => format!("/var/lib/pgsql/{m}/data"),
-    }), AbsPath::parse);
-    let owner = f.parse(string(&pg.owner), "postgres.owner", || Some("postgres".into()), OsName::parse);
+    let data_directory = f.parse(
+        string(&pg.data_directory),
+        "postgres.data_directory",
+        || {
+            Some(match lay {
+                Layout::Debian => format!("/var/lib/postgresql/{m}/main"),
+                Layout::Rhel => format!("/var/lib/pgsql/{m}/data"),
+            })
+        },
+        AbsPath::parse,
+    );
+    let owner = f.parse(
+        string(&pg.owner),
+        "postgres.owner",
+        || Some("postgres".into()),
+        OsName::parse,
+    );
     let owner_name = owner.as_ref().map(|o| o.to_string()).unwrap_or_default();
-    let group = f.parse(string(&pg.group), "postgres.group", || Some(owner_name.clone()), OsName::parse);
-    let socket_directory = f.parse(string(&pg.socket_directory), "postgres.socket_directory", || Some(match lay {
-        Layout::Debian => "/var/run/postgresql".into(),
-        Layout::Rhel => "/run/postgresql".into(),
-    }), AbsPath::parse);
+    let group = f.parse(
+        string(&pg.group),
+        "postgres.group",
+        || Some(owner_name.clone()),
+        OsName::parse,
+    );
+    let socket_directory = f.parse(
+        string(&pg.socket_directory),
+        "postgres.socket_directory",
+        || {
+            Some(match lay {
+                Layout::Debian => "/var/run/postgresql".into(),
+                Layout::Rhel => "/run/postgresql".into(),
+            })
+        },
+        AbsPath::parse,
+    );
     let port = f.port(pg.port.as_ref(), "postgres.port", 5432);
-    let bin_directory = f.parse(string(&pg.bin_directory), "postgres.bin_directory", || Some(match lay {
-        Layout::Debian => format!("/usr/lib/postgresql/{m}/bin"),
-        Layout::Rhel => format!("/usr/pgsql-{m}/bin"),
-    }), AbsPath::parse);
-    let hba_file = pg.hba_file.as_ref().and_then(|v| f.parse(Some(v), "postgres.hba_file", || None, AbsPath::parse));
-    let ident_file = pg.ident_file.as_ref().and_then(|v| f.parse(Some(v), "postgres.ident_file", || None, AbsPath::parse));
+    let bin_directory = f.parse(
+        string(&pg.bin_directory),
+        "postgres.bin_directory",
+        || {
+            Some(match lay {
+                Layout::Debian => format!("/usr/lib/postgresql/{m}/bin"),
+                Layout::Rhel => format!("/usr/pgsql-{m}/bin"),
+            })
+        },
+        AbsPath::parse,
+    );
+    let hba_file = pg
+        .hba_file
+        .as_ref()
+        .and_then(|v| f.parse(Some(v), "postgres.hba_file", || None, AbsPath::parse));
+    let ident_file = pg
+        .ident_file
+        .as_ref()
+        .and_then(|v| f.parse(Some(v), "postgres.ident_file", || None, AbsPath::parse));
     // Debian runs cluster <major>/<name> as postgresql@<major>-<name>; PGDG RPMs as postgresql-<major>.
-    let debian_cluster = data_directory.as_ref().and_then(|d| d.as_str().rsplit('/').next().map(str::to_owned)).unwrap_or_else(|| "main".into());
-    let service = f.parse(string(&pg.service), "postgres.service", || Some(match lay {
-        Layout::Debian => format!("postgresql@{m}-{debian_cluster}.service"),
-        Layout::Rhel => format!("postgresql-{m}.service"),
-    }), UnitName::parse);
+    let debian_cluster = data_directory
+        .as_ref()
+        .and_then(|d| d.as_str().rsplit('/').next().map(str::to_owned))
+        .unwrap_or_else(|| "main".into());
+    let service = f.parse(
+        string(&pg.service),
+        "postgres.service",
+        || {
+            Some(match lay {
+                Layout::Debian => format!("postgresql@{m}-{debian_cluster}.service"),
+                Layout::Rhel => format!("postgresql-{m}.service"),
+            })
+        },
+        UnitName::parse,
+    );
 
     let bu = spec.backup_user.unwrap_or_default();
-    let bu_name = f.parse(string(&bu.name), "backup_user.name", || Some("pgbackrest".into()), OsName::parse);
+    let bu_name = f.parse(
+        string(&bu.name),
+        "backup_user.name",
+        || Some("pgbackrest".into()),
+        OsName::parse,
+    );
     let bu_str = bu_name.as_ref().map(|n| n.to_string()).unwrap_or_default();
-    let bu_group = f.parse(string(&bu.group), "backup_user.group", || Some(bu_str.clone()), OsName::parse);
-    let home = f.parse(string(&bu.home), "backup_user.home", || Some(format!("/home/{bu_str}")), AbsPath::parse);
-    let shell = f.parse(string(&bu.shell), "backup_user.shell", || Some("/bin/bash".into()), AbsPath::parse);
+    let bu_group = f.parse(
+        string(&bu.group),
+        "backup_user.group",
+        || Some(bu_str.clone()),
+        OsName::parse,
+    );
+    let home = f.parse(
+        string(&bu.home),
+        "backup_user.home",
+        || Some(format!("/home/{bu_str}")),
+        AbsPath::parse,
+    );
+    let shell = f.parse(
+        string(&bu.shell),
+        "backup_user.shell",
+        || Some("/bin/bash".into()),
+        AbsPath::parse,
+    );
     let ssh_key = bu.ssh_key.as_ref().map(|v| v.value).unwrap_or(false);
 
     let role = spec.role.unwrap_or_default();
-    let role_name = f.parse(string(&role.name), "role.name", || Some("pgbackrest".into()), SqlName::parse);
+    let role_name = f.parse(
+        string(&role.name),
+        "role.name",
+        || Some("pgbackrest".into()),
+        SqlName::parse,
+    );
     if let (Some(name), Some(v)) = (&role_name, &role.name) {
         if name.as_str().starts_with("pg_") {
             let path = f.path("role.name");
-            f.out.error(at(v), &path, "role names starting with `pg_` are reserved by PostgreSQL");
+            f.out.error(
+                at(v),
+                &path,
+                "role names starting with `pg_` are reserved by PostgreSQL",
+            );
         }
     }
-    let database = f.parse(string(&role.database), "role.database", || Some("postgres".into()), SqlName::parse);
+    let database = f.parse(
+        string(&role.database),
+        "role.database",
+        || Some("postgres".into()),
+        SqlName::parse,
+    );
     let auth = resolve_auth(&mut f, &role);
     let revoke_public_create = role.revoke_public_create.as_ref().map(|v| v.value).unwrap_or(true);
     if let (Some(major), Some(v)) = (major, &role.revoke_public_create) {
@@ -205,15 +337,34 @@ fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(us
 
     let pb = spec.pgbackrest.unwrap_or_default();
     let cluster_str = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
-    let stanza = f.parse(string(&pb.stanza), "pgbackrest.stanza", || Some(cluster_str.clone()), Stanza::parse);
-    let version = pb.version.as_ref().and_then(|v| f.parse(Some(v), "pgbackrest.version", || None, Version::parse));
-    let binary = f.parse(string(&pb.binary), "pgbackrest.binary", || Some("/usr/bin/pgbackrest".into()), AbsPath::parse);
+    let stanza = f.parse(
+        string(&pb.stanza),
+        "pgbackrest.stanza",
+        || Some(cluster_str.clone()),
+        Stanza::parse,
+    );
+    let version = pb
+        .version
+        .as_ref()
+        .and_then(|v| f.parse(Some(v), "pgbackrest.version", || None, Version::parse));
+    let binary = f.parse(
+        string(&pb.binary),
+        "pgbackrest.binary",
+        || Some("/usr/bin/pgbackrest".into()),
+        AbsPath::parse,
+    );
     let commands = resolve_commands(&mut f, pb.commands.as_ref(), major);
-    let repository = f.parse(string(&pb.repository), "pgbackrest.repository", || Some("/var/lib/pgbackrest".into()), AbsPath::parse);
+    let repository = f.parse(
+        string(&pb.repository),
+        "pgbackrest.repository",
+        || Some("/var/lib/pgbackrest".into()),
+        AbsPath::parse,
+    );
     let retention_full = match &pb.retention_full {
         Some(v) if v.value == 0 || v.value > 9_999_999 => {
             let path = f.path("pgbackrest.retention_full");
-            f.out.error(at(v), &path, "must be between 1 and 9999999 (full backups kept)");
+            f.out
+                .error(at(v), &path, "must be between 1 and 9999999 (full backups kept)");
             None
         }
         Some(v) => Some(v.value),
@@ -221,23 +372,68 @@ fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(us
     };
     let start_fast = pb.start_fast.as_ref().map(|v| v.value).unwrap_or(true);
     let tls = pb.tls.clone().unwrap_or_default();
-    let tls_address = f.parse(string(&tls.address), "pgbackrest.tls.address", || Some("127.0.0.1".into()), HostName::parse);
+    let tls_address = f.parse(
+        string(&tls.address),
+        "pgbackrest.tls.address",
+        || Some("127.0.0.1".into()),
+        HostName::parse,
+    );
     let tls_port = f.port(tls.port.as_ref(), "pgbackrest.tls.port", 8432);
-    let tls_directory = f.parse(string(&tls.directory), "pgbackrest.tls.directory", || Some(format!("/etc/pgbackrest/{cluster_str}/tls")), AbsPath::parse);
+    let tls_directory = f.parse(
+        string(&tls.directory),
+        "pgbackrest.tls.directory",
+        || Some(format!("/etc/pgbackrest/{cluster_str}/tls")),
+        AbsPath::parse,
+    );
     let cfg = pb.config.clone().unwrap_or_default();
-    let repository_config = f.parse(string(&cfg.repository_side), "pgbackrest.config.repository_side", || Some(format!("/etc/pgbackrest/{cluster_str}/repository.conf")), AbsPath::parse);
-    let database_config = f.parse(string(&cfg.database_side), "pgbackrest.config.database_side", || Some(format!("/etc/pgbackrest/{cluster_str}/database.conf")), AbsPath::parse);
+    let repository_config = f.parse(
+        string(&cfg.repository_side),
+        "pgbackrest.config.repository_side",
+        || Some(format!("/etc/pgbackrest/{cluster_str}/repository.conf")),
+        AbsPath::parse,
+    );
+    let database_config = f.parse(
+        string(&cfg.database_side),
+        "pgbackrest.config.database_side",
+        || Some(format!("/etc/pgbackrest/{cluster_str}/database.conf")),
+        AbsPath::parse,
+    );
     let bup = pb.backup_user_paths.clone().unwrap_or_default();
     if let Some(v) = &bup.spool {
         let path = f.path("pgbackrest.backup_user_paths.spool");
         f.out.error(at(v), &path, "the spool path belongs to the cluster owner (asynchronous archiving); the backup user needs none: set it under owner_paths");
     }
-    let backup_user_lock = f.parse(string(&bup.lock), "pgbackrest.backup_user_paths.lock", || Some(format!("/tmp/pgbackrest-{bu_str}")), AbsPath::parse);
-    let backup_user_log = f.parse(string(&bup.log), "pgbackrest.backup_user_paths.log", || Some(format!("/var/log/pgbackrest-{bu_str}")), AbsPath::parse);
+    let backup_user_lock = f.parse(
+        string(&bup.lock),
+        "pgbackrest.backup_user_paths.lock",
+        || Some(format!("/tmp/pgbackrest-{bu_str}")),
+        AbsPath::parse,
+    );
+    let backup_user_log = f.parse(
+        string(&bup.log),
+        "pgbackrest.backup_user_paths.log",
+        || Some(format!("/var/log/pgbackrest-{bu_str}")),
+        AbsPath::parse,
+    );
     let op = pb.owner_paths.clone().unwrap_or_default();
-    let owner_lock = f.parse(string(&op.lock), "pgbackrest.owner_paths.lock", || Some("/tmp/pgbackrest".into()), AbsPath::parse);
-    let owner_log = f.parse(string(&op.log), "pgbackrest.owner_paths.log", || Some("/var/log/pgbackrest".into()), AbsPath::parse);
-    let owner_spool = f.parse(string(&op.spool), "pgbackrest.owner_paths.spool", || Some("/var/spool/pgbackrest".into()), AbsPath::parse);
+    let owner_lock = f.parse(
+        string(&op.lock),
+        "pgbackrest.owner_paths.lock",
+        || Some("/tmp/pgbackrest".into()),
+        AbsPath::parse,
+    );
+    let owner_log = f.parse(
+        string(&op.log),
+        "pgbackrest.owner_paths.log",
+        || Some("/var/log/pgbackrest".into()),
+        AbsPath::parse,
+    );
+    let owner_spool = f.parse(
+        string(&op.spool),
+        "pgbackrest.owner_paths.spool",
+        || Some("/var/spool/pgbackrest".into()),
+        AbsPath::parse,
+    );
     let archive_managed = spec.archive.and_then(|a| a.managed).map(|v| v.value).unwrap_or(true);
 
     let cluster = Cluster {
@@ -254,8 +450,19 @@ fn resolve_cluster(index: usize, spec: raw::ClusterSpec, clusters_at: Option<(us
             ident_file,
             service: service?,
         },
-        backup_user: BackupUser { name: bu_name?, group: bu_group?, home: home?, shell: shell?, ssh_key },
-        role: Role { name: role_name?, database: database?, auth: auth?, revoke_public_create },
+        backup_user: BackupUser {
+            name: bu_name?,
+            group: bu_group?,
+            home: home?,
+            shell: shell?,
+            ssh_key,
+        },
+        role: Role {
+            name: role_name?,
+            database: database?,
+            auth: auth?,
+            revoke_public_create,
+        },
         pgbackrest: Pgbackrest {
             stanza: stanza?,
             version: version.unwrap_or(Version(0, 0, 0)),
@@ -285,20 +492,32 @@ fn resolve_auth(f: &mut Fields<'_, '_>, role: &raw::RoleSpec) -> Option<Auth> {
     let method = role.auth.as_ref().map(|v| v.value.as_str()).unwrap_or("peer");
     match method {
         "peer" => {
-            for (value, field) in [(&role.password_file, "role.password_file"), (&role.password_env, "role.password_env")] {
+            for (value, field) in [
+                (&role.password_file, "role.password_file"),
+                (&role.password_env, "role.password_env"),
+            ] {
                 if let Some(v) = value {
                     let path = f.path(field);
-                    f.out.error(at(v), &path, "is only used with `auth: scram-sha-256`; peer authentication needs no password");
+                    f.out.error(
+                        at(v),
+                        &path,
+                        "is only used with `auth: scram-sha-256`; peer authentication needs no password",
+                    );
                 }
             }
             Some(Auth::Peer)
         }
         "scram-sha-256" => match (&role.password_file, &role.password_env) {
-            (Some(file), None) => f.parse(Some(file), "role.password_file", || None, AbsPath::parse).map(|p| Auth::Scram(PasswordSource::File(p))),
-            (None, Some(env)) => f.parse(Some(env), "role.password_env", || None, EnvName::parse).map(|e| Auth::Scram(PasswordSource::Env(e))),
+            (Some(file), None) => f
+                .parse(Some(file), "role.password_file", || None, AbsPath::parse)
+                .map(|p| Auth::Scram(PasswordSource::File(p))),
+            (None, Some(env)) => f
+                .parse(Some(env), "role.password_env", || None, EnvName::parse)
+                .map(|e| Auth::Scram(PasswordSource::Env(e))),
             (Some(_), Some(env)) => {
                 let path = f.path("role.password_env");
-                f.out.error(at(env), &path, "give either password_file or password_env, not both");
+                f.out
+                    .error(at(env), &path, "give either password_file or password_env, not both");
                 None
             }
             (None, None) => {
@@ -311,13 +530,24 @@ fn resolve_auth(f: &mut Fields<'_, '_>, role: &raw::RoleSpec) -> Option<Auth> {
         other => {
             let path = f.path("role.auth");
             let where_ = role.auth.as_ref().and_then(at);
-            f.out.error(where_, &path, format!("`{}` is not supported: use `peer` (default, no secret) or `scram-sha-256`", super::names::printable(other)));
+            f.out.error(
+                where_,
+                &path,
+                format!(
+                    "`{}` is not supported: use `peer` (default, no secret) or `scram-sha-256`",
+                    super::names::printable(other)
+                ),
+            );
             None
         }
     }
 }
 
-fn resolve_commands(f: &mut Fields<'_, '_>, value: Option<&S<Vec<S<String>>>>, major: Option<PgMajor>) -> Option<Vec<Command>> {
+fn resolve_commands(
+    f: &mut Fields<'_, '_>,
+    value: Option<&S<Vec<S<String>>>>,
+    major: Option<PgMajor>,
+) -> Option<Vec<Command>> {
     let Some(list) = value else {
         return Some(vec![Command::Check, Command::Backup]);
     };
@@ -386,19 +616,41 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
         }
     }
     let distinct: [(&AbsPath, &AbsPath, &str, &str); 3] = [
-        (&c.pgbackrest.backup_user_lock, &c.pgbackrest.owner_lock, "pgbackrest.backup_user_paths.lock", "a lock directory is created 0750 by whichever user comes first and then blocks the other ([050] unable to acquire lock)"),
-        (&c.pgbackrest.backup_user_log, &c.pgbackrest.owner_log, "pgbackrest.backup_user_paths.log", "each OS user needs a log directory it can write"),
-        (&c.pgbackrest.repository_config, &c.pgbackrest.database_config, "pgbackrest.config.repository_side", "the repository side and the database side need different files (the TLS client and server options differ)"),
+        (
+            &c.pgbackrest.backup_user_lock,
+            &c.pgbackrest.owner_lock,
+            "pgbackrest.backup_user_paths.lock",
+            "a lock directory is created 0750 by whichever user comes first and then blocks the other ([050] unable to acquire lock)",
+        ),
+        (
+            &c.pgbackrest.backup_user_log,
+            &c.pgbackrest.owner_log,
+            "pgbackrest.backup_user_paths.log",
+            "each OS user needs a log directory it can write",
+        ),
+        (
+            &c.pgbackrest.repository_config,
+            &c.pgbackrest.database_config,
+            "pgbackrest.config.repository_side",
+            "the repository side and the database side need different files (the TLS client and server options differ)",
+        ),
     ];
     for (a, b, field, why) in distinct {
         if a == b {
             let p = f.path(field);
-            f.out.error(f.cluster_at, &p, format!("`{a}` is used by both OS users: {why}"));
+            f.out
+                .error(f.cluster_at, &p, format!("`{a}` is used by both OS users: {why}"));
         }
     }
-    if c.pgbackrest.repository.is_within(&c.pgbackrest.owner_spool) || c.pgbackrest.owner_spool.is_within(&c.pgbackrest.repository) {
+    if c.pgbackrest.repository.is_within(&c.pgbackrest.owner_spool)
+        || c.pgbackrest.owner_spool.is_within(&c.pgbackrest.repository)
+    {
         let p = f.path("pgbackrest.owner_paths.spool");
-        f.out.error(f.cluster_at, &p, "the spool path must not overlap the repository: two OS users cannot share one directory tree");
+        f.out.error(
+            f.cluster_at,
+            &p,
+            "the spool path must not overlap the repository: two OS users cannot share one directory tree",
+        );
     }
     let version_at = pb.version.as_ref().and_then(at);
     let needed = c.postgres.major.min_pgbackrest().max(Version::TLS_SERVER);
@@ -409,7 +661,14 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
         }
     } else if c.pgbackrest.version < Version::TLS_SERVER {
         let p = f.path("pgbackrest.version");
-        f.out.error(version_at, &p, format!("pgBackRest {} has no TLS server (`pgbackrest server`, added in 2.37), which this layout needs", c.pgbackrest.version));
+        f.out.error(
+            version_at,
+            &p,
+            format!(
+                "pgBackRest {} has no TLS server (`pgbackrest server`, added in 2.37), which this layout needs",
+                c.pgbackrest.version
+            ),
+        );
     } else if c.pgbackrest.version < needed {
         let p = f.path("pgbackrest.version");
         f.out.warning(version_at, &p, format!("pgBackRest {} cannot back up PostgreSQL {} (`unexpected control version`); it needs pgBackRest {needed} or later", c.pgbackrest.version, c.postgres.major));

@@ -20,7 +20,9 @@ fn reject_control(context: &str, value: &str) -> Result<(), Unrepresentable> {
 /// An SQL identifier, always double-quoted so case and special characters survive.
 pub fn sql_ident(value: &str) -> Result<String, Unrepresentable> {
     if value.contains('\0') {
-        return Err(Unrepresentable("sql_ident: NUL cannot appear in an SQL identifier".into()));
+        return Err(Unrepresentable(
+            "sql_ident: NUL cannot appear in an SQL identifier".into(),
+        ));
     }
     Ok(postgres_protocol::escape::escape_identifier(value))
 }
@@ -40,7 +42,9 @@ pub fn sh(value: &str) -> Result<String, Unrepresentable> {
     }
     let plain = !value.is_empty()
         && !value.starts_with('-')
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '=' | '@' | '+' | ',' | '-'));
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '=' | '@' | '+' | ',' | '-'));
     if plain {
         return Ok(value.to_owned());
     }
@@ -52,23 +56,39 @@ pub fn sh(value: &str) -> Result<String, Unrepresentable> {
 pub fn hba(value: &str) -> Result<String, Unrepresentable> {
     reject_control("hba", value)?;
     if value.contains('"') {
-        return Err(Unrepresentable(format!("hba: `{}` contains `\"`, which pg_hba.conf cannot quote", crate::policy::names::printable(value))));
+        return Err(Unrepresentable(format!(
+            "hba: `{}` contains `\"`, which pg_hba.conf cannot quote",
+            crate::policy::names::printable(value)
+        )));
     }
     const KEYWORDS: [&str; 6] = ["all", "sameuser", "samerole", "samegroup", "replication", "samehost"];
     let plain = !value.is_empty()
         && !KEYWORDS.contains(&value)
         && !value.starts_with(['+', '@', '/'])
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if plain { Ok(value.to_owned()) } else { Ok(format!("\"{value}\"")) }
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if plain {
+        Ok(value.to_owned())
+    } else {
+        Ok(format!("\"{value}\""))
+    }
 }
 
 /// The keywords of pg_hba.conf itself (`local`, `all`, `reject`, `map=x`): written
 /// bare, and only ever from the plan's own constants, so anything else is refused.
 pub fn hba_keyword(value: &str) -> Result<String, Unrepresentable> {
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '=')) {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '='))
+    {
         Ok(value.to_owned())
     } else {
-        Err(Unrepresentable(format!("hba_keyword: `{}` is not a pg_hba.conf keyword", crate::policy::names::printable(value))))
+        Err(Unrepresentable(format!(
+            "hba_keyword: `{}` is not a pg_hba.conf keyword",
+            crate::policy::names::printable(value)
+        )))
     }
 }
 
@@ -78,7 +98,10 @@ pub fn sql_keyword(value: &str) -> Result<String, Unrepresentable> {
     if !value.is_empty() && value.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
         Ok(value.to_owned())
     } else {
-        Err(Unrepresentable(format!("sql_keyword: `{}` is not an SQL keyword", crate::policy::names::printable(value))))
+        Err(Unrepresentable(format!(
+            "sql_keyword: `{}` is not an SQL keyword",
+            crate::policy::names::printable(value)
+        )))
     }
 }
 
@@ -87,11 +110,16 @@ pub fn sql_keyword(value: &str) -> Result<String, Unrepresentable> {
 pub fn sql_signature(value: &str) -> Result<String, Unrepresentable> {
     let ok = value.ends_with(')')
         && value.contains('(')
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '(' | ')' | ',' | ' '));
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '(' | ')' | ',' | ' '));
     if ok {
         Ok(value.to_owned())
     } else {
-        Err(Unrepresentable(format!("sql_signature: `{}` is not a function signature", crate::policy::names::printable(value))))
+        Err(Unrepresentable(format!(
+            "sql_signature: `{}` is not a function signature",
+            crate::policy::names::printable(value)
+        )))
     }
 }
 
@@ -100,7 +128,9 @@ pub fn sql_signature(value: &str) -> Result<String, Unrepresentable> {
 pub fn ini(value: &str) -> Result<String, Unrepresentable> {
     reject_control("ini", value)?;
     if value.trim() != value {
-        return Err(Unrepresentable(format!("ini: `{value}` has surrounding white space that pgBackRest would trim")));
+        return Err(Unrepresentable(format!(
+            "ini: `{value}` has surrounding white space that pgBackRest would trim"
+        )));
     }
     Ok(value.to_owned())
 }
@@ -109,8 +139,14 @@ pub fn ini(value: &str) -> Result<String, Unrepresentable> {
 /// and names are), with `%` doubled because systemd expands specifiers.
 pub fn systemd(value: &str) -> Result<String, Unrepresentable> {
     reject_control("systemd", value)?;
-    if let Some(c) = value.chars().find(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';' | '$')) {
-        return Err(Unrepresentable(format!("systemd: `{}` contains `{c}`", crate::policy::names::printable(value))));
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';' | '$'))
+    {
+        return Err(Unrepresentable(format!(
+            "systemd: `{}` contains `{c}`",
+            crate::policy::names::printable(value)
+        )));
     }
     Ok(value.replace('%', "%%"))
 }
@@ -126,12 +162,31 @@ pub fn md(value: &str) -> Result<String, Unrepresentable> {
     reject_control("md", value)?;
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '<' | '>' | '(' | ')' | '#' | '+' | '!' | '|' | '~') {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~') {
             out.push('\\');
         }
         out.push(c);
     }
     Ok(out)
+}
+
+/// A name, path or signature in Markdown: a code span, with a fence longer than any
+/// run of backticks inside, and `|` escaped so it cannot end a table cell.
+pub fn md_code(value: &str) -> Result<String, Unrepresentable> {
+    reject_control("md_code", value)?;
+    let mut longest = 0;
+    let mut run = 0;
+    for c in value.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if value.starts_with('`') || value.ends_with('`') || value.is_empty() {
+        " "
+    } else {
+        ""
+    };
+    Ok(format!("{fence}{pad}{}{pad}{fence}", value.replace('|', "\\|")))
 }
 
 /// Text in a `#` or `--` comment: anything on one line.
@@ -180,7 +235,10 @@ mod tests {
         assert_eq!(systemd("/a%b").unwrap(), "/a%%b");
         assert!(systemd("a b").is_err());
         assert_eq!(json("a\"b").unwrap(), r#""a\"b""#);
-        assert_eq!(md("a|b_c").unwrap(), r"a\|b\_c");
+        assert_eq!(md("a|b_c (x)").unwrap(), r"a\|b\_c (x)");
+        assert_eq!(md_code("pg_x(text)").unwrap(), "`pg_x(text)`");
+        assert_eq!(md_code("a`b|c").unwrap(), r"``a`b\|c``");
+        assert_eq!(md_code("`x").unwrap(), "`` `x ``");
         assert!(comment("a\nb").is_err());
     }
 }

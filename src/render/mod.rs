@@ -26,7 +26,7 @@ fn refuse_unfiltered(input: &str, output: &mut dyn std::io::Write) -> std::io::R
         return output.write_all(input.as_bytes());
     }
     Err(std::io::Error::other(format!(
-        "unfiltered interpolation of `{}`: every value must pass through an escaping filter (sh, sql_ident, sql_lit, sql_keyword, sql_signature, hba, hba_keyword, ini, systemd, json, md, comment)",
+        "unfiltered interpolation of `{}`: every value must pass through an escaping filter (sh, sql_ident, sql_lit, sql_keyword, sql_signature, hba, hba_keyword, ini, systemd, json, md, md_code, comment)",
         crate::policy::names::printable(input)
     )))
 }
@@ -41,9 +41,14 @@ fn as_text(value: &Value) -> String {
 fn register(tera: &mut Tera) {
     macro_rules! filter {
         ($name:literal, $func:path) => {
-            tera.register_filter($name, |value: Value, _: Kwargs, _: &State| -> tera::TeraResult<Value> {
-                $func(&as_text(&value)).map(|s| Value::safe_string(&s)).map_err(|e| tera::Error::message(e.0))
-            });
+            tera.register_filter(
+                $name,
+                |value: Value, _: Kwargs, _: &State| -> tera::TeraResult<Value> {
+                    $func(&as_text(&value))
+                        .map(|s| Value::safe_string(&s))
+                        .map_err(|e| tera::Error::message(e.0))
+                },
+            );
         };
     }
     filter!("sql_ident", escape::sql_ident);
@@ -57,6 +62,7 @@ fn register(tera: &mut Tera) {
     filter!("systemd", escape::systemd);
     filter!("json", escape::json);
     filter!("md", escape::md);
+    filter!("md_code", escape::md_code);
     filter!("comment", escape::comment);
     tera.set_escape_fn(refuse_unfiltered);
 }
@@ -78,15 +84,26 @@ impl Renderer {
         // Shell's `${#array[@]}` would open a tera comment: plain templates comment with
         // `{= … =}` instead (unused in shell, SQL, ini, Markdown and YAML).
         plain
-            .set_delimiters(tera::Delimiters { comment_start: "{=".into(), comment_end: "=}".into(), ..Default::default() })
+            .set_delimiters(tera::Delimiters {
+                comment_start: "{=".into(),
+                comment_end: "=}".into(),
+                ..Default::default()
+            })
             .context("setting the template comment delimiters")?;
         register(&mut plain);
         register(&mut ansible);
         // Added in one batch per engine so that includes resolve whatever the order.
-        let (ansible_templates, plain_templates): (Vec<_>, Vec<_>) = TEMPLATES.iter().copied().partition(|(name, _)| name.starts_with(ANSIBLE_PREFIX));
-        plain.add_raw_templates(plain_templates).context("the embedded templates do not parse")?;
+        let (ansible_templates, plain_templates): (Vec<_>, Vec<_>) = TEMPLATES
+            .iter()
+            .copied()
+            .partition(|(name, _)| name.starts_with(ANSIBLE_PREFIX));
+        plain
+            .add_raw_templates(plain_templates)
+            .context("the embedded templates do not parse")?;
         if !ansible_templates.is_empty() {
-            ansible.add_raw_templates(ansible_templates).context("the embedded Ansible templates do not parse")?;
+            ansible
+                .add_raw_templates(ansible_templates)
+                .context("the embedded Ansible templates do not parse")?;
         }
         // Autoescape everything: that is what routes unfiltered values to refuse_unfiltered.
         plain.autoescape_on([""]);
@@ -95,8 +112,14 @@ impl Renderer {
     }
 
     pub fn render(&self, template: &str, context: &tera::Context) -> Result<String> {
-        let engine = if template.starts_with(ANSIBLE_PREFIX) { &self.ansible } else { &self.plain };
-        engine.render(template, context).map_err(|e| anyhow::anyhow!("rendering template `{template}`: {}", error_chain(&e)))
+        let engine = if template.starts_with(ANSIBLE_PREFIX) {
+            &self.ansible
+        } else {
+            &self.plain
+        };
+        engine
+            .render(template, context)
+            .map_err(|e| anyhow::anyhow!("rendering template `{template}`: {}", error_chain(&e)))
     }
 }
 

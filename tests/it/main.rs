@@ -1,0 +1,11 @@
+//! The one integration test binary. Each module is one layer of design.md's test plan:
+//! the command-line contract, validation messages, golden example trees, external
+//! validators (shellcheck, bash -n) and a real PostgreSQL server.
+
+mod support;
+
+mod cli;
+mod golden;
+mod postgres;
+mod shell;
+mod validation;

@@ -1,0 +1,178 @@
+//! Bad policies: exit 2, one message per problem naming file:line:col and the field,
+//! and nothing written.
+
+use crate::support::*;
+
+/// Runs `generate` on `policy` and returns stderr, asserting exit 2 and no output dir.
+fn rejected(policy: &str) -> String {
+    let dir = tempdir();
+    let path = write_policy(dir.path(), policy);
+    let out = dir.path().join("out");
+    let (code, stdout, stderr) = run(&["generate", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        code, 2,
+        "expected exit 2 for:\n{policy}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(!out.exists(), "nothing may be written on error");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn assert_has(stderr: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let err = rejected("version: 1\nclusters:\n  - name: main\n    postgres:\n      major: 15\n      prot: 5433\n");
+    assert_has(&err, &["policy.yaml:6:7", "unknown field `prot`"]);
+}
+
+#[test]
+fn relative_path_is_refused_with_field_and_line() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres:\n      major: 15\n      data_directory: var/lib/pg\n",
+    );
+    assert_has(
+        &err,
+        &[
+            "policy.yaml:6:23",
+            "clusters[0].postgres.data_directory",
+            "not an absolute path",
+        ],
+    );
+}
+
+#[test]
+fn shell_metacharacters_in_paths_are_refused() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres:\n      major: 15\n    pgbackrest:\n      repository: \"/var/lib/$(reboot)\"\n",
+    );
+    assert_has(&err, &[":7:19", "clusters[0].pgbackrest.repository", "`$`"]);
+}
+
+#[test]
+fn pg10_with_a_separate_user_is_impossible() {
+    let err = rejected("version: 1\nclusters:\n  - name: old\n    postgres:\n      major: 10\n");
+    assert_has(&err, &["clusters[0].postgres.major", "no group access", "11"]);
+}
+
+#[test]
+fn pg9_is_refused() {
+    let err = rejected("version: 1\nclusters:\n  - name: old\n    postgres:\n      major: 9\n");
+    assert_has(&err, &[":5:14", "superuser"]);
+}
+
+#[test]
+fn backup_standby_needs_pg15() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres:\n      major: 14\n    pgbackrest:\n      commands: [backup, backup-standby]\n",
+    );
+    assert_has(&err, &["clusters[0].pgbackrest.commands[1]", ":7:26", "pg_checkpoint"]);
+}
+
+#[test]
+fn backup_user_equal_to_owner_is_refused() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres:\n      major: 15\n    backup_user:\n      name: postgres\n",
+    );
+    assert_has(&err, &["clusters[0].backup_user.name", ":7:13", "must differ"]);
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: Main\n    postgres:\n      major: 15\n      port: 70000\n    role:\n      name: \"bad\\nname\"\n",
+    );
+    assert_has(
+        &err,
+        &[
+            "clusters[0].name",
+            "clusters[0].postgres.port",
+            "clusters[0].role.name",
+            "3 errors",
+        ],
+    );
+}
+
+#[test]
+fn missing_required_fields() {
+    let err = rejected("version: 1\nclusters:\n  - postgres: {}\n");
+    assert_has(
+        &err,
+        &[
+            "clusters[0].name: is required",
+            "clusters[0].postgres.major: is required",
+        ],
+    );
+}
+
+#[test]
+fn scram_without_a_password_source() {
+    let err =
+        rejected("version: 1\nclusters:\n  - name: main\n    postgres: {major: 15}\n    role: {auth: scram-sha-256}\n");
+    assert_has(
+        &err,
+        &["clusters[0].role.auth", "password_file", "never goes in the policy"],
+    );
+}
+
+#[test]
+fn shared_lock_path_is_refused() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15}\n    pgbackrest:\n      backup_user_paths: {lock: /tmp/pgbackrest}\n",
+    );
+    assert_has(&err, &["backup_user_paths.lock", "[050]"]);
+}
+
+#[test]
+fn repository_inside_pgdata_is_refused() {
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15, data_directory: /srv/pg}\n    pgbackrest: {repository: /srv/pg/repo}\n",
+    );
+    assert_has(&err, &["pgbackrest.repository", "overlaps the data directory"]);
+}
+
+#[test]
+fn syntax_errors_and_non_utf8() {
+    let err = rejected("version: 1\nclusters: [\n");
+    assert_has(&err, &["policy.yaml:"]);
+    let dir = tempdir();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, b"version: 1\xff\n").unwrap();
+    let (code, _, err) = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn alias_bombs_are_refused_quickly() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let started = std::time::Instant::now();
+    rejected(&bomb);
+    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+}
+
+#[test]
+fn pg16_without_a_pgbackrest_version_warns() {
+    let dir = tempdir();
+    let path = write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 17"));
+    let (code, _, err) = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(err.contains("warning:") && err.contains("2.53.1"), "{err}");
+    let path = write_policy(
+        dir.path(),
+        "version: 1\nclusters:\n  - name: main\n    postgres: {major: 16}\n    pgbackrest: {version: \"2.45\"}\n",
+    );
+    let (code, _, err) = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(err.contains(":5:27") && err.contains("needs pgBackRest 2.46"), "{err}");
+}
