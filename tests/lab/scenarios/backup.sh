@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# backup.sh - the whole flow on a PostgreSQL major that the installed pgBackRest
+# supports (12-15 here): a cluster initialised WITHOUT group access and backed up the
+# usual way (superuser, cluster owner) as the "before"; then generate + apply.sh
+# --restart; check, two full backups, info, expire (WAL too) as the backup user;
+# restore as the owner and compare the data; every "must not" tried; every grant shown
+# necessary; apply.sh again changes nothing; rollback.sh returns the host.
+# Needs: SCENARIO LAB RESULTS LOG MAJOR PGBR ROOT (set by tests/lab/run).
+
+scenario_backup() {
+  local n=$MAJOR
+  local D="$LAB/$SCENARIO" bin
+  local owner="pgbrlab${n}o" bkp="pgbrlab${n}b" role="lab-bkp-${n} role" stanza="lab${n}" cluster="lab-pg${n}"
+  local port=$((55400 + n)) tls_port=$((18600 + n)) restore_port=$((55500 + n))
+  bin=$(pgbin_dir "$n" 2>>"$LOG") || { result FAIL binaries 0 "pgbin_dir $n failed"; return; }
+  install -d -m 0755 "$D"
+  lab_user "$owner"
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/pg" "$D/sock"
+  chmod 0755 "$D/sock"
+
+  # --- the cluster, without group access, with data ---
+  step initdb runuser -u "$owner" -- "$bin/initdb" -D "$D/pg/data" -A peer -U "$owner" --no-sync || return
+  step start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
+  local q=(psql_as "$owner" "$D/sock" "$port")
+  step load-data "${q[@]}" postgres -c "CREATE DATABASE app" -c "CREATE TABLE secret AS SELECT 'do not read'::text AS s" || return
+  step load-rows "${q[@]}" app -c "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 100000) g" || return
+
+  # --- before: the default setup, pgBackRest as the cluster owner and a superuser ---
+  install -d -o "$owner" -g "$owner" -m 0750 "$D/super-repo" "$D/super-lock" "$D/super-log" "$D/super-spool"
+  cat > "$D/super.conf" <<CONF
+[global]
+repo1-path=$D/super-repo
+lock-path=$D/super-lock
+log-path=$D/super-log
+spool-path=$D/super-spool
+start-fast=y
+[super]
+pg1-path=$D/pg/data
+pg1-socket-path=$D/sock
+pg1-port=$port
+CONF
+  chmod 0644 "$D/super.conf"
+  local super=(runuser -u "$owner" -- pgbackrest --config="$D/super.conf" --stanza=super --log-level-console=warn)
+  step superuser-stanza-create "${super[@]}" stanza-create || return
+  step superuser-archive-setup "${q[@]}" postgres -c "ALTER SYSTEM SET archive_mode = on" \
+    -c "ALTER SYSTEM SET archive_command = 'pgbackrest --config=$D/super.conf --stanza=super archive-push %p'" || return
+  pg_stop "$owner" "$bin" "$D/pg/data"
+  step restart pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
+  step superuser-check "${super[@]}" check
+  step superuser-backup "${super[@]}" --type=full backup
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/super-restore"
+  step superuser-restore "${super[@]}" --pg1-path="$D/super-restore" restore
+
+  # --- the policy: names and paths unlike the examples' ---
+  cat > "$D/policy.yaml" <<YAML
+version: 1
+clusters:
+  - name: $cluster
+    postgres:
+      major: $n
+      data_directory: $D/pg/data
+      owner: $owner
+      socket_directory: $D/sock
+      port: $port
+      bin_directory: $bin
+    backup_user:
+      name: $bkp
+      home: $D/home-bkp
+    role:
+      name: "$role"
+    pgbackrest:
+      stanza: $stanza
+      version: "2.45"
+      repository: $D/repo
+      retention_full: 2
+      tls: {port: $tls_port, directory: $D/tls}
+      config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
+      backup_user_paths: {lock: /tmp/pgbr-lab-$n-bkp, log: $D/log-bkp}
+      owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
+YAML
+  step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  local tree="$D/out/$cluster"
+  echo "$bkp" >> "$LAB/users"
+  step apply-dry-run "$tree/shell/apply.sh" --dry-run || return
+  step apply "$tree/shell/apply.sh" --restart --start-tls-server || return
+  step verify "$tree/shell/verify.sh" || return
+
+  # --- backups as the backup user, restore as the owner ---
+  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
+  step check "${b[@]}" check
+  step backup-full "${b[@]}" --type=full backup
+  "${q[@]}" app -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(100001, 101000) g" >> "$LOG" 2>&1
+  "${q[@]}" postgres -c "SELECT pg_switch_wal()" >> "$LOG" 2>&1
+  step backup-full-2 "${b[@]}" --type=full backup
+  step info "${b[@]}" info
+  local wal_before wal_after
+  wal_before=$(find "$D/repo/archive/$stanza" -name '0000*' -type f | wc -l)
+  step expire "${b[@]}" --repo1-retention-full=1 expire
+  wal_after=$(find "$D/repo/archive/$stanza" -name '0000*' -type f | wc -l)
+  expect expire-removed-wal "WAL files: $wal_before before, $wal_after after" [ "$wal_after" -lt "$wal_before" ]
+  expect info-one-full "info should list one full backup" \
+    bash -c "[ \"\$(runuser -u $bkp -- pgbackrest --config=$D/etc/repository.conf --stanza=$stanza --output=json info | grep -o '\"type\":\"full\"' | wc -l)\" = 1 ]"
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/pg/restore"
+  step restore runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn \
+    --pg1-path="$D/pg/restore" restore
+  if step restore-start pg_start "$owner" "$bin" "$D/pg/restore" "$restore_port" "$D/sock" "-c archive_mode=off"; then
+    local sum='SELECT count(*) || md5(string_agg(v, $$,$$ ORDER BY id)) FROM t'
+    local original restored
+    original=$("${q[@]}" app -c "$sum" 2>>"$LOG")
+    restored=$(psql_as "$owner" "$D/sock" "$restore_port" app -c "$sum" 2>>"$LOG")
+    expect restore-same-data "original ${original:0:12}… restored ${restored:0:12}…" [ -n "$original" ] && [ "$original" = "$restored" ]
+    expect restore-has-101000-rows "restored: $restored" [ "${restored%%[a-f]*}" != "" ] && [[ "$restored" == 101000* ]]
+    pg_stop "$owner" "$bin" "$D/pg/restore"
+  fi
+
+  # --- every "must not" ---
+  local r=(runuser -u "$bkp" -- psql -X -At -v ON_ERROR_STOP=1 -h "$D/sock" -p "$port" -U "$role")
+  denied no-select-table 'permission denied for table secret' "${r[@]}" -d postgres -c "SELECT * FROM secret"
+  denied no-other-database 'pg_hba.conf rejects connection' "${r[@]}" -d app -c "SELECT 1"
+  denied no-tcp 'pg_hba.conf rejects connection|no pg_hba.conf entry|Connection refused|could not connect' \
+    runuser -u "$bkp" -- psql -X -h 127.0.0.1 -p "$port" -U "$role" -d postgres -c "SELECT 1"
+  denied no-create-in-public 'permission denied for schema public' "${r[@]}" -d postgres -c "CREATE TABLE public.x (i int)"
+  denied no-pg-read-file 'permission denied for function pg_read_file' "${r[@]}" -d postgres -c "SELECT pg_read_file('PG_VERSION')"
+  denied no-superuser-settings-write 'permission denied' "${r[@]}" -d postgres -c "ALTER SYSTEM SET work_mem = '1GB'"
+  denied no-create-in-pgdata 'Permission denied' runuser -u "$bkp" -- touch "$D/pg/data/lab-probe"
+  denied no-write-in-pgdata 'Permission denied' runuser -u "$bkp" -- sh -c "echo x >> '$D/pg/data/PG_VERSION'"
+  denied no-delete-in-pgdata 'Permission denied' runuser -u "$bkp" -- rm -f "$D/pg/data/postmaster.opts"
+  denied no-owner-write-in-repo 'Permission denied' runuser -u "$owner" -- touch "$D/repo/lab-probe"
+
+  # --- every grant is necessary: take each away, see the error facts.md §7 names ---
+  local apply_sql="$tree/sql/apply.sql"
+  local regrant=("${q[@]}" postgres --single-transaction -f "$apply_sql")
+  local fn short
+  for fn in "pg_catalog.pg_switch_wal()" "pg_catalog.pg_create_restore_point(text)"; do
+    "${q[@]}" postgres -c "REVOKE EXECUTE ON FUNCTION $fn FROM \"$role\"" >> "$LOG" 2>&1
+    short=${fn#pg_catalog.}; short=${short%%(*}
+    denied "needs-$short" "permission denied for function $short" "${b[@]}" --archive-timeout=20 check
+    "${regrant[@]}" >> "$LOG" 2>&1
+  done
+  if [ "$n" -ge 15 ]; then
+    set -- "pg_catalog.pg_backup_start(text, boolean)" "pg_catalog.pg_backup_stop(boolean)"
+  else
+    set -- "pg_catalog.pg_start_backup(text, boolean, boolean)" "pg_catalog.pg_stop_backup(boolean, boolean)"
+  fi
+  for fn in "$@"; do
+    "${q[@]}" postgres -c "REVOKE EXECUTE ON FUNCTION $fn FROM \"$role\"" >> "$LOG" 2>&1
+    short=${fn#pg_catalog.}; short=${short%%(*}
+    denied "needs-$short" "permission denied for function $short" "${b[@]}" --type=full backup
+    "${regrant[@]}" >> "$LOG" 2>&1
+  done
+  "${q[@]}" postgres -c "REVOKE pg_read_all_settings FROM \"$role\"" >> "$LOG" 2>&1
+  denied needs-pg_read_all_settings 'pg_read_all_settings|\[027\]|\[056\]' "${b[@]}" check
+  "${regrant[@]}" >> "$LOG" 2>&1
+  step verify-after-regrant "$tree/shell/verify.sh" --no-pgbackrest-check
+
+  # --- idempotence, then rollback ---
+  local second
+  second=$("$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
+  expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
+  step verify-again "$tree/shell/verify.sh" --no-pgbackrest-check
+  step rollback "$tree/shell/rollback.sh" --restart
+  expect rollback-role-gone "role still exists" \
+    bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c \"SELECT count(*) FROM pg_roles WHERE rolname = '$role'\")\" = 0 ]"
+  expect rollback-hba-block-gone "marker still in pg_hba.conf" bash -c "! grep -q 'pgbr-policy $cluster' '$D/pg/data/pg_hba.conf' '$D/pg/data/pg_ident.conf'"
+  expect rollback-configs-gone "configuration files remain" bash -c "[ ! -e '$D/etc/repository.conf' ] && [ ! -e '$D/etc/database.conf' ] && [ ! -e '$D/tls' ]"
+  expect rollback-mode-back "data_directory_mode not 0700" bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW data_directory_mode')\" = 0700 ]"
+  expect rollback-archive-back "archive_command not the superuser one" bash -c "runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW archive_command' | grep -q super.conf"
+  expect rollback-owner-connects "the owner cannot connect" "${q[@]}" postgres -c "SELECT 1"
+  expect rollback-user-left-group "backup user still in $owner" bash -c "! id -nG $bkp | tr ' ' '\n' | grep -qx $owner"
+  pg_stop "$owner" "$bin" "$D/pg/data"
+}
