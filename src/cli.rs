@@ -71,6 +71,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Read a password on standard input, print its SCRAM-SHA-256 verifier
+    ///
+    /// Used by apply.sh at apply time for `auth: scram-sha-256`: the verifier (random
+    /// salt) is what reaches the server, never the password. The password is never an
+    /// argument, so it never appears in a process list.
+    ScramVerifier,
     /// Like diff, but quiet: one line per drifted file; for CI
     Check {
         policy: PathBuf,

@@ -7,7 +7,7 @@ use crate::plan::{self, Plan};
 use crate::policy;
 use crate::render::Renderer;
 use anyhow::{Context as _, Result, bail};
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::Path;
 
 pub enum Outcome {
@@ -48,6 +48,7 @@ pub fn run(command: Command) -> Result<Outcome> {
             against,
             format,
         } => diff(&policy, &against, format, true),
+        Command::ScramVerifier => scram_verifier(),
     }
 }
 
@@ -82,6 +83,22 @@ fn init(path: Option<&Path>) -> Result<Outcome> {
             );
         }
     }
+    Ok(Outcome::Success)
+}
+
+fn scram_verifier() -> Result<Outcome> {
+    let mut input = String::new();
+    std::io::stdin().take(64 * 1024).read_to_string(&mut input).context("reading the password from standard input")?;
+    // One line: a trailing newline (from echo or a file) is not part of the password.
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    if password.contains('\n') {
+        bail!("the password spans several lines; give one line");
+    }
+    println!("{}", postgres_protocol::password::scram_sha_256(password.as_bytes()));
     Ok(Outcome::Success)
 }
 

@@ -123,7 +123,7 @@ YAML
     runuser -u "$bkp" -- psql -X -h 127.0.0.1 -p "$port" -U "$role" -d postgres -c "SELECT 1"
   denied no-create-in-public 'permission denied for schema public' "${r[@]}" -d postgres -c "CREATE TABLE public.x (i int)"
   denied no-pg-read-file 'permission denied for function pg_read_file' "${r[@]}" -d postgres -c "SELECT pg_read_file('PG_VERSION')"
-  denied no-superuser-settings-write 'permission denied' "${r[@]}" -d postgres -c "ALTER SYSTEM SET work_mem = '1GB'"
+  denied no-superuser-settings-write 'permission denied|must be superuser' "${r[@]}" -d postgres -c "ALTER SYSTEM SET work_mem = '1GB'"
   denied no-create-in-pgdata 'Permission denied' runuser -u "$bkp" -- touch "$D/pg/data/lab-probe"
   denied no-write-in-pgdata 'Permission denied' runuser -u "$bkp" -- sh -c "echo x >> '$D/pg/data/PG_VERSION'"
   denied no-delete-in-pgdata 'Permission denied' runuser -u "$bkp" -- rm -f "$D/pg/data/postmaster.opts"
