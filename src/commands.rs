@@ -88,7 +88,10 @@ fn init(path: Option<&Path>) -> Result<Outcome> {
 
 fn scram_verifier() -> Result<Outcome> {
     let mut input = String::new();
-    std::io::stdin().take(64 * 1024).read_to_string(&mut input).context("reading the password from standard input")?;
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
     // One line: a trailing newline (from echo or a file) is not part of the password.
     let password = input.strip_suffix('\n').unwrap_or(&input);
     let password = password.strip_suffix('\r').unwrap_or(password);

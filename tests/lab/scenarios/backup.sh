@@ -54,6 +54,16 @@ CONF
   step superuser-restore "${super[@]}" --pg1-path="$D/super-restore" restore
 
   # --- the policy: names and paths unlike the examples' ---
+  # PostgreSQL 14 authenticates with scram-sha-256 (password read at apply time from a
+  # root-only file), the others with peer: both paths are exercised.
+  local auth="peer" password_line="" password=""
+  if [ "$n" = 14 ]; then
+    password="lab-$(openssl rand -hex 12)-pw"
+    ( umask 077; printf '%s\n' "$password" > "$D/password" )
+    auth=scram-sha-256
+    password_line="password_file: $D/password"
+    step log-every-statement "${q[@]}" postgres -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()"
+  fi
   cat > "$D/policy.yaml" <<YAML
 version: 1
 clusters:
@@ -70,6 +80,8 @@ clusters:
       home: $D/home-bkp
     role:
       name: "$role"
+      auth: $auth
+      $password_line
     pgbackrest:
       stanza: $stanza
       version: "2.45"
@@ -84,7 +96,7 @@ YAML
   local tree="$D/out/$cluster"
   echo "$bkp" >> "$LAB/users"
   step apply-dry-run "$tree/shell/apply.sh" --dry-run || return
-  step apply "$tree/shell/apply.sh" --restart --start-tls-server || return
+  step apply env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --restart --start-tls-server || return
   step verify "$tree/shell/verify.sh" || return
 
   # --- backups as the backup user, restore as the owner ---
@@ -155,9 +167,18 @@ YAML
   "${regrant[@]}" >> "$LOG" 2>&1
   step verify-after-regrant "$tree/shell/verify.sh" --no-pgbackrest-check
 
+  if [ -n "$password" ]; then
+    # The password must appear nowhere: not in the artifacts, not in what apply.sh and
+    # the lab printed, not in the server log (log_statement = all).
+    local hits
+    hits=$(grep -rlF -- "$password" "$D/out" "$LOG" "$D/pg/data.log" /var/lib/pgbr-policy/"$cluster" 2>/dev/null | wc -l)
+    expect password-nowhere "the password was found in $hits file(s)" [ "$hits" = 0 ]
+    expect pgpass-0600 ".pgpass is not 0600 $bkp" bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ]"
+  fi
+
   # --- idempotence, then rollback ---
   local second
-  second=$("$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
+  second=$(PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
   expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
   step verify-again "$tree/shell/verify.sh" --no-pgbackrest-check
   step rollback "$tree/shell/rollback.sh" --restart

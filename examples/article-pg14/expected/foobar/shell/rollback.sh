@@ -320,6 +320,9 @@ step_sql() {
 step_files() {
   STEP=files
   local file
+  if [ "$ROLE_AUTH" = scram-sha-256 ] && [ -f "$BACKUP_HOME/.pgpass" ]; then
+    change rm -f "$BACKUP_HOME/.pgpass"
+  fi
   for file in "$REPO_CONF" "$DB_CONF"; do
     if [ -f "$file" ]; then change rm -f "$file"; fi
   done

@@ -537,6 +537,53 @@ step_sql() {
   fi
 }
 
+# libpq's .pgpass escaping: `:` and `\` inside a field are backslash-escaped.
+pgpass_field() { printf '%s' "$1" | sed -e 's/[\\:]/\\&/g'; }
+
+# scram-sha-256 only: the password is read now, from the file or variable the policy
+# names; the server receives its SCRAM verifier (computed here by `pgbr-policy
+# scram-verifier`, fed on stdin), never the password; the backup user's .pgpass (0600)
+# holds it for libpq. Nothing secret is ever a command argument.
+step_password() {
+  STEP=password
+  [ "$ROLE_AUTH" = scram-sha-256 ] || return 0
+  local password
+  if [ -n "$PASSWORD_FILE" ]; then
+    [ -f "$PASSWORD_FILE" ] || die "password file $PASSWORD_FILE does not exist"
+    [ "$(stat -c %u "$PASSWORD_FILE")" = 0 ] && [ "$(( 8#$(stat -c %a "$PASSWORD_FILE") & 8#077 ))" = 0 ] \
+      || die "password file $PASSWORD_FILE must be owned by root and mode 0600 or stricter"
+    password=$(head -n 1 "$PASSWORD_FILE")
+  else
+    password=${!PASSWORD_ENV:-}
+  fi
+  [ -n "$password" ] || die "no password: ${PASSWORD_FILE:-\$$PASSWORD_ENV} is empty"
+  local pgpass="$BACKUP_HOME/.pgpass" line tmp
+  line="$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):$(pgpass_field "$password")"
+  # Does the role already accept this password? (PGPASSWORD is in the environment, not argv.)
+  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$ROLE_DB" -c 'SELECT 1' >/dev/null 2>&1; then
+    say "role $ROLE_NAME already has this password"
+  elif [ "$DRY_RUN" = 1 ]; then
+    CHANGES=$((CHANGES + 1)); say "would set the password of $ROLE_NAME (as a SCRAM verifier)"
+  else
+    local tool=${PGBR_POLICY:-$(command -v pgbr-policy || true)}
+    [ -n "$tool" ] && [ -x "$tool" ] || die "pgbr-policy is needed on this host to compute the SCRAM verifier: put it on PATH or set PGBR_POLICY"
+    local verifier
+    verifier=$(printf '%s\n' "$password" | "$tool" scram-verifier)
+    case "$verifier" in 'SCRAM-SHA-256$'*) ;; *) die "pgbr-policy scram-verifier gave no verifier" ;; esac
+    printf '%s\n' "\\set verifier '$verifier'" "ALTER ROLE :\"role\" PASSWORD :'verifier';" | owner_psql "$ROLE_DB" -v role="$ROLE_NAME" >/dev/null
+    CHANGES=$((CHANGES + 1)); say "password of $ROLE_NAME set (SCRAM verifier; the password itself never reached the server)"
+  fi
+  if [ -f "$pgpass" ] && grep -qxF -- "$line" "$pgpass" && [ -z "$(path_drift "$pgpass" "$BACKUP_USER" "$BACKUP_GROUP" 0600)" ]; then
+    return 0
+  fi
+  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would write $pgpass (0600)"; return; fi
+  tmp=$(mktemp "$BACKUP_HOME/.pgpass.XXXXXX")
+  { [ -f "$pgpass" ] && grep -vF -- "$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):" "$pgpass"; printf '%s\n' "$line"; } > "$tmp" || true
+  chown "$BACKUP_USER:$BACKUP_GROUP" "$tmp"; chmod 0600 "$tmp"
+  mv -f "$tmp" "$pgpass"
+  CHANGES=$((CHANGES + 1)); say "wrote $pgpass (0600, readable by $BACKUP_USER only)"
+}
+
 step_hba() {
   STEP=pg_hba
   local hba ident new_hba new_ident errors
@@ -639,6 +686,7 @@ main() {
   step_configs
   step_tls
   step_sql
+  step_password
   step_hba
   step_tls_server
   step_stanza

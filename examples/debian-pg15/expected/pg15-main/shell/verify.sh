@@ -341,8 +341,9 @@ main() {
   fi
 
   echo "== connections as $BACKUP_USER"
-  if [ "$ROLE_AUTH" = peer ]; then
-    check "$BACKUP_USER connects as $ROLE_NAME to $ROLE_DB over the socket" role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT 1"
+  check "$BACKUP_USER connects as $ROLE_NAME to $ROLE_DB over the socket ($ROLE_AUTH)" role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT 1"
+  if [ "$ROLE_AUTH" = scram-sha-256 ]; then
+    check "$BACKUP_HOME/.pgpass is $BACKUP_USER:$BACKUP_GROUP 0600" path_matches "$BACKUP_HOME/.pgpass" "$BACKUP_USER" "$BACKUP_GROUP" 0600
   fi
   check_denied "$ROLE_NAME cannot connect to template1" 'pg_hba.conf rejects connection|no pg_hba.conf entry' \
     role_psql template1 "$PG_SOCKET" "SELECT 1"
