@@ -550,8 +550,9 @@ step_password() {
   local password
   if [ -n "$PASSWORD_FILE" ]; then
     [ -f "$PASSWORD_FILE" ] || die "password file $PASSWORD_FILE does not exist"
-    [ "$(stat -c %u "$PASSWORD_FILE")" = 0 ] && [ "$(( 8#$(stat -c %a "$PASSWORD_FILE") & 8#077 ))" = 0 ] \
-      || die "password file $PASSWORD_FILE must be owned by root and mode 0600 or stricter"
+    if [ "$(stat -c %u "$PASSWORD_FILE")" != 0 ] || [ "$(( 8#$(stat -c %a "$PASSWORD_FILE") & 8#077 ))" != 0 ]; then
+      die "password file $PASSWORD_FILE must be owned by root and mode 0600 or stricter"
+    fi
     password=$(head -n 1 "$PASSWORD_FILE")
   else
     password=${!PASSWORD_ENV:-}
