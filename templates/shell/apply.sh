@@ -359,7 +359,7 @@ step_password() {
     CHANGES=$((CHANGES + 1)); say "would set the password of $ROLE_NAME (as a SCRAM verifier)"
   else
     local tool=${PGBR_POLICY:-$(command -v pgbr-policy || true)}
-    [ -n "$tool" ] && [ -x "$tool" ] || die "pgbr-policy is needed on this host to compute the SCRAM verifier: put it on PATH or set PGBR_POLICY"
+    [ -x "${tool:-/nonexistent}" ] || die "pgbr-policy is needed on this host to compute the SCRAM verifier: put it on PATH or set PGBR_POLICY"
     local verifier
     verifier=$(printf '%s\n' "$password" | "$tool" scram-verifier)
     case "$verifier" in 'SCRAM-SHA-256$'*) ;; *) die "pgbr-policy scram-verifier gave no verifier" ;; esac
