@@ -2,7 +2,7 @@
 //! manifest. `generate`, `diff` and `check` all start from [`render_all`], so they
 //! can never disagree about what the tool would write.
 
-use crate::generators;
+use crate::generators::{self, Scope};
 use crate::plan::Plan;
 use crate::render::Renderer;
 use anyhow::{Context as _, Result};
@@ -26,7 +26,7 @@ pub fn render_all(plan: &Plan) -> Result<Tree> {
     let mut tree = Tree::new();
     for cluster in &plan.clusters {
         for generator in &generators {
-            for output in &generator.outputs {
+            for output in generator.outputs.iter().filter(|o| o.scope == Scope::Cluster) {
                 if !output.applies_to(cluster)? {
                     continue;
                 }
@@ -50,6 +50,20 @@ pub fn render_all(plan: &Plan) -> Result<Tree> {
                     },
                 );
             }
+        }
+    }
+    for generator in &generators {
+        for output in generator.outputs.iter().filter(|o| o.scope == Scope::Tree) {
+            let mut context = tera::Context::new();
+            context.insert("plan", plan);
+            let text = renderer.render(&output.template, &context)?;
+            tree.insert(
+                output.path.clone(),
+                Artifact {
+                    bytes: normalise(&text).into_bytes(),
+                    mode: output.mode_bits()?,
+                },
+            );
         }
     }
     let manifest = manifest(&tree);

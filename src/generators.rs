@@ -32,6 +32,18 @@ pub struct Output {
     pub context: Option<String>,
     #[serde(default)]
     pub when: Option<String>,
+    /// `cluster` (default): rendered once per cluster with `c` and `plan`; `tree`:
+    /// rendered once for the whole policy with `plan` only (e.g. an Ansible playbook).
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Cluster,
+    Tree,
 }
 
 impl Output {

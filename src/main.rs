@@ -1,18 +1,8 @@
 //! Entry point: parse arguments, run the command, map the outcome to the documented exit
 //! codes (0 success / in sync, 1 drift, 2 error). Nothing else lives here.
 
-mod artifact;
-mod catalog;
-mod cli;
-mod commands;
-mod drift;
-mod generators;
-mod plan;
-mod policy;
-mod render;
-mod sink;
-
 use clap::Parser as _;
+use pgbr_policy::{cli, commands, policy};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
