@@ -4,8 +4,11 @@
 
 mod support;
 
+mod ansible;
 mod cli;
+mod drift;
 mod golden;
+mod hostile;
 mod postgres;
 mod shell;
 mod validation;

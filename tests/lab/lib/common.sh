@@ -81,18 +81,26 @@ psql_as() {
   runuser -u "$user" -- psql -X -q -At -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -d "$db" "$@"
 }
 
+# Cluster names of the policies a scenario applies: their host files are removed at
+# the end (state directory, unit, tmpfiles entry), and only theirs, so that two lab
+# runs with different scenarios can share a machine.
+register_cluster() { echo "$1" >> "$LAB/clusters"; }
+
 # Everything the lab registered: servers stopped, TLS servers killed, users removed.
 lab_cleanup() {
-  local bin data pid name
+  local bin data pid name cluster
   if [ -f "$LAB/servers" ]; then
     while read -r bin data; do
       [ -f "$data/postmaster.pid" ] || continue
       runuser -u "$(stat -c %U "$data")" -- "$bin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
     done < "$LAB/servers"
   fi
-  cat /var/lib/pgbr-policy/lab-*/tls-server.pid 2>/dev/null | while read -r pid; do
-    kill "$pid" 2>/dev/null || true
-  done
+  if [ -f "$LAB/clusters" ]; then
+    while read -r cluster; do
+      pid=$(cat "/var/lib/pgbr-policy/$cluster/tls-server.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
+      rm -rf "/var/lib/pgbr-policy/$cluster" "/etc/systemd/system/pgbr-tls-$cluster.service" "/etc/tmpfiles.d/pgbr-$cluster.conf"
+    done < "$LAB/clusters"
+  fi
   if [ -f "$LAB/users" ]; then
     while read -r name; do
       pkill -u "$name" 2>/dev/null || true
@@ -103,5 +111,6 @@ lab_cleanup() {
       if getent group "$name" >/dev/null; then groupdel "$name" >/dev/null 2>&1 || true; fi
     done < "$LAB/users"
   fi
-  rm -rf /var/lib/pgbr-policy/lab-* /etc/systemd/system/pgbr-tls-lab-*.service /etc/tmpfiles.d/pgbr-lab-*.conf /tmp/pgbr-lab-*
+  if [ -f "$LAB/tmp-paths" ]; then xargs -r rm -rf < "$LAB/tmp-paths"; fi
+  return 0
 }

@@ -92,6 +92,8 @@ clusters:
       backup_user_paths: {lock: /tmp/pgbr-lab-$n-bkp, log: $D/log-bkp}
       owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
 YAML
+  register_cluster "$cluster"
+  echo "/tmp/pgbr-lab-$n-bkp" >> "$LAB/tmp-paths"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
   local tree="$D/out/$cluster"
   echo "$bkp" >> "$LAB/users"

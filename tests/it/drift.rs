@@ -1,0 +1,1 @@
+//! Drift against a deployed host (a fake root) and a live database.

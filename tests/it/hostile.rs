@@ -1,0 +1,1 @@
+//! Hostile input: property tests over every string field, and the template scan.
