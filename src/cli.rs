@@ -62,12 +62,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Show, as a unified diff, what generate would change in a directory
+    /// Show what differs from the policy: a committed tree (unified diff), a deployed
+    /// host, the live database
+    ///
+    /// --against DIR compares with a generated or committed tree (added, removed, modified,
+    /// mode changed; with MANIFEST.sha256 it tells a hand edit from a policy or tool
+    /// change). --deployed compares the host under --root: installed files, the managed
+    /// pg_hba/pg_ident block, owners and modes, and every entry of the data directory.
+    /// --db asks the running server (as the cluster owner, over its socket): role
+    /// attributes, memberships, EXECUTE grants, hba rules, archive settings,
+    /// data_directory_mode. Any combination; at least one.
     Diff {
         policy: PathBuf,
-        /// The committed or previously generated directory
-        #[arg(long)]
-        against: PathBuf,
+        #[command(flatten)]
+        target: DriftTarget,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -77,14 +85,31 @@ pub enum Command {
     /// salt) is what reaches the server, never the password. The password is never an
     /// argument, so it never appears in a process list.
     ScramVerifier,
-    /// Like diff, but quiet: one line per drifted file; for CI
+    /// Like diff, but quiet: one line per difference; for CI
     Check {
         policy: PathBuf,
-        #[arg(long)]
-        against: PathBuf,
+        #[command(flatten)]
+        target: DriftTarget,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+/// What diff and check compare with.
+#[derive(Debug, clap::Args)]
+pub struct DriftTarget {
+    /// A committed or previously generated directory
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// The deployed host (files, modes, the pg_hba block, the data directory)
+    #[arg(long)]
+    pub deployed: bool,
+    /// The root the deployed host is found under
+    #[arg(long, default_value = "/", requires = "deployed")]
+    pub root: PathBuf,
+    /// The live database (through the cluster's Unix socket, as its owner)
+    #[arg(long)]
+    pub db: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

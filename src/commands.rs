@@ -1,11 +1,12 @@
 //! One function per subcommand, each a short pipeline: load → plan → render → sink.
 
 use crate::artifact::{self, Tree};
-use crate::cli::{Command, Format};
+use crate::cli::{Command, DriftTarget, Format};
 use crate::drift::{self, Status};
 use crate::plan::{self, Plan};
 use crate::policy;
 use crate::render::Renderer;
+use crate::{deployed, livedb};
 use anyhow::{Context as _, Result, bail};
 use std::io::{IsTerminal as _, Read as _};
 use std::path::Path;
@@ -38,16 +39,8 @@ pub fn run(command: Command) -> Result<Outcome> {
             force,
             dry_run,
         } => generate(&policy, &out, force, dry_run),
-        Command::Diff {
-            policy,
-            against,
-            format,
-        } => diff(&policy, &against, format, false),
-        Command::Check {
-            policy,
-            against,
-            format,
-        } => diff(&policy, &against, format, true),
+        Command::Diff { policy, target, format } => diff(&policy, &target, format, false),
+        Command::Check { policy, target, format } => diff(&policy, &target, format, true),
         Command::ScramVerifier => scram_verifier(),
     }
 }
@@ -158,56 +151,81 @@ fn generate(policy: &Path, out: &Path, force: bool, dry_run: bool) -> Result<Out
     Ok(Outcome::Success)
 }
 
-fn diff(policy: &Path, against: &Path, format: Format, quiet: bool) -> Result<Outcome> {
-    let tree = render(policy)?;
-    if !against.exists() {
-        bail!("`{}` does not exist", against.display());
+fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Result<Outcome> {
+    if target.against.is_none() && !target.deployed && !target.db {
+        bail!("say what to compare with: --against DIR, --deployed (with --root) and/or --db");
     }
-    let changes = drift::compare(&tree, against)?;
+    let (plan, _) = load_plan(policy)?;
+    let tree = artifact::render_all(&plan)?;
+    let files = match &target.against {
+        Some(dir) if !dir.exists() => bail!("`{}` does not exist", dir.display()),
+        Some(dir) => drift::compare(&tree, dir)?,
+        None => Vec::new(),
+    };
+    let host = if target.deployed {
+        deployed::compare(&plan, &tree, &target.root)
+    } else {
+        Vec::new()
+    };
+    let database = if target.db {
+        livedb::compare(&plan.clusters)?
+    } else {
+        Vec::new()
+    };
+    let in_sync = files.is_empty() && host.is_empty() && database.is_empty();
     match format {
         Format::Json => {
             let doc = serde_json::json!({
                 "schema": "pgbr-policy/drift/v1",
-                "against": against.display().to_string(),
-                "in_sync": changes.is_empty(),
-                "files": changes,
+                "in_sync": in_sync,
+                "against": target.against.as_ref().map(|d| d.display().to_string()),
+                "files": files,
+                "host": host,
+                "database": database,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Format::Text => {
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            for change in &changes {
-                let note = if change.edited_by_hand {
-                    " (edited by hand since it was generated)"
-                } else {
-                    ""
-                };
-                if quiet || change.diff.is_empty() {
-                    println!("{}: {}{note}", change.path, change.status.word());
-                    if change.status == Status::ModeChanged && !quiet {
-                        println!(
-                            "  mode {} -> {}",
-                            change.found_mode.as_deref().unwrap_or("?"),
-                            change.expected_mode.as_deref().unwrap_or("?")
-                        );
-                    }
-                } else {
-                    if !note.is_empty() {
-                        println!("# {}{note}", change.path);
-                    }
-                    print_diff(&change.diff, colour);
+            print_file_changes(&files, quiet, colour);
+            for (place, findings) in [("host", &host), ("database", &database)] {
+                for f in findings {
+                    println!(
+                        "{place} {}: {}: {}: expected {}, found {}",
+                        f.cluster, f.item, f.problem, f.expected, f.found
+                    );
                 }
             }
-            if !quiet && changes.is_empty() {
-                eprintln!("{}: in sync with {}", against.display(), policy.display());
+            if !quiet && in_sync {
+                eprintln!("in sync with {}", policy.display());
             }
         }
     }
-    Ok(if changes.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Drift
-    })
+    Ok(if in_sync { Outcome::Success } else { Outcome::Drift })
+}
+
+fn print_file_changes(changes: &[drift::Change], quiet: bool, colour: bool) {
+    for change in changes {
+        let note = match change.cause {
+            Some(cause) => format!(" ({})", cause.describe()),
+            None => String::new(),
+        };
+        if quiet || change.diff.is_empty() {
+            println!("{}: {}{note}", change.path, change.status.word());
+            if change.status == Status::ModeChanged && !quiet {
+                println!(
+                    "  mode {} -> {}",
+                    change.found_mode.as_deref().unwrap_or("?"),
+                    change.expected_mode.as_deref().unwrap_or("?")
+                );
+            }
+        } else {
+            if !note.is_empty() {
+                println!("# {}{note}", change.path);
+            }
+            print_diff(&change.diff, colour);
+        }
+    }
 }
 
 fn print_diff(diff: &str, colour: bool) {

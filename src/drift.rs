@@ -20,12 +20,32 @@ pub enum Status {
     ModeChanged,
 }
 
+/// Why a file differs, when the directory has a MANIFEST.sha256 to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The file no longer matches the checksum generate recorded for it.
+    EditedByHand,
+    /// The file is as generated, so the policy or pgbr-policy itself changed.
+    PolicyOrToolChanged,
+}
+
+impl Cause {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cause::EditedByHand => "edited by hand since it was generated",
+            Cause::PolicyOrToolChanged => "as generated: the policy or pgbr-policy changed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub path: String,
     pub status: Status,
     /// The file on disk differs from what the manifest on disk recorded: edited by hand.
     pub edited_by_hand: bool,
+    pub cause: Option<Cause>,
     pub expected_sha256: Option<String>,
     pub found_sha256: Option<String>,
     pub expected_mode: Option<String>,
@@ -74,6 +94,7 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
                 path: rel.clone(),
                 status: Status::Added,
                 edited_by_hand: false,
+                cause: None,
                 expected_sha256: Some(expected_sha),
                 found_sha256: None,
                 expected_mode: Some(format!("{:04o}", artifact.mode)),
@@ -84,6 +105,12 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
                 let found_sha = sha256_hex(&found);
                 let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
                 let edited_by_hand = rel != MANIFEST && recorded.get(rel).is_some_and(|h| *h != found_sha);
+                let cause = match recorded.get(rel) {
+                    _ if rel == MANIFEST => None,
+                    Some(h) if *h != found_sha => Some(Cause::EditedByHand),
+                    Some(_) => Some(Cause::PolicyOrToolChanged),
+                    None => None,
+                };
                 let status = if found != artifact.bytes {
                     Status::Modified
                 } else if mode != artifact.mode {
@@ -95,6 +122,7 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
                     path: rel.clone(),
                     status,
                     edited_by_hand,
+                    cause,
                     diff: if status == Status::Modified {
                         unified(
                             rel,
@@ -119,6 +147,7 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
                 path: rel.clone(),
                 status: Status::Removed,
                 edited_by_hand: false,
+                cause: None,
                 expected_sha256: None,
                 found_sha256: Some(sha256_hex(&found)),
                 expected_mode: None,

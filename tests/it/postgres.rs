@@ -9,13 +9,13 @@ use std::process::{Command, Output};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-struct Server {
+pub(crate) struct Server {
     dir: tempfile::TempDir,
     port: u16,
 }
 
 impl Server {
-    fn start(name: &str) -> Server {
+    pub(crate) fn start(name: &str) -> Server {
         assert!(
             Path::new(PG_BIN).join("initdb").is_file(),
             "PostgreSQL 15 server binaries are missing: apt-get install -y postgresql-15 (.ci/run does)"
@@ -66,16 +66,16 @@ impl Server {
         Server { dir, port }
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    fn sock(&self) -> PathBuf {
+    pub(crate) fn sock(&self) -> PathBuf {
         self.dir.path().join("sock")
     }
 
     /// psql as postgres; `sql` on stdin.
-    fn psql(&self, db: &str, extra: &[&str], sql: &str) -> Output {
+    pub(crate) fn psql(&self, db: &str, extra: &[&str], sql: &str) -> Output {
         use std::io::Write as _;
         let port = self.port.to_string();
         let mut child = Command::new("runuser")
@@ -105,7 +105,7 @@ impl Server {
         child.wait_with_output().unwrap()
     }
 
-    fn psql_ok(&self, db: &str, extra: &[&str], sql: &str) -> String {
+    pub(crate) fn psql_ok(&self, db: &str, extra: &[&str], sql: &str) -> String {
         let out = self.psql(db, extra, sql);
         assert!(
             out.status.success(),
@@ -116,7 +116,7 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn restart(&self) {
+    pub(crate) fn restart(&self) {
         // -l: without it the new postmaster keeps our pipes open and output() never ends.
         let log = self.data().join("server.log");
         as_postgres(&[
@@ -133,7 +133,7 @@ impl Server {
     }
 
     /// Puts the generated snippets at the top of the live files, as apply.sh does.
-    fn splice_hba(&self, tree: &Path) {
+    pub(crate) fn splice_hba(&self, tree: &Path) {
         for (snippet, live) in [
             ("hba/pg_hba.conf.snippet", "pg_hba.conf"),
             ("hba/pg_ident.conf.snippet", "pg_ident.conf"),
@@ -189,7 +189,7 @@ fn as_postgres(args: &[&str]) {
     );
 }
 
-fn generate(policy: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn generate(policy: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempdir();
     let path = write_policy(dir.path(), policy);
     let out = dir.path().join("out");
@@ -198,11 +198,11 @@ fn generate(policy: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, out)
 }
 
-fn sql(tree: &Path, name: &str) -> String {
+pub(crate) fn sql(tree: &Path, name: &str) -> String {
     std::fs::read_to_string(tree.join("sql").join(name)).unwrap()
 }
 
-fn policy(server: &Server, role: &str) -> String {
+pub(crate) fn policy(server: &Server, role: &str) -> String {
     format!(
         "version: 1\nclusters:\n  - name: t\n    postgres:\n      major: 15\n      data_directory: {}\n      socket_directory: {}\n      port: {}\n    role:\n      name: {}\n    pgbackrest: {{version: \"2.45\"}}\n",
         server.data().display(),
@@ -212,7 +212,7 @@ fn policy(server: &Server, role: &str) -> String {
     )
 }
 
-fn verify(server: &Server, tree: &Path) -> Output {
+pub(crate) fn verify(server: &Server, tree: &Path) -> Output {
     server.psql("postgres", &["-At"], &sql(tree, "verify.sql"))
 }
 

@@ -1,0 +1,440 @@
+//! Drift against a deployed host: what the plan installs vs what is there, under a root
+//! directory (`/` in production, a fake root in tests). Files the plan installs from the
+//! artifact tree (configuration, unit, tmpfiles entry) by content; the managed block of
+//! the live pg_hba.conf / pg_ident.conf (only the block); owner, group and mode of every
+//! planned path; and the data directory tree, walked by two threads with memory that
+//! does not grow with the number of files.
+
+use crate::artifact::Tree;
+use crate::plan::{ClusterPlan, Plan};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+/// One way the host differs from the plan.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub cluster: String,
+    /// The path (as on the host) or the object the finding is about.
+    pub item: String,
+    pub problem: String,
+    pub expected: String,
+    pub found: String,
+}
+
+/// Examples of data-directory entries kept per kind of problem: enough to act on, and
+/// bounded so that a tree of millions of bad entries does not fill memory.
+const EXAMPLES: usize = 5;
+
+/// User and group names to numeric ids, read from the root's /etc/passwd and /etc/group
+/// (the host's own when the root has none): owners are compared by id, as the host does.
+struct Ids {
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+}
+
+impl Ids {
+    fn load(root: &Path) -> Ids {
+        let read = |name: &str| {
+            fs::read_to_string(root.join("etc").join(name))
+                .or_else(|_| fs::read_to_string(Path::new("/etc").join(name)))
+                .unwrap_or_default()
+        };
+        let parse = |text: String| {
+            text.lines()
+                .filter_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    let id = fields.nth(1)?.parse().ok()?;
+                    Some((name.to_owned(), id))
+                })
+                .collect()
+        };
+        Ids {
+            users: parse(read("passwd")),
+            groups: parse(read("group")),
+        }
+    }
+}
+
+fn on_root(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+pub fn compare(plan: &Plan, tree: &Tree, root: &Path) -> Vec<Finding> {
+    let ids = Ids::load(root);
+    let mut out = Vec::new();
+    for cluster in &plan.clusters {
+        let mut finding = |item: &str, problem: &str, expected: String, found: String| {
+            out.push(Finding {
+                cluster: cluster.name.clone(),
+                item: item.to_owned(),
+                problem: problem.to_owned(),
+                expected,
+                found,
+            });
+        };
+        installed_files(cluster, tree, root, &mut finding);
+        for entry in &cluster.paths {
+            if entry.kind == "file" {
+                continue; // compared by content and mode above
+            }
+            owner_and_mode(
+                root,
+                &entry.path,
+                &entry.owner,
+                &entry.group,
+                entry.mode,
+                &ids,
+                &mut finding,
+            );
+        }
+        managed_blocks(cluster, tree, root, &mut finding);
+        let pgdata = on_root(root, &cluster.postgres.data_directory);
+        if pgdata.is_dir() {
+            let report = walk_pgdata(&pgdata);
+            for (problem, examples, count) in [
+                (
+                    "entries of the data directory lack group read",
+                    &report.unreadable,
+                    report.unreadable_count,
+                ),
+                (
+                    "entries of the data directory are group-writable or open to others",
+                    &report.too_open,
+                    report.too_open_count,
+                ),
+            ] {
+                if count > 0 {
+                    finding(
+                        &cluster.postgres.data_directory,
+                        problem,
+                        "none".into(),
+                        format!("{count}, e.g. {}", examples.join(", ")),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Files apply.sh installs from the artifact tree: same bytes, planned owner and mode.
+fn installed_files(
+    cluster: &ClusterPlan,
+    tree: &Tree,
+    root: &Path,
+    finding: &mut impl FnMut(&str, &str, String, String),
+) {
+    let name = &cluster.name;
+    let mut files = vec![
+        (
+            cluster.repository_config.path.clone(),
+            format!("{name}/{}", cluster.files.repository_config),
+            0o640,
+        ),
+        (
+            cluster.database_config.path.clone(),
+            format!("{name}/{}", cluster.files.database_config),
+            0o640,
+        ),
+        (
+            cluster.systemd.unit_path.clone(),
+            format!("{name}/{}", cluster.files.unit),
+            0o644,
+        ),
+    ];
+    if !cluster.systemd.tmpfiles.is_empty() {
+        files.push((
+            cluster.systemd.tmpfiles_path.clone(),
+            format!("{name}/{}", cluster.files.tmpfiles),
+            0o644,
+        ));
+    }
+    for (host_path, artifact, mode) in files {
+        let Some(expected) = tree.get(&artifact) else { continue };
+        match fs::read(on_root(root, &host_path)) {
+            Err(_) => finding(
+                &host_path,
+                "missing",
+                format!("the content of {artifact}"),
+                "no file".into(),
+            ),
+            Ok(found) if found != expected.bytes => {
+                let first = first_changed_line(&expected.bytes, &found);
+                finding(
+                    &host_path,
+                    "content differs from the plan",
+                    format!("the content of {artifact}"),
+                    first,
+                );
+            }
+            Ok(_) => {
+                let found_mode = fs::metadata(on_root(root, &host_path))
+                    .map(|m| m.permissions().mode() & 0o7777)
+                    .unwrap_or(0);
+                if found_mode != mode {
+                    finding(&host_path, "mode", format!("{mode:04o}"), format!("{found_mode:04o}"));
+                }
+            }
+        }
+    }
+}
+
+fn first_changed_line(expected: &[u8], found: &[u8]) -> String {
+    let expected = String::from_utf8_lossy(expected);
+    let found = String::from_utf8_lossy(found);
+    for (i, (e, f)) in expected.lines().zip(found.lines()).enumerate() {
+        if e != f {
+            return format!("line {}: {f:?} (expected {e:?})", i + 1);
+        }
+    }
+    format!(
+        "{} lines (expected {})",
+        found.lines().count(),
+        expected.lines().count()
+    )
+}
+
+fn owner_and_mode(
+    root: &Path,
+    path: &str,
+    owner: &str,
+    group: &str,
+    mode: &str,
+    ids: &Ids,
+    finding: &mut impl FnMut(&str, &str, String, String),
+) {
+    let Ok(meta) = fs::symlink_metadata(on_root(root, path)) else {
+        finding(
+            path,
+            "missing",
+            format!("{owner}:{group} {mode}"),
+            "nothing there".into(),
+        );
+        return;
+    };
+    let want_mode = u32::from_str_radix(mode, 8).unwrap_or(0);
+    let found_mode = meta.permissions().mode() & 0o7777;
+    if found_mode != want_mode {
+        finding(path, "mode", mode.to_owned(), format!("{found_mode:04o}"));
+    }
+    match ids.users.get(owner) {
+        Some(uid) if *uid == meta.uid() => {}
+        Some(_) => finding(path, "owner", owner.to_owned(), format!("uid {}", meta.uid())),
+        None => finding(path, "owner", owner.to_owned(), "no such user on the host".into()),
+    }
+    match ids.groups.get(group) {
+        Some(gid) if *gid == meta.gid() => {}
+        Some(_) => finding(path, "group", group.to_owned(), format!("gid {}", meta.gid())),
+        None => finding(path, "group", group.to_owned(), "no such group on the host".into()),
+    }
+}
+
+/// The block between this cluster's markers at the top of the live files, compared with
+/// the generated snippet; the rest of the files is the site's business.
+fn managed_blocks(
+    cluster: &ClusterPlan,
+    tree: &Tree,
+    root: &Path,
+    finding: &mut impl FnMut(&str, &str, String, String),
+) {
+    let data = &cluster.postgres.data_directory;
+    for (configured, default, snippet) in [
+        (
+            &cluster.postgres.hba_file,
+            format!("{data}/pg_hba.conf"),
+            "hba/pg_hba.conf.snippet",
+        ),
+        (
+            &cluster.postgres.ident_file,
+            format!("{data}/pg_ident.conf"),
+            "hba/pg_ident.conf.snippet",
+        ),
+    ] {
+        // Without a path in the policy the server's default location is checked (the
+        // server is not asked: this check works on a fake root too).
+        let live = if configured.is_empty() {
+            default
+        } else {
+            configured.clone()
+        };
+        let Some(expected) = tree.get(&format!("{}/{snippet}", cluster.name)) else {
+            continue;
+        };
+        let Ok(text) = fs::read_to_string(on_root(root, &live)) else {
+            finding(
+                &live,
+                "missing",
+                "the managed block at the top".into(),
+                "no file".into(),
+            );
+            continue;
+        };
+        let expected = String::from_utf8_lossy(&expected.bytes);
+        let begin = format!("# BEGIN {}", cluster.hba_marker);
+        let end = format!("# END {}", cluster.hba_marker);
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.iter().position(|l| l.starts_with(&begin));
+        let stop = lines.iter().position(|l| l.starts_with(&end));
+        match (start, stop) {
+            (Some(a), Some(b)) if a < b => {
+                let block = lines[a..=b].join("\n") + "\n";
+                if block != expected {
+                    let first = first_changed_line(expected.as_bytes(), block.as_bytes());
+                    finding(
+                        &live,
+                        "managed block differs from the plan",
+                        format!("the lines of {snippet}"),
+                        first,
+                    );
+                } else if lines[..a].iter().any(|l| is_rule(l)) {
+                    finding(
+                        &live,
+                        "managed block is not first",
+                        "before every other rule".into(),
+                        format!("after line {}", a),
+                    );
+                }
+            }
+            _ => finding(
+                &live,
+                "managed block missing",
+                format!("lines between `{begin}` and `{end}`"),
+                "no block".into(),
+            ),
+        }
+    }
+}
+
+fn is_rule(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty() && !t.starts_with('#')
+}
+
+#[derive(Default)]
+struct WalkReport {
+    unreadable: Vec<String>,
+    unreadable_count: u64,
+    too_open: Vec<String>,
+    too_open_count: u64,
+    entries: u64,
+}
+
+/// Directories waiting to be read, and how many workers are busy: when the queue is
+/// empty and nobody is busy, the walk is over.
+struct Queue {
+    dirs: Vec<PathBuf>,
+    busy: usize,
+}
+
+/// Walks a directory tree with two threads (one stat per entry, no name lookups),
+/// following no symlinks; memory holds only directories not yet read.
+fn walk_pgdata(root: &Path) -> WalkReport {
+    let queue = Mutex::new(Queue {
+        dirs: vec![root.to_path_buf()],
+        busy: 0,
+    });
+    let wake = Condvar::new();
+    let report = Mutex::new(WalkReport::default());
+    check_entry(root, &fs::symlink_metadata(root).ok(), &report);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let dir = {
+                        let mut q = queue.lock().expect("queue lock");
+                        loop {
+                            if let Some(dir) = q.dirs.pop() {
+                                q.busy += 1;
+                                break Some(dir);
+                            }
+                            if q.busy == 0 {
+                                break None;
+                            }
+                            q = wake.wait(q).expect("queue wait");
+                        }
+                    };
+                    let Some(dir) = dir else {
+                        wake.notify_all();
+                        return;
+                    };
+                    let mut found_dirs = Vec::new();
+                    if let Ok(entries) = fs::read_dir(&dir) {
+                        for entry in entries.flatten() {
+                            let meta = entry.metadata().ok();
+                            if meta.as_ref().is_some_and(|m| m.is_dir()) {
+                                found_dirs.push(entry.path());
+                            }
+                            check_entry(&entry.path(), &meta, &report);
+                        }
+                    }
+                    let mut q = queue.lock().expect("queue lock");
+                    q.dirs.extend(found_dirs);
+                    q.busy -= 1;
+                    wake.notify_all();
+                }
+            });
+        }
+    });
+    report.into_inner().expect("report lock")
+}
+
+fn check_entry(path: &Path, meta: &Option<fs::Metadata>, report: &Mutex<WalkReport>) {
+    let Some(meta) = meta else { return };
+    let mode = meta.permissions().mode();
+    let (unreadable, too_open) = if meta.is_dir() {
+        (mode & 0o050 != 0o050, mode & 0o027 != 0)
+    } else if meta.is_file() {
+        (mode & 0o040 == 0, mode & 0o027 != 0)
+    } else {
+        (false, false) // symlinks (tablespaces) and sockets are not copied as such
+    };
+    let mut r = report.lock().expect("report lock");
+    r.entries += 1;
+    if unreadable {
+        r.unreadable_count += 1;
+        if r.unreadable.len() < EXAMPLES {
+            r.unreadable.push(path.display().to_string());
+        }
+    }
+    if too_open {
+        r.too_open_count += 1;
+        if r.too_open.len() < EXAMPLES {
+            r.too_open.push(path.display().to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn walk_counts_unreadable_and_open_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        fs::create_dir_all(root.join("base/1")).unwrap();
+        for (i, mode) in [0o640, 0o600, 0o660, 0o640].iter().enumerate() {
+            let f = root.join("base/1").join(format!("{i}"));
+            fs::write(&f, "x").unwrap();
+            fs::set_permissions(&f, fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        for d in [&root, &root.join("base"), &root.join("base/1")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o750)).unwrap();
+        }
+        let report = walk_pgdata(&root);
+        assert_eq!(report.entries, 7);
+        assert_eq!(report.unreadable_count, 1);
+        assert_eq!(report.too_open_count, 1);
+        assert!(report.unreadable[0].ends_with("base/1/1"));
+    }
+}
