@@ -202,7 +202,7 @@ fn findings(c: &ClusterPlan, state: &State) -> Vec<Finding> {
         });
         let options_ok = valid
             .get(i)
-            .is_some_and(|r| line.options.is_empty() || r.options.iter().any(|o| *o == line.options));
+            .is_some_and(|r| line.options.is_empty() || r.options.contains(&line.options));
         if have.as_deref() != Some(want.as_str()) || !options_ok {
             finding(
                 &format!("pg_hba.conf rule {}", i + 1),
