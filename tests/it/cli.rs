@@ -151,6 +151,28 @@ fn check_reports_drift_with_exit_1_and_json() {
     assert_eq!(files.len(), 2, "{stdout}");
     assert_eq!(files[0]["status"], "modified");
     assert_eq!(files[0]["edited_by_hand"], true);
+    assert_eq!(files[0]["cause"], "edited-by-hand");
+    assert_eq!(files[1]["status"], "removed");
+    assert_eq!(doc["schema"], "pgbr-policy/drift/v1");
+    assert!(doc["host"].as_array().unwrap().is_empty() && doc["database"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_policy_change_is_told_apart_from_a_hand_edit() {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), MINIMAL);
+    let out = dir.path().join("out");
+    let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
+    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
+    write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 16"));
+    let (code, stdout, _) = run(&["check", p, "--against", o]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("main/sql/apply.sql: modified (as generated: the policy or pgbr-policy changed)"), "{stdout}");
+    let (_, stdout, _) = run(&["check", p, "--against", o, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let apply = doc["files"].as_array().unwrap().iter().find(|f| f["path"] == "main/sql/apply.sql").unwrap();
+    assert_eq!(apply["cause"], "policy-or-tool-changed");
+    assert_eq!(apply["edited_by_hand"], false);
 }
 
 #[test]
