@@ -1,13 +1,16 @@
-//! Artifacts: the rendered output tree in memory (path → bytes + mode), and the
-//! manifest. `generate`, `diff` and `check` all start from [`render_all`], so they
-//! can never disagree about what the tool would write.
+//! Artifacts: rendering the plan into files (path → bytes + mode) and the manifest.
+//! `generate`, `diff` and `check` all render through [`for_each`], so they can never
+//! disagree about what the tool would write. It streams: each file is handed to a sink
+//! as soon as it is rendered, from two threads, so a fleet of a thousand clusters is
+//! compared or written without holding the whole tree in memory.
 
-use crate::generators::{self, Scope};
-use crate::plan::Plan;
+use crate::generators::{self, Generator, Scope};
+use crate::plan::{ClusterPlan, Plan};
 use crate::render::Renderer;
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 pub const MANIFEST: &str = "MANIFEST.sha256";
 
@@ -20,57 +23,159 @@ pub struct Artifact {
 /// The whole tree, sorted by path (deterministic output).
 pub type Tree = BTreeMap<String, Artifact>;
 
-pub fn render_all(plan: &Plan) -> Result<Tree> {
-    let renderer = Renderer::new()?;
-    let generators = generators::all()?;
-    let mut tree = Tree::new();
-    for cluster in &plan.clusters {
-        for generator in &generators {
+/// What per-cluster templates know of the whole plan: `plan.tool` and `plan.policy_file`.
+/// (Inserting the whole plan would serialise every cluster once per file of every
+/// cluster: quadratic in the fleet.)
+#[derive(serde::Serialize)]
+struct PlanHeader<'a> {
+    tool: &'a crate::plan::ToolInfo,
+    policy_file: &'a str,
+}
+
+/// What tree-scoped templates know: the header and the names of the clusters.
+#[derive(serde::Serialize)]
+struct TreeHeader<'a> {
+    tool: &'a crate::plan::ToolInfo,
+    policy_file: &'a str,
+    clusters: Vec<&'a str>,
+}
+
+/// The template engine and the generator files, loaded once and shared by the threads.
+pub struct Rendering {
+    renderer: Renderer,
+    generators: Vec<Generator>,
+}
+
+impl Rendering {
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            renderer: Renderer::new()?,
+            generators: generators::all()?,
+        })
+    }
+
+    /// Every file of one cluster.
+    pub fn cluster(&self, plan: &Plan, cluster: &ClusterPlan) -> Result<Vec<(String, Artifact)>> {
+        let header = PlanHeader {
+            tool: &plan.tool,
+            policy_file: &plan.policy_file,
+        };
+        // One context per cluster, serialised once, shared by all its files.
+        let cluster_value = serde_json::to_value(cluster)?;
+        let mut context = tera::Context::new();
+        context.insert("plan", &header);
+        context.insert("c", &cluster_value);
+        let mut out = Vec::new();
+        for generator in &self.generators {
             for output in generator.outputs.iter().filter(|o| o.scope == Scope::Cluster) {
                 if !output.applies_to(cluster)? {
                     continue;
                 }
-                let mut context = tera::Context::new();
-                context.insert("plan", plan);
-                context.insert("c", cluster);
                 if let Some(field) = &output.context {
-                    let value = serde_json::to_value(cluster)?
+                    let value = cluster_value
                         .get(field)
-                        .cloned()
                         .with_context(|| format!("generator `{}`: the plan has no field `{field}`", generator.file))?;
-                    context.insert("cfg", &value);
+                    context.insert("cfg", value);
                 }
-                let text = renderer.render(&output.template, &context)?;
-                let path = output.path_for(cluster);
-                tree.insert(
-                    path,
+                let text = self.renderer.render(&output.template, &context)?;
+                out.push((
+                    output.path_for(cluster),
                     Artifact {
-                        bytes: normalise(&text).into_bytes(),
+                        bytes: normalise(text),
                         mode: output.mode_bits()?,
                     },
-                );
+                ));
             }
         }
+        Ok(out)
     }
-    for generator in &generators {
-        for output in generator.outputs.iter().filter(|o| o.scope == Scope::Tree) {
-            let mut context = tera::Context::new();
-            context.insert("plan", plan);
-            let text = renderer.render(&output.template, &context)?;
-            tree.insert(
-                output.path.clone(),
-                Artifact {
-                    bytes: normalise(&text).into_bytes(),
-                    mode: output.mode_bits()?,
-                },
-            );
+
+    /// The files rendered once for the whole policy (`scope: tree`). They see the plan's
+    /// header and the clusters' names (`plan.clusters`); what they need of a cluster comes
+    /// from that cluster's own files, so memory stays flat however large the fleet.
+    fn tree_scope(&self, plan: &Plan) -> Result<Vec<(String, Artifact)>> {
+        let mut out = Vec::new();
+        if !self
+            .generators
+            .iter()
+            .any(|g| g.outputs.iter().any(|o| o.scope == Scope::Tree))
+        {
+            return Ok(out);
         }
+        let header = TreeHeader {
+            tool: &plan.tool,
+            policy_file: &plan.policy_file,
+            clusters: plan.clusters.iter().map(|c| c.name.as_str()).collect(),
+        };
+        let mut context = tera::Context::new();
+        context.insert("plan", &header);
+        for generator in &self.generators {
+            for output in generator.outputs.iter().filter(|o| o.scope == Scope::Tree) {
+                let text = self.renderer.render(&output.template, &context)?;
+                out.push((
+                    output.path.clone(),
+                    Artifact {
+                        bytes: normalise(text),
+                        mode: output.mode_bits()?,
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
-    let manifest = manifest(&tree);
+}
+
+/// Renders every file except the manifest and hands each to `sink`, from up to four
+/// threads (clusters are independent); the order of calls is not defined. The first
+/// error stops the work and is returned.
+pub fn for_each(plan: &Plan, sink: &(dyn Fn(String, Artifact) -> Result<()> + Sync)) -> Result<()> {
+    let rendering = Rendering::new()?;
+    for (path, artifact) in rendering.tree_scope(plan)? {
+        sink(path, artifact)?;
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for worker in 0..threads {
+            let (rendering, failure) = (&rendering, &failure);
+            scope.spawn(move || {
+                for cluster in plan.clusters.iter().skip(worker).step_by(threads) {
+                    if failure.lock().expect("failure lock").is_some() {
+                        return;
+                    }
+                    let result = rendering
+                        .cluster(plan, cluster)
+                        .and_then(|files| files.into_iter().try_for_each(|(path, artifact)| sink(path, artifact)));
+                    if let Err(e) = result {
+                        failure.lock().expect("failure lock").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().expect("failure lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The whole tree in memory, manifest included (tests, fuzzing, small policies).
+pub fn render_all(plan: &Plan) -> Result<Tree> {
+    let tree = Mutex::new(Tree::new());
+    for_each(plan, &|path, artifact| {
+        tree.lock().expect("tree lock").insert(path, artifact);
+        Ok(())
+    })?;
+    let mut tree = tree.into_inner().expect("tree lock");
+    let hashes = tree.iter().map(|(p, a)| (p.clone(), sha256_hex(&a.bytes))).collect();
     tree.insert(
         MANIFEST.to_owned(),
         Artifact {
-            bytes: manifest.into_bytes(),
+            bytes: manifest(&hashes).into_bytes(),
             mode: 0o644,
         },
     );
@@ -78,12 +183,16 @@ pub fn render_all(plan: &Plan) -> Result<Tree> {
 }
 
 /// LF only, no trailing blanks at the end, exactly one final newline.
-fn normalise(text: &str) -> String {
-    let mut out = text.replace("\r\n", "\n");
+fn normalise(text: String) -> Vec<u8> {
+    let mut out = if text.contains('\r') {
+        text.replace("\r\n", "\n")
+    } else {
+        text
+    };
     let trimmed = out.trim_end_matches(['\n', ' ']).len();
     out.truncate(trimmed);
     out.push('\n');
-    out
+    out.into_bytes()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -92,13 +201,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// `sha256sum -c` compatible: `<hex>  <path>` per line, sorted by path.
-pub fn manifest(tree: &Tree) -> String {
+pub fn manifest(hashes: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
-    for (path, artifact) in tree {
+    for (path, hash) in hashes {
         if path == MANIFEST {
             continue;
         }
-        out.push_str(&sha256_hex(&artifact.bytes));
+        out.push_str(hash);
         out.push_str("  ");
         out.push_str(path);
         out.push('\n');

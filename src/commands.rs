@@ -1,6 +1,6 @@
 //! One function per subcommand, each a short pipeline: load → plan → render → sink.
 
-use crate::artifact::{self, Tree};
+use crate::artifact;
 use crate::cli::{Command, DriftTarget, Format};
 use crate::drift::{self, Status};
 use crate::plan::{self, Plan};
@@ -52,11 +52,6 @@ fn load_plan(path: &Path) -> Result<(Plan, usize)> {
         eprintln!("{warning}");
     }
     Ok((plan::build(&loaded.policy), loaded.warnings.len()))
-}
-
-fn render(path: &Path) -> Result<Tree> {
-    let (plan, _) = load_plan(path)?;
-    artifact::render_all(&plan)
 }
 
 fn init(path: Option<&Path>) -> Result<Outcome> {
@@ -114,28 +109,27 @@ fn explain(path: &Path) -> Result<Outcome> {
 }
 
 fn generate(policy: &Path, out: &Path, force: bool, dry_run: bool) -> Result<Outcome> {
-    let tree = render(policy)?;
+    let (plan, _) = load_plan(policy)?;
     if dry_run {
-        let changes = if out.is_dir() {
-            drift::compare(&tree, out)?
+        if out.is_dir() {
+            for change in drift::compare(&plan, out)?
+                .iter()
+                .filter(|c| c.status != Status::Removed)
+            {
+                println!(
+                    "would write {} ({})",
+                    out.join(&change.path).display(),
+                    change.status.word()
+                );
+            }
         } else {
-            Vec::new()
-        };
-        if !out.is_dir() {
-            for path in tree.keys() {
+            for path in artifact::render_all(&plan)?.keys() {
                 println!("would write {}", out.join(path).display());
             }
         }
-        for change in changes.iter().filter(|c| c.status != Status::Removed) {
-            println!(
-                "would write {} ({})",
-                out.join(&change.path).display(),
-                change.status.word()
-            );
-        }
         return Ok(Outcome::Success);
     }
-    let report = crate::sink::write_tree(&tree, out, force)?;
+    let report = crate::sink::write_tree(&plan, out, force)?;
     eprintln!(
         "{}: {} written, {} unchanged",
         out.display(),
@@ -156,14 +150,13 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
         bail!("say what to compare with: --against DIR, --deployed (with --root) and/or --db");
     }
     let (plan, _) = load_plan(policy)?;
-    let tree = artifact::render_all(&plan)?;
     let files = match &target.against {
         Some(dir) if !dir.exists() => bail!("`{}` does not exist", dir.display()),
-        Some(dir) => drift::compare(&tree, dir)?,
+        Some(dir) => drift::compare(&plan, dir)?,
         None => Vec::new(),
     };
     let host = if target.deployed {
-        deployed::compare(&plan, &tree, &target.root)
+        deployed::compare(&plan, &target.root)?
     } else {
         Vec::new()
     };

@@ -5,7 +5,7 @@
 //! planned path; and the data directory tree, walked by two threads with memory that
 //! does not grow with the number of files.
 
-use crate::artifact::Tree;
+use crate::artifact::{Rendering, Tree};
 use crate::plan::{ClusterPlan, Plan};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -64,10 +64,13 @@ fn on_root(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
-pub fn compare(plan: &Plan, tree: &Tree, root: &Path) -> Vec<Finding> {
+pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Finding>> {
     let ids = Ids::load(root);
+    let rendering = Rendering::new()?;
     let mut out = Vec::new();
     for cluster in &plan.clusters {
+        let tree: Tree = rendering.cluster(plan, cluster)?.into_iter().collect();
+        let tree = &tree;
         let mut finding = |item: &str, problem: &str, expected: String, found: String| {
             out.push(Finding {
                 cluster: cluster.name.clone(),
@@ -119,7 +122,7 @@ pub fn compare(plan: &Plan, tree: &Tree, root: &Path) -> Vec<Finding> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Files apply.sh installs from the artifact tree: same bytes, planned owner and mode.

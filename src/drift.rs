@@ -1,13 +1,16 @@
 //! Comparing what `generate` would write with a directory: added, removed (stale),
 //! modified and mode-changed files, as a unified diff or one line per file. The rendered
-//! side always comes from `artifact::render_all`, the same code path as `generate`.
+//! side always comes from `artifact::for_each`, the same code path as `generate`.
 
-use crate::artifact::{MANIFEST, Tree, parse_manifest, sha256_hex};
+use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
+use crate::plan::Plan;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -76,7 +79,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
+/// Compares what `generate` would write with `against`, streaming: each rendered file is
+/// compared as soon as it exists and then dropped.
+pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
     if !against.is_dir() {
         anyhow::bail!("`{}` is not a directory", against.display());
     }
@@ -85,63 +90,26 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
         .unwrap_or_default();
     let mut on_disk = Vec::new();
     walk(against, against, &mut on_disk)?;
-    let mut changes = Vec::new();
-    for (rel, artifact) in tree {
-        let path = against.join(rel);
-        let expected_sha = sha256_hex(&artifact.bytes);
-        match fs::read(&path) {
-            Err(_) => changes.push(Change {
-                path: rel.clone(),
-                status: Status::Added,
-                edited_by_hand: false,
-                cause: None,
-                expected_sha256: Some(expected_sha),
-                found_sha256: None,
-                expected_mode: Some(format!("{:04o}", artifact.mode)),
-                found_mode: None,
-                diff: unified(rel, "", &String::from_utf8_lossy(&artifact.bytes)),
-            }),
-            Ok(found) => {
-                let found_sha = sha256_hex(&found);
-                let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
-                let edited_by_hand = rel != MANIFEST && recorded.get(rel).is_some_and(|h| *h != found_sha);
-                let cause = match recorded.get(rel) {
-                    _ if rel == MANIFEST => None,
-                    Some(h) if *h != found_sha => Some(Cause::EditedByHand),
-                    Some(_) => Some(Cause::PolicyOrToolChanged),
-                    None => None,
-                };
-                let status = if found != artifact.bytes {
-                    Status::Modified
-                } else if mode != artifact.mode {
-                    Status::ModeChanged
-                } else {
-                    continue;
-                };
-                changes.push(Change {
-                    path: rel.clone(),
-                    status,
-                    edited_by_hand,
-                    cause,
-                    diff: if status == Status::Modified {
-                        unified(
-                            rel,
-                            &String::from_utf8_lossy(&found),
-                            &String::from_utf8_lossy(&artifact.bytes),
-                        )
-                    } else {
-                        String::new()
-                    },
-                    expected_sha256: Some(expected_sha),
-                    found_sha256: Some(found_sha),
-                    expected_mode: Some(format!("{:04o}", artifact.mode)),
-                    found_mode: Some(format!("{mode:04o}")),
-                });
-            }
+    let changes = Mutex::new(Vec::new());
+    let hashes = Mutex::new(BTreeMap::new());
+    artifact::for_each(plan, &|path, artifact| {
+        let hash = sha256_hex(&artifact.bytes);
+        if let Some(change) = compare_one(against, &recorded, &path, &artifact, &hash)? {
+            changes.lock().expect("changes lock").push(change);
         }
-    }
+        hashes.lock().expect("hashes lock").insert(path, hash);
+        Ok(())
+    })?;
+    let mut changes = changes.into_inner().expect("changes lock");
+    let hashes = hashes.into_inner().expect("hashes lock");
+    let manifest = Artifact {
+        bytes: artifact::manifest(&hashes).into_bytes(),
+        mode: 0o644,
+    };
+    let manifest_hash = sha256_hex(&manifest.bytes);
+    changes.extend(compare_one(against, &recorded, MANIFEST, &manifest, &manifest_hash)?);
     for rel in on_disk {
-        if !tree.contains_key(&rel) {
+        if !hashes.contains_key(&rel) && rel != MANIFEST {
             let found = fs::read(against.join(&rel)).unwrap_or_default();
             changes.push(Change {
                 path: rel.clone(),
@@ -158,6 +126,64 @@ pub fn compare(tree: &Tree, against: &Path) -> Result<Vec<Change>> {
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(changes)
+}
+
+/// One rendered file against the same path under `against`: `None` when identical.
+fn compare_one(
+    against: &Path,
+    recorded: &BTreeMap<String, String>,
+    rel: &str,
+    artifact: &Artifact,
+    expected_sha: &str,
+) -> Result<Option<Change>> {
+    let path = against.join(rel);
+    let Ok(found) = fs::read(&path) else {
+        return Ok(Some(Change {
+            path: rel.to_owned(),
+            status: Status::Added,
+            edited_by_hand: false,
+            cause: None,
+            expected_sha256: Some(expected_sha.to_owned()),
+            found_sha256: None,
+            expected_mode: Some(format!("{:04o}", artifact.mode)),
+            found_mode: None,
+            diff: unified(rel, "", &String::from_utf8_lossy(&artifact.bytes)),
+        }));
+    };
+    let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
+    let status = if found != artifact.bytes {
+        Status::Modified
+    } else if mode != artifact.mode {
+        Status::ModeChanged
+    } else {
+        return Ok(None);
+    };
+    let found_sha = sha256_hex(&found);
+    let cause = match recorded.get(rel) {
+        _ if rel == MANIFEST => None,
+        Some(h) if *h != found_sha => Some(Cause::EditedByHand),
+        Some(_) => Some(Cause::PolicyOrToolChanged),
+        None => None,
+    };
+    Ok(Some(Change {
+        path: rel.to_owned(),
+        status,
+        edited_by_hand: cause == Some(Cause::EditedByHand),
+        cause,
+        diff: if status == Status::Modified {
+            unified(
+                rel,
+                &String::from_utf8_lossy(&found),
+                &String::from_utf8_lossy(&artifact.bytes),
+            )
+        } else {
+            String::new()
+        },
+        expected_sha256: Some(expected_sha.to_owned()),
+        found_sha256: Some(found_sha),
+        expected_mode: Some(format!("{:04o}", artifact.mode)),
+        found_mode: Some(format!("{mode:04o}")),
+    }))
 }
 
 fn unified(path: &str, old: &str, new: &str) -> String {

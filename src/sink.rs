@@ -1,14 +1,18 @@
-//! Writing a rendered tree to disk, carefully: each file through a temporary file and a
+//! Writing the rendered files to disk, carefully: each through a temporary file and a
 //! rename (never half-written), modes set before the rename, symlinks never followed,
 //! and files edited by hand since the last `generate` (their bytes no longer match the
 //! manifest) left alone unless `--force`. Nothing is written when anything is refused.
+//! Rendering streams (see `artifact::for_each`), so memory does not grow with the fleet.
 
-use crate::artifact::{MANIFEST, Tree, parse_manifest, sha256_hex};
+use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
+use crate::plan::Plan;
 use anyhow::{Context as _, Result, bail};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -18,7 +22,16 @@ pub struct Report {
     pub stale: Vec<String>,
 }
 
-pub fn write_tree(tree: &Tree, out: &Path, force: bool) -> Result<Report> {
+/// What pass one decided for a file.
+enum Action {
+    Write,
+    FixMode,
+}
+
+/// Writes what the plan renders into `out`, in two passes over the same rendering: the
+/// first decides (and refuses hand-edited files unless `force`) holding only paths and
+/// checksums, the second writes. Nothing is written when anything is refused.
+pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
     if out.is_symlink() {
         bail!("`{}` is a symbolic link; give the real directory", out.display());
     }
@@ -29,49 +42,122 @@ pub fn write_tree(tree: &Tree, out: &Path, force: bool) -> Result<Report> {
         Ok(text) => parse_manifest(&text),
         Err(_) => Default::default(),
     };
-    let mut report = Report::default();
-    let mut hand_edited = Vec::new();
-    let mut to_write = Vec::new();
-    for (rel, artifact) in tree {
-        let path = out.join(rel);
-        if let Some(found) = first_symlink(out, rel) {
-            bail!("refusing to write through the symbolic link `{}`", found);
-        }
-        match fs::read(&path) {
-            Ok(current) if current == artifact.bytes => {
-                let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
-                if mode == artifact.mode {
-                    report.unchanged.push(rel.clone());
-                } else {
-                    to_write.push(rel);
-                }
-            }
-            Ok(current) => {
-                let generated_before = previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&current));
-                if !generated_before && rel != MANIFEST {
-                    hand_edited.push(rel.clone());
-                }
-                to_write.push(rel);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => to_write.push(rel),
-            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
-        }
-    }
-    if !hand_edited.is_empty() && !force {
+    let decided = Mutex::new(Decisions::default());
+    artifact::for_each(plan, &|rel, artifact| {
+        let decision = decide(out, &previous, &rel, &artifact)?;
+        decided
+            .lock()
+            .expect("decisions lock")
+            .record(rel, sha256_hex(&artifact.bytes), decision);
+        Ok(())
+    })?;
+    let mut decided = decided.into_inner().expect("decisions lock");
+    let manifest = artifact::manifest(&decided.hashes);
+    let manifest_artifact = Artifact {
+        bytes: manifest.into_bytes(),
+        mode: 0o644,
+    };
+    let decision = decide(out, &previous, MANIFEST, &manifest_artifact)?;
+    decided.record(MANIFEST.to_owned(), String::new(), decision);
+    if !decided.hand_edited.is_empty() && !force {
+        decided.hand_edited.sort();
         bail!(
             "{} file{} changed since they were generated (their content no longer matches {MANIFEST}):\n  {}\nnothing was written; review them, then re-run with --force to overwrite",
-            hand_edited.len(),
-            if hand_edited.len() == 1 { " was" } else { "s were" },
-            hand_edited.join("\n  ")
+            decided.hand_edited.len(),
+            if decided.hand_edited.len() == 1 {
+                " was"
+            } else {
+                "s were"
+            },
+            decided.hand_edited.join("\n  ")
         );
     }
-    for rel in to_write {
-        let artifact = &tree[rel];
-        write_atomic(&out.join(rel), &artifact.bytes, artifact.mode)?;
-        report.written.push(rel.clone());
+    let act = |rel: &str, artifact: &Artifact| -> Result<()> {
+        match decided.actions.get(rel) {
+            Some(Action::Write) => write_file(&out.join(rel), &artifact.bytes, artifact.mode),
+            Some(Action::FixMode) => fs::set_permissions(out.join(rel), fs::Permissions::from_mode(artifact.mode))
+                .with_context(|| format!("cannot set the mode of `{}`", out.join(rel).display())),
+            None => Ok(()),
+        }
+    };
+    if decided.actions.keys().any(|p| p != MANIFEST) {
+        artifact::for_each(plan, &|rel, artifact| act(&rel, &artifact))?;
     }
-    report.stale = previous.keys().filter(|p| !tree.contains_key(*p)).cloned().collect();
+    act(MANIFEST, &manifest_artifact)?;
+    let mut report = Report {
+        stale: previous
+            .keys()
+            .filter(|p| !decided.hashes.contains_key(*p) && *p != MANIFEST)
+            .cloned()
+            .collect(),
+        ..Report::default()
+    };
+    for (rel, action) in &decided.actions {
+        if matches!(action, Action::Write | Action::FixMode) {
+            report.written.push(rel.clone());
+        }
+    }
+    report.unchanged = decided.unchanged;
     Ok(report)
+}
+
+#[derive(Default)]
+struct Decisions {
+    hashes: BTreeMap<String, String>,
+    actions: BTreeMap<String, Action>,
+    hand_edited: Vec<String>,
+    unchanged: Vec<String>,
+}
+
+impl Decisions {
+    fn record(&mut self, rel: String, hash: String, decision: Decision) {
+        match decision {
+            Decision::Unchanged => self.unchanged.push(rel.clone()),
+            Decision::FixMode => {
+                self.actions.insert(rel.clone(), Action::FixMode);
+            }
+            Decision::Write { hand_edited } => {
+                if hand_edited {
+                    self.hand_edited.push(rel.clone());
+                }
+                self.actions.insert(rel.clone(), Action::Write);
+            }
+        }
+        if rel != MANIFEST {
+            self.hashes.insert(rel, hash);
+        }
+    }
+}
+
+enum Decision {
+    Unchanged,
+    FixMode,
+    Write { hand_edited: bool },
+}
+
+fn decide(out: &Path, previous: &BTreeMap<String, String>, rel: &str, artifact: &Artifact) -> Result<Decision> {
+    let path = out.join(rel);
+    if let Some(found) = first_symlink(out, rel) {
+        bail!("refusing to write through the symbolic link `{found}`");
+    }
+    match fs::read(&path) {
+        Ok(current) if current == artifact.bytes => {
+            let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
+            Ok(if mode == artifact.mode {
+                Decision::Unchanged
+            } else {
+                Decision::FixMode
+            })
+        }
+        Ok(current) => {
+            let generated_before = previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&current));
+            Ok(Decision::Write {
+                hand_edited: !generated_before && rel != MANIFEST,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Decision::Write { hand_edited: false }),
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    }
 }
 
 /// The first existing symlink on the way from `root` to `root/rel`, if any.
@@ -86,7 +172,9 @@ fn first_symlink(root: &Path, rel: &str) -> Option<String> {
     None
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Temporary file + rename: a reader never sees half a file. No fsync per file: the
+/// artifacts can always be generated again, and a thousand fsyncs cost seconds.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("output path has no parent")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let name = path
@@ -102,7 +190,6 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
         fs::rename(&tmp, path)?;
         Ok(())
     })();

@@ -167,10 +167,18 @@ fn a_policy_change_is_told_apart_from_a_hand_edit() {
     write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 16"));
     let (code, stdout, _) = run(&["check", p, "--against", o]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("main/sql/apply.sql: modified (as generated: the policy or pgbr-policy changed)"), "{stdout}");
+    assert!(
+        stdout.contains("main/sql/apply.sql: modified (as generated: the policy or pgbr-policy changed)"),
+        "{stdout}"
+    );
     let (_, stdout, _) = run(&["check", p, "--against", o, "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let apply = doc["files"].as_array().unwrap().iter().find(|f| f["path"] == "main/sql/apply.sql").unwrap();
+    let apply = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "main/sql/apply.sql")
+        .unwrap();
     assert_eq!(apply["cause"], "policy-or-tool-changed");
     assert_eq!(apply["edited_by_hand"], false);
 }
