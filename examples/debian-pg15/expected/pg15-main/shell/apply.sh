@@ -385,12 +385,14 @@ step_pgdata() {
   # One pass over the tree: only entries that need it are changed, in batches (no fork
   # per file). Files PostgreSQL deletes meanwhile are ignored.
   local count
-  count=$(pgdata_needing_fix | wc -l)
-  if [ "$count" -gt 0 ]; then
-    if [ "$DRY_RUN" = 1 ]; then
+  if [ "$DRY_RUN" = 1 ]; then
+    count=$(pgdata_needing_fix | wc -l)
+    if [ "$count" -gt 0 ]; then
       CHANGES=$((CHANGES + 1)); say "would give group read to $count entries (and remove group write / other access)"
-    else
-      fix_pgdata
+    fi
+  else
+    count=$(fix_pgdata | wc -l)
+    if [ "$count" -gt 0 ]; then
       CHANGES=$((CHANGES + 1)); say "gave group read to $count entries"
     fi
   fi
@@ -401,10 +403,12 @@ step_pgdata() {
   fi
 }
 
+# Fixes what pgdata_needing_fix would list, in the same single walk, and prints each
+# entry it changed (-exec … {} + is always true, so -print follows it).
 fix_pgdata() {
   local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -exec chmod g+rx,g-w,o-rwx {} + \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -exec chmod g+r,g-w,o-rwx {} + \) 2>/dev/null || true
+  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -exec chmod g+rx,g-w,o-rwx {} + -print \) \
+    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -exec chmod g+r,g-w,o-rwx {} + -print \) 2>/dev/null || true
 }
 
 step_configs() {
@@ -665,7 +669,7 @@ restart_postgres() {
     pg_ctl_restart
   fi
   # Files created between the chmod and the restart are still 0600: one more pass.
-  fix_pgdata
+  fix_pgdata >/dev/null
 }
 
 main() {
