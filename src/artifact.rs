@@ -66,6 +66,7 @@ pub fn render_all(plan: &Plan) -> Result<Tree> {
             );
         }
     }
+    crate::consistency::check(plan, &tree)?;
     let manifest = manifest(&tree);
     tree.insert(
         MANIFEST.to_owned(),
