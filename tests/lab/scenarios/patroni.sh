@@ -50,6 +50,9 @@ patroni_daemon() {  # pidfile log umask command...
     sh -c 'umask "$1"; echo $$ > "$2"; shift 2; exec "$@"' sh "$mask" "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
 }
 
+# True when a query prints exactly "t".
+query_true() { [ "$("$@" 2>/dev/null)" = t ]; }
+
 # Polls a command for up to SECONDS.
 wait_for() {  # seconds command...
   local deadline=$(($(date +%s) + $1)); shift
@@ -154,14 +157,6 @@ YAML
   patroni_base_config "$D/patroni/base.yml" node1 "$D/pg/data" "$port" "$rest"
   step merge-fragment patroni_merge "$D/patroni/base.yml" "$tree/patroni/patroni.yml" "$cfg" || return
   chown "$owner:" "$cfg"; chmod 0600 "$cfg"
-  local base_out merged_out added
-  base_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$D/patroni/base.yml" 2>&1)
-  merged_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$cfg" 2>&1)
-  printf -- '--- validate-config, base:\n%s\n--- validate-config, with the fragment:\n%s\n' "$base_out" "$merged_out" >> "$LOG"
-  added=$(comm -13 <(sort -u <<<"$base_out") <(sort -u <<<"$merged_out"))
-  expect validate-config-nothing-new "the fragment adds: $added" [ -z "$added" ]
-  result ok validate-config-remaining 0 "$(tr '\n' ';' <<<"$merged_out" | cut -c1-300)"
-
   # --- etcd, then Patroni bootstraps the cluster ---
   local start
   start=$(now)
@@ -174,11 +169,19 @@ YAML
   else
     result FAIL etcd-start "$(elapsed "$start")" "etcd does not listen on 12379"; return
   fi
+  local base_out merged_out added
+  base_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$D/patroni/base.yml" 2>&1)
+  merged_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$cfg" 2>&1)
+  printf -- '--- validate-config, base:\n%s\n--- validate-config, with the fragment:\n%s\n' "$base_out" "$merged_out" >> "$LOG"
+  added=$(comm -13 <(sort -u <<<"$base_out") <(sort -u <<<"$merged_out"))
+  expect validate-config-nothing-new "the fragment adds: $added" [ -z "$added" ]
+  result ok validate-config-remaining 0 "$(tr '\n' ';' <<<"$merged_out" | cut -c1-300)"
+
   register_pgdata "$bin" "$D/pg/data"
   start=$(now)
   patroni_daemon "$D/patroni/node1.pid" "$D/patroni1.log" 0027 patroni "$cfg"
   local q=(psql_as "$owner" "$D/sock" "$port")
-  if wait_for 90 "${q[@]}" postgres -c "SELECT 1 WHERE NOT pg_is_in_recovery() AND EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"; then
+  if wait_for 90 query_true "${q[@]}" postgres -c "SELECT NOT pg_is_in_recovery() AND EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"; then
     result ok bootstrap "$(elapsed "$start")"
   else
     result FAIL bootstrap "$(elapsed "$start")" "no primary with the role within 90 s"; return
@@ -252,7 +255,7 @@ YAML
   start=$(now)
   patroni_daemon "$D/patroni/node2.pid" "$D/patroni2.log" 0027 patroni "$cfg2"
   local q2=(psql_as "$owner" "$D/sock" "$((port + 1))")
-  if wait_for 90 "${q2[@]}" postgres -c "SELECT 1 WHERE pg_is_in_recovery()"; then
+  if wait_for 90 query_true "${q2[@]}" postgres -c "SELECT pg_is_in_recovery()"; then
     result ok replica-clone "$(elapsed "$start")"
     # Its first on_start runs before apply.sh made its log directory: the line is in
     # Patroni's log (the hook's stderr).

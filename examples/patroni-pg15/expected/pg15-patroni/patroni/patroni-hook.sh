@@ -13,6 +13,10 @@
 # process per file). Idempotent and safe to kill: a later call finishes the job. One
 # log line per run in /var/log/pgbackrest/patroni-hook-pg15-patroni.log (on stderr, hence in Patroni's log, when that
 # file cannot be written). Exit 0 unless an entry it cannot repair remains.
+#
+# Patroni calls on_start (after a bootstrap) and on_reload (after a dynamic
+# configuration change) just BEFORE it writes patroni.dynamic.json anew (a new file,
+# 0600): the hook then waits up to 3 s for that new file and gives it group read too.
 set -u
 umask 0027
 PGDATA=/var/lib/postgresql/15/patroni
@@ -33,11 +37,16 @@ case "$action" in
   *) log "unknown action: nothing done"; exit 0 ;;
 esac
 if [ ! -d "$PGDATA" ]; then log "$PGDATA does not exist: nothing done"; exit 0; fi
+DYNAMIC_JSON=$PGDATA/patroni.dynamic.json
+case "$action" in
+  on_start|on_reload) cache_before=$(stat -c %i "$DYNAMIC_JSON" 2>/dev/null || echo none) ;;
+  *) cache_before="" ;;
+esac
 
 # PostgreSQL takes the group mode from the data directory only when it starts.
 note=""
 case "$(stat -c %a "$PGDATA" 2>/dev/null)" in
-  7[0-7]0) ;;
+  *[57]?) ;;
   *) note="; the data directory was not 0750: PostgreSQL creates files 0600 until its next restart" ;;
 esac
 
@@ -60,6 +69,17 @@ while IFS= read -r line; do
     *) failed=$((failed + 1)); [ -n "$first_error" ] || first_error=$line ;;
   esac
 done <<<"$output"
+
+if [ -n "$cache_before" ]; then
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+    cache_now=$(stat -c %i "$DYNAMIC_JSON" 2>/dev/null || echo none)
+    if [ "$cache_now" != none ] && [ "$cache_now" != "$cache_before" ]; then break; fi
+    sleep 0.2
+  done
+  if [ -n "$(find "$DYNAMIC_JSON" -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -exec chmod g+r,g-w,o-rwx {} + -print 2>/dev/null)" ]; then
+    fixed=$((fixed + 1)) note="$note; patroni.dynamic.json rewritten by Patroni after the call"
+  fi
+fi
 
 if [ "$failed" -gt 0 ]; then
   log "gave group read to $fixed entries$note; $failed could not be repaired: $first_error"

@@ -744,12 +744,21 @@ step_archive() {
         patronictl_cfg show-config | patroni_python "$PY_ARCHIVE_BEFORE" > "$STATE_DIR/patroni-archive.before.json.new"
         mv -f "$STATE_DIR/patroni-archive.before.json.new" "$STATE_DIR/patroni-archive.before.json"
       fi
+      local cache_before
+      cache_before=$(stat -c %i "$PGDATA/patroni.dynamic.json" 2>/dev/null || echo none)
       change patronictl -c "$PATRONI_CONFIG" edit-config --force --quiet --apply "$ARTIFACTS/patroni/dynamic-config.yml"
       until [ "$(configured_setting archive_command)" = "$ARCHIVE_COMMAND" ]; do
         tries=$((tries + 1))
         [ "$tries" -lt 120 ] || die "Patroni did not apply archive_command within 60 s: a postgresql.parameters entry in $PATRONI_CONFIG overrides the dynamic configuration (remove archive_mode/archive_command there), or Patroni is paused"
         sleep 0.5
       done
+      # Patroni then writes patroni.dynamic.json anew (0600 before 3.1): give it group
+      # read here rather than leave it to the on_reload hook's timing.
+      tries=0
+      while [ "$(stat -c %i "$PGDATA/patroni.dynamic.json" 2>/dev/null || echo none)" = "$cache_before" ] && [ "$tries" -lt 20 ]; do
+        tries=$((tries + 1)); sleep 0.5
+      done
+      fix_pgdata
       say "archive_mode=on, archive_command set through Patroni's dynamic configuration; Patroni reloaded PostgreSQL"
     fi
   else
