@@ -415,6 +415,37 @@ clusters:
     }
 
     #[test]
+    fn the_site_lines_reach_patroni_unchanged() {
+        // Quotes, backslashes, shell and YAML syntax, unicode: each line is one JSON
+        // string in the fragment, read back exactly.
+        let lines = [
+            r#"host all "we'ird user" 127.0.0.1/32 scram-sha-256"#,
+            r#"host all all 10.0.0.0/8 ldap ldapserver=x ldapprefix="cn=\$(reboot)""#,
+            "# a comment: with [yaml] {flow} & *alias !tag % ünï",
+            "local\tall\tpostgres\tpeer",
+        ];
+        let yaml_list: Vec<String> = lines.iter().map(|l| serde_json::to_string(l).unwrap()).collect();
+        let policy = POLICY.replace(r#"it's a \"x\" role"#, "r").replace(
+            r#"["host all all 127.0.0.1/32 scram-sha-256"]"#,
+            &format!("[{}]", yaml_list.join(", ")),
+        );
+        let (plan, tree) = rendered(&policy);
+        let fragment: Fragment =
+            serde_saphyr::from_str(std::str::from_utf8(&tree["pat/patroni/patroni.yml"].bytes).unwrap()).unwrap();
+        let tail: Vec<&str> = fragment
+            .postgresql
+            .pg_hba
+            .iter()
+            .rev()
+            .take(lines.len())
+            .rev()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tail, lines);
+        check(&plan, &tree).unwrap();
+    }
+
+    #[test]
     fn tokens_unquote() {
         assert_eq!(
             hba_tokens("local\t\"my db\"\tr\tpeer map=x"),

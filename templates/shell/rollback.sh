@@ -45,10 +45,14 @@ RESTART_REASONS=()
   if [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would put archive_mode and archive_command back as Patroni's dynamic configuration held them before apply.sh"; return
   fi
+  local mode_was_on=0
+  if grep -Eq '"archive_mode": ("on"|"always"|true)[,}]' "$before"; then mode_was_on=1; fi
   change patronictl -c "$PATRONI_CONFIG" edit-config --force --quiet --apply "$before"
   rm -f "$before"
   say "archive settings restored in Patroni's dynamic configuration; Patroni reloads PostgreSQL on its next loop"
-  RESTART_REASONS+=("archive_mode goes back to its previous value only at the next start (patronictl restart --pending)")
+  if [ "$mode_was_on" = 0 ]; then
+    RESTART_REASONS+=("archive_mode goes back to its previous value only at the next start (patronictl restart --pending)")
+  fi
 }
 {% else %}step_archive() {
   STEP=archive
