@@ -111,7 +111,7 @@ pub fn paths(c: &Cluster, p: &PatroniPlan) -> Vec<PathEntry> {
             "file",
             "0755",
             &format!(
-                "Patroni callback (on_start, on_restart, on_role_change, on_reload): gives group read back to what Patroni or PostgreSQL left 0600 in the data directory, so `{}` can read every file",
+                "Patroni callback (on_start, on_restart, on_role_change, on_reload): gives group read back to what Patroni or PostgreSQL left 0600 in the data directory, so {} can read every file",
                 c.backup_user.name
             ),
         ),
