@@ -146,9 +146,11 @@ pub fn for_each(plan: &Plan, sink: &(dyn Fn(String, Artifact) -> Result<()> + Sy
                     if failure.lock().expect("failure lock").is_some() {
                         return;
                     }
-                    let result = rendering
-                        .cluster(plan, cluster)
-                        .and_then(|files| files.into_iter().try_for_each(|(path, artifact)| sink(path, artifact)));
+                    let result = rendering.cluster(plan, cluster).and_then(|files| {
+                        let files: Tree = files.into_iter().collect();
+                        crate::consistency::check_cluster(cluster, &files)?;
+                        files.into_iter().try_for_each(|(path, artifact)| sink(path, artifact))
+                    });
                     if let Err(e) = result {
                         failure.lock().expect("failure lock").get_or_insert(e);
                         return;

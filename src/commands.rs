@@ -24,6 +24,8 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Init { path } => init(path.as_deref()),
         Command::Validate { policy } => {
             let (plan, _) = load_plan(&policy)?;
+            // Rendering checks that the artifacts agree with each other (consistency.rs).
+            artifact::render_all(&plan)?;
             let clusters = plan.clusters.len();
             println!(
                 "{}: valid ({clusters} cluster{})",

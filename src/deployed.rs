@@ -157,6 +157,15 @@ fn installed_files(
             0o644,
         ));
     }
+    if let Some(p) = &cluster.patroni {
+        for (host_path, artifact, mode) in [
+            (&p.hook, &p.files.hook, 0o755),
+            (&p.post_bootstrap, &p.files.post_bootstrap, 0o755),
+            (&p.umask_dropin, &p.files.umask_dropin, 0o644),
+        ] {
+            files.push((host_path.clone(), format!("{name}/{artifact}"), mode));
+        }
+    }
     for (host_path, artifact, mode) in files {
         let Some(expected) = tree.get(&artifact) else { continue };
         match fs::read(on_root(root, &host_path)) {

@@ -58,6 +58,10 @@ impl Output {
             None | Some("always") => true,
             Some("has_tmpfiles") => !cluster.systemd.tmpfiles.is_empty(),
             Some("archive_managed") => cluster.archive.managed,
+            // ALTER SYSTEM for archive settings only without Patroni, which owns them.
+            Some("archive_by_alter_system") => cluster.archive.managed && cluster.patroni.is_none(),
+            Some("patroni") => cluster.patroni.is_some(),
+            Some("patroni_archive") => cluster.archive.managed && cluster.patroni.is_some(),
             Some(other) => bail!("unknown condition `when: {other}` for `{}`", self.path),
         })
     }

@@ -6,6 +6,7 @@
 
 mod files;
 mod hba;
+mod patroni;
 mod pgbackrest;
 
 use crate::catalog::{self, Command};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 pub use files::PathEntry;
 pub use hba::{HbaLine, IdentLine};
+pub use patroni::PatroniPlan;
 pub use pgbackrest::ConfigFile;
 
 /// The whole plan: what `generate` renders and `explain` prints.
@@ -68,6 +70,9 @@ pub struct ClusterPlan {
     pub warnings: Vec<String>,
     /// Output-tree locations of this cluster's artifacts, relative to the cluster dir.
     pub files: ArtifactNames,
+    /// Set when Patroni manages the cluster: templates branch on it (no pg_hba.conf
+    /// edit, no ALTER SYSTEM, restarts through patronictl).
+    pub patroni: Option<PatroniPlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -208,6 +213,11 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     };
     let tls = pgbackrest::tls_plan(c);
     let systemd = files::systemd_plan(c);
+    let patroni = c.patroni.as_ref().map(patroni::plan);
+    let mut paths = files::paths(c);
+    if let Some(p) = &patroni {
+        paths.extend(patroni::paths(c, p));
+    }
     let mut warnings = Vec::new();
     if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
         warnings.push(format!(
@@ -275,7 +285,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         hba_marker: format!("pgbr-policy {}", c.name),
         hba_lines: hba::hba_lines(c),
         ident_lines: hba::ident_lines(c),
-        paths: files::paths(c),
+        paths,
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),
         database_config: pgbackrest::database_config(c, &tls),
@@ -293,6 +303,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
         },
         systemd,
+        patroni,
     }
 }
 

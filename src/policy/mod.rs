@@ -4,6 +4,7 @@
 pub mod diagnostic;
 pub mod model;
 pub mod names;
+mod patroni;
 pub mod raw;
 mod validate;
 

@@ -20,6 +20,8 @@ pub struct Cluster {
     pub role: Role,
     pub pgbackrest: Pgbackrest,
     pub archive_managed: bool,
+    /// `Some` when Patroni manages the cluster (`patroni.enabled: true`).
+    pub patroni: Option<Patroni>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,4 +90,22 @@ pub struct Pgbackrest {
     pub owner_lock: AbsPath,
     pub owner_log: AbsPath,
     pub owner_spool: AbsPath,
+}
+
+/// A Patroni-managed cluster: Patroni owns pg_hba.conf, pg_ident.conf, the archive
+/// settings and restarts, so the artifacts go through its configuration instead.
+#[derive(Debug, Clone)]
+pub struct Patroni {
+    /// The patroni.yml that `patronictl -c` reads (a file or, since 3.0, a directory).
+    pub config_file: AbsPath,
+    /// `None`: not given; version-dependent warnings are then not checked.
+    pub version: Option<Version>,
+    pub scripts_directory: AbsPath,
+    pub hook_log: AbsPath,
+    /// The systemd unit that runs Patroni (for its umask drop-in).
+    pub service: UnitName,
+    pub data_checksums: bool,
+    /// pg_hba.conf lines after the role's: Patroni's own users (over TCP) and the site's.
+    pub pg_hba_after: Vec<String>,
+    pub pg_ident_after: Vec<String>,
 }

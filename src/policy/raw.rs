@@ -30,6 +30,7 @@ pub struct ClusterSpec {
     pub role: Option<RoleSpec>,
     pub pgbackrest: Option<PgbackrestSpec>,
     pub archive: Option<ArchiveSpec>,
+    pub patroni: Option<PatroniSpec>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -112,6 +113,23 @@ pub struct UserPathsSpec {
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSpec {
     pub managed: Option<S<bool>>,
+}
+
+/// A cluster managed by Patroni: where its configuration lives, which version runs, where
+/// the generated hook and post-bootstrap script are installed, and the pg_hba/pg_ident
+/// lines that follow the role's own (Patroni rewrites both files whole).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatroniSpec {
+    pub enabled: Option<S<bool>>,
+    pub config_file: Option<S<String>>,
+    pub version: Option<S<String>>,
+    pub scripts_directory: Option<S<String>>,
+    pub hook_log: Option<S<String>>,
+    pub service: Option<S<String>>,
+    pub data_checksums: Option<S<bool>>,
+    pub pg_hba_after: Option<S<Vec<S<String>>>>,
+    pub pg_ident_after: Option<S<Vec<S<String>>>>,
 }
 
 /// Field-by-field merge: the cluster's own value wins, then the shared default.
@@ -198,6 +216,17 @@ merge_section!(ConfigPathsSpec {
 });
 merge_section!(UserPathsSpec { lock, log, spool });
 merge_section!(ArchiveSpec { managed });
+merge_section!(PatroniSpec {
+    enabled,
+    config_file,
+    version,
+    scripts_directory,
+    hook_log,
+    service,
+    data_checksums,
+    pg_hba_after,
+    pg_ident_after
+});
 
 impl ClusterSpec {
     /// This cluster's values over the shared `defaults:` section.
@@ -209,6 +238,7 @@ impl ClusterSpec {
             role: self.role.merged_over(&defaults.role),
             pgbackrest: self.pgbackrest.merged_over(&defaults.pgbackrest),
             archive: self.archive.merged_over(&defaults.archive),
+            patroni: self.patroni.merged_over(&defaults.patroni),
         }
     }
 }

@@ -15,25 +15,25 @@ enum Layout {
     Rhel,
 }
 
-fn at<T>(value: &S<T>) -> Option<(usize, usize)> {
+pub(super) fn at<T>(value: &S<T>) -> Option<(usize, usize)> {
     Some((value.referenced.line() as usize, value.referenced.column() as usize))
 }
 
 /// Reads one cluster's fields, recording errors instead of stopping at the first.
-struct Fields<'c, 'f> {
-    out: &'c mut Collector<'f>,
+pub(super) struct Fields<'c, 'f> {
+    pub(super) out: &'c mut Collector<'f>,
     prefix: String,
     /// Where the cluster itself starts, for errors about missing keys.
-    cluster_at: Option<(usize, usize)>,
+    pub(super) cluster_at: Option<(usize, usize)>,
 }
 
 impl Fields<'_, '_> {
-    fn path(&self, field: &str) -> String {
+    pub(super) fn path(&self, field: &str) -> String {
         format!("{}.{field}", self.prefix)
     }
 
     /// A string field parsed into a typed value, or the default when absent.
-    fn parse<T>(
+    pub(super) fn parse<T>(
         &mut self,
         value: Option<&S<String>>,
         field: &str,
@@ -435,6 +435,17 @@ fn resolve_cluster(
         AbsPath::parse,
     );
     let archive_managed = spec.archive.and_then(|a| a.managed).map(|v| v.value).unwrap_or(true);
+    let patroni = super::patroni::resolve(
+        &mut f,
+        spec.patroni.as_ref(),
+        &super::patroni::Context {
+            cluster: &cluster_str,
+            major,
+            data_directory: data_directory.as_ref(),
+            owner_log: owner_log.as_ref(),
+            role_database: database.as_ref().map(|d| d.as_str()),
+        },
+    );
 
     let cluster = Cluster {
         name: name?,
@@ -483,6 +494,7 @@ fn resolve_cluster(
             owner_spool: owner_spool?,
         },
         archive_managed,
+        patroni,
     };
     check_combinations(&mut f, &cluster, &bu, &pb);
     Some(cluster)

@@ -26,7 +26,7 @@ fn refuse_unfiltered(input: &str, output: &mut dyn std::io::Write) -> std::io::R
         return output.write_all(input.as_bytes());
     }
     Err(std::io::Error::other(format!(
-        "unfiltered interpolation of `{}`: every value must pass through an escaping filter (sh, sql_ident, sql_lit, sql_keyword, sql_signature, hba, hba_keyword, ini, systemd, json, md, md_code, comment)",
+        "unfiltered interpolation of `{}`: every value must pass through an escaping filter (sh, sql_ident, sql_lit, sql_keyword, sql_signature, hba, hba_keyword, ini, systemd, json, md, md_code, comment, yaml_lines)",
         crate::policy::names::printable(input)
     )))
 }
@@ -64,6 +64,15 @@ fn register(tera: &mut Tera) {
     filter!("md", escape::md);
     filter!("md_code", escape::md_code);
     filter!("comment", escape::comment);
+    tera.register_filter(
+        "yaml_lines",
+        |value: Value, kwargs: Kwargs, _: &State| -> tera::TeraResult<Value> {
+            let indent: usize = kwargs.get("indent")?.unwrap_or(0);
+            escape::yaml_lines(&as_text(&value), indent)
+                .map(|s| Value::safe_string(&s))
+                .map_err(|e| tera::Error::message(e.0))
+        },
+    );
     tera.set_escape_fn(refuse_unfiltered);
 }
 

@@ -47,7 +47,16 @@ HBA_MARKER={{ c.hba_marker | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
 STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
-
+{% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
+# (dynamic configuration) and restarts.
+PATRONI_CONFIG={{ c.patroni.config_file | sh }}
+PATRONI_SCRIPTS={{ c.patroni.scripts_directory | sh }}
+PATRONI_HOOK={{ c.patroni.hook | sh }}
+PATRONI_POST_BOOTSTRAP={{ c.patroni.post_bootstrap | sh }}
+PATRONI_SERVICE={{ c.patroni.service | sh }}
+PATRONI_UMASK_DROPIN={{ c.patroni.umask_dropin | sh }}
+PATRONI_CALLBACKS=({% for cb in c.patroni.callbacks %} {{ cb | sh }}{% endfor %} )
+{% endif %}
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(
 {% for p in c.paths %}  {{ p.kind | sh }} {{ p.path | sh }} {{ p.owner | sh }} {{ p.group | sh }} {{ p.mode }}

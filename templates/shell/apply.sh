@@ -11,19 +11,28 @@
 # Every step checks before it changes; a second run changes nothing and says so. A
 # failure leaves the host as it was or in a state the next run repairs. PostgreSQL is
 # never restarted unless --restart is given; the end says whether a restart is needed.
-set -euo pipefail
+{% if c.patroni %}#
+# Patroni manages this cluster: pg_hba.conf and pg_ident.conf come from patroni.yml (the
+# fragment patroni/patroni.yml, merged by you; this script checks that Patroni wrote
+# the block), archive settings go through `patronictl edit-config` (no ALTER SYSTEM),
+# and restarts through `patronictl restart`. On a replica the database steps (role,
+# stanza, archive settings) are left to the primary.
+{% endif %}set -euo pipefail
 umask 022
 
 usage() {
   cat <<'USAGE'
-Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--help]
+Usage: apply.sh [--dry-run] [--restart] [--start-tls-server]{% if c.patroni %} [--patroni-scripts]{% endif %} [--help]
 
   --dry-run           show what would change; change nothing
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
                       background as the backup user, pid in the state directory
-Exit status: 0 done (see the last lines for a pending restart), 1 failed, 2 usage.
+{% if c.patroni %}  --patroni-scripts   only install the Patroni hook, the post-bootstrap script and the
+                      umask drop-in (before the first Patroni start, or before merging
+                      patroni/patroni.yml into a running cluster); needs no server
+{% endif %}Exit status: 0 done (see the last lines for a pending restart), 1 failed, 2 usage.
 USAGE
 }
 
@@ -33,7 +42,9 @@ USAGE
 RESTART=0
 START_TLS=0
 RESTART_REASONS=()
-
+{% if c.patroni %}IS_REPLICA=0
+PATRONI_SCRIPTS_ONLY=0
+{% endif %}
 step_preflight() {
   STEP=preflight
   need_root
@@ -58,7 +69,15 @@ step_preflight() {
       "$(readlink -f "$PGDATA")"/*) die "ssl_key_file $key is inside the data directory: move it out (e.g. /etc/ssl/private, owned by root, group $PG_GROUP, 0640) before applying" ;;
     esac
   fi
-  say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
+{% if c.patroni %}  command -v patronictl >/dev/null || die "patronictl not found: this cluster is managed by Patroni"
+  [ -e "$PATRONI_CONFIG" ] || die "Patroni configuration $PATRONI_CONFIG not found (patroni.config_file in the policy)"
+  grep -rqF -- "$PATRONI_HOOK" "$PATRONI_CONFIG" || die "$PATRONI_CONFIG does not name $PATRONI_HOOK: merge patroni/patroni.yml into it on every node (after apply.sh --patroni-scripts), then run patronictl reload"
+  patronictl_cfg list >/dev/null || die "patronictl -c $PATRONI_CONFIG list failed: is Patroni running and its DCS reachable?"
+  if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()")" = t ]; then
+    IS_REPLICA=1
+    say "this member is a replica: the role, the stanza and the archive settings come from the primary (run apply.sh there)"
+  fi
+{% endif %}  say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
 }
 
 step_os_user() {
@@ -128,7 +147,23 @@ ensure_file() {  # source target owner group mode
   case "$drift" in *mode*) change chmod "$3" "$target" ;; esac
 }
 FILES_CHANGED=()
-
+{% if c.patroni %}
+# The hook and the post-bootstrap script Patroni runs as {{ c.postgres.owner | comment }} (root-owned: it cannot change
+# them), and the umask drop-in for Patroni's unit.
+step_patroni_scripts() {
+  STEP=patroni-scripts
+  ensure_dir "$PATRONI_SCRIPTS" root root 0755
+  ensure_file "$ARTIFACTS/{{ c.patroni.files.hook | comment }}" "$PATRONI_HOOK" root root 0755
+  ensure_file "$ARTIFACTS/{{ c.patroni.files.post_bootstrap | comment }}" "$PATRONI_POST_BOOTSTRAP" root root 0755
+  ensure_dir "$(dirname "$PATRONI_UMASK_DROPIN")" root root 0755
+  local before=${#FILES_CHANGED[@]}
+  ensure_file "$ARTIFACTS/{{ c.patroni.files.umask_dropin | comment }}" "$PATRONI_UMASK_DROPIN" root root 0644
+  if [ "${#FILES_CHANGED[@]}" != "$before" ]; then
+    if systemd_running; then systemctl daemon-reload; fi
+    say "UMask=0027 for $PATRONI_SERVICE takes effect at Patroni's next start"
+  fi
+}
+{% endif %}
 step_paths() {
   STEP=paths
   local i kind path owner group mode
@@ -317,7 +352,8 @@ role_fingerprint() {
 
 step_sql() {
   STEP=sql
-  local before after
+{% if c.patroni %}  [ "$IS_REPLICA" = 0 ] || { say "replica: the role and its grants replicate from the primary"; return; }
+{% endif %}  local before after
   before=$(role_fingerprint)
   if [ "$DRY_RUN" = 1 ]; then
     owner_psql "$ROLE_DB" -At -c "SELECT 1" >/dev/null
@@ -343,7 +379,8 @@ pgpass_field() { printf '%s' "$1" | sed -e 's/[\\:]/\\&/g'; }
 step_password() {
   STEP=password
   [ "$ROLE_AUTH" = scram-sha-256 ] || return 0
-  local password
+{% if c.patroni %}  [ "$IS_REPLICA" = 0 ] || { say "replica: the password replicates from the primary; run apply.sh on the primary to set it and write .pgpass there"; return; }
+{% endif %}  local password
   if [ -n "$PASSWORD_FILE" ]; then
     [ -f "$PASSWORD_FILE" ] || die "password file $PASSWORD_FILE does not exist"
     if [ "$(stat -c %u "$PASSWORD_FILE")" != 0 ] || [ "$(( 8#$(stat -c %a "$PASSWORD_FILE") & 8#077 ))" != 0 ]; then
@@ -381,7 +418,24 @@ step_password() {
   CHANGES=$((CHANGES + 1)); say "wrote $pgpass (0600, readable by $BACKUP_USER only)"
 }
 
+{% if c.patroni %}# Patroni writes pg_hba.conf and pg_ident.conf from patroni.yml (postgresql.pg_hba and
+# pg_ident) and rewrites them at every start and reload: an edit here would not last.
+# The block must be there, first, exactly as generated, and the server must accept it.
 step_hba() {
+  STEP=pg_hba
+  local hba ident errors
+  hba=$(owner_query "SHOW hba_file")
+  ident=$(owner_query "SHOW ident_file")
+  block_is_first "$hba" "$ARTIFACTS/hba/pg_hba.conf.snippet" \
+    || die "$hba does not start with the block of hba/pg_hba.conf.snippet: merge postgresql.pg_hba of patroni/patroni.yml into $PATRONI_CONFIG on every node, then run patronictl reload (Patroni rewrites the file; this script does not edit it)"
+  block_is_first "$ident" "$ARTIFACTS/hba/pg_ident.conf.snippet" \
+    || die "$ident does not start with the block of hba/pg_ident.conf.snippet: merge postgresql.pg_ident of patroni/patroni.yml into $PATRONI_CONFIG, then run patronictl reload"
+  errors=$(hba_errors)
+  [ -z "$errors" ] || die "the pg_hba.conf/pg_ident.conf Patroni wrote have errors (fix patroni.yml):
+$errors"
+  say "$hba and $ident, written by Patroni, start with the block; pg_hba_file_rules reports no error"
+}
+{% else %}step_hba() {
   STEP=pg_hba
   local hba ident new_hba new_ident errors
   hba=$(live_file "$HBA_FILE" hba_file)
@@ -417,16 +471,60 @@ $errors"
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident, validated with pg_hba_file_rules, reloaded"
 }
-
+{% endif %}
 step_stanza() {
   STEP=stanza
-  if [ -f "$REPOSITORY/backup/$STANZA/backup.info" ]; then
+{% if c.patroni %}  [ "$IS_REPLICA" = 0 ] || { say "replica: stanza-create runs on the primary"; return; }
+{% endif %}  if [ -f "$REPOSITORY/backup/$STANZA/backup.info" ]; then
     say "stanza $STANZA exists"; return
   fi
   change runuser -u "$PG_OWNER" -- "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn stanza-create
 }
 
+{% if c.patroni %}# Through Patroni's dynamic configuration (every member): patronictl edit-config applies
+# patroni/dynamic-config.yml; Patroni rewrites postgresql.conf and reloads on its next
+# loop. What the dynamic configuration held before is kept for rollback.sh.
 step_archive() {
+  STEP=archive
+  [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
+  [ "$IS_REPLICA" = 0 ] || { say "replica: archive settings come from the dynamic configuration"; return; }
+  local mode command tries=0
+  mode=$(configured_setting archive_mode)
+  command=$(configured_setting archive_command)
+  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }; then
+    if [ "$DRY_RUN" = 1 ]; then
+      CHANGES=$((CHANGES + 1)); say "would run: patronictl -c $PATRONI_CONFIG edit-config --force --apply {{ c.patroni.files.dynamic_config | comment }} (archive_mode=on, archive_command: $ARCHIVE_COMMAND)"
+    else
+      mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
+      if [ ! -f "$STATE_DIR/patroni-archive.before.json" ]; then
+        patronictl_cfg show-config | patroni_python "$PY_ARCHIVE_BEFORE" > "$STATE_DIR/patroni-archive.before.json.new"
+        mv -f "$STATE_DIR/patroni-archive.before.json.new" "$STATE_DIR/patroni-archive.before.json"
+      fi
+      local cache_before
+      cache_before=$(stat -c %i "$PGDATA/patroni.dynamic.json" 2>/dev/null || echo none)
+      change patronictl -c "$PATRONI_CONFIG" edit-config --force --quiet --apply "$ARTIFACTS/{{ c.patroni.files.dynamic_config | comment }}"
+      until [ "$(configured_setting archive_command)" = "$ARCHIVE_COMMAND" ]; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 120 ] || die "Patroni did not apply archive_command within 60 s: a postgresql.parameters entry in $PATRONI_CONFIG overrides the dynamic configuration (remove archive_mode/archive_command there), or Patroni is paused"
+        sleep 0.5
+      done
+      # Patroni then writes patroni.dynamic.json anew (0600 before 3.1): give it group
+      # read here rather than leave it to the on_reload hook's timing.
+      tries=0
+      while [ "$(stat -c %i "$PGDATA/patroni.dynamic.json" 2>/dev/null || echo none)" = "$cache_before" ] && [ "$tries" -lt 20 ]; do
+        tries=$((tries + 1)); sleep 0.5
+      done
+      fix_pgdata
+      say "archive_mode=on, archive_command set through Patroni's dynamic configuration; Patroni reloaded PostgreSQL"
+    fi
+  else
+    say "archive_command already set"
+  fi
+  if [ "$(owner_query "SHOW archive_mode")" = off ]; then
+    RESTART_REASONS+=("archive_mode is off in the running server: it changes only at start; until then no WAL is archived and backups cannot complete (other members: patronictl restart --pending)")
+  fi
+}
+{% else %}step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
   local mode command
@@ -452,15 +550,16 @@ step_archive() {
     RESTART_REASONS+=("archive_mode is off in the running server: it changes only at start; until then no WAL is archived and backups cannot complete")
   fi
 }
-
+{% endif %}
 restart_postgres() {
   STEP=restart
-  if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
+{% if c.patroni %}  patroni_restart
+{% else %}  if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
     change systemctl restart "$PG_SERVICE"
   else
     pg_ctl_restart
   fi
-  # Files created between the chmod and the restart are still 0600: one more pass.
+{% endif %}  # Files created between the chmod and the restart are still 0600: one more pass.
   fix_pgdata >/dev/null
 }
 
@@ -470,13 +569,22 @@ main() {
       --dry-run) DRY_RUN=1 ;;
       --restart) RESTART=1 ;;
       --start-tls-server) START_TLS=1 ;;
-      -h|--help) usage; exit 0 ;;
+{% if c.patroni %}      --patroni-scripts) PATRONI_SCRIPTS_ONLY=1 ;;
+{% endif %}      -h|--help) usage; exit 0 ;;
       *) usage >&2; exit 2 ;;
     esac
     shift
   done
-  step_preflight
-  step_os_user
+{% if c.patroni %}  if [ "$PATRONI_SCRIPTS_ONLY" = 1 ]; then
+    STEP=preflight; need_root
+    step_patroni_scripts
+    STEP=finish
+    if [ "$CHANGES" = 0 ]; then say "no change: the Patroni scripts are installed"; else say "$CHANGES change(s); now merge {{ c.patroni.files.fragment | comment }} into $PATRONI_CONFIG"; fi
+    return
+  fi
+{% endif %}  step_preflight
+{% if c.patroni %}  step_patroni_scripts
+{% endif %}  step_os_user
   step_ssh_key
   step_paths
   step_pgdata

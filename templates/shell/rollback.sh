@@ -10,7 +10,12 @@
 #
 # It never deletes the repository (it holds the backups) or the logs, and never removes
 # the backup user unless --remove-user. Safe to re-run.
-set -euo pipefail
+{% if c.patroni %}#
+# Patroni manages this cluster: archive settings go back through `patronictl edit-config`,
+# restarts through `patronictl restart`; the pg_hba/pg_ident lines and the callbacks
+# live in patroni.yml, which you edit (this script says what to remove), and the hook
+# is removed only once patroni.yml no longer names it.
+{% endif %}set -euo pipefail
 umask 022
 
 usage() {
@@ -32,7 +37,24 @@ RESTART=0
 REMOVE_USER=0
 RESTART_REASONS=()
 
-step_archive() {
+{% if c.patroni %}step_archive() {
+  STEP=archive
+  [ "$ARCHIVE_MANAGED" = 1 ] || return 0
+  local before="$STATE_DIR/patroni-archive.before.json"
+  [ -f "$before" ] || { say "apply.sh did not change the archive settings (or ran on another member)"; return; }
+  if [ "$DRY_RUN" = 1 ]; then
+    CHANGES=$((CHANGES + 1)); say "would put archive_mode and archive_command back as Patroni's dynamic configuration held them before apply.sh"; return
+  fi
+  local mode_was_on=0
+  if grep -Eq '"archive_mode": ("on"|"always"|true)[,}]' "$before"; then mode_was_on=1; fi
+  change patronictl -c "$PATRONI_CONFIG" edit-config --force --quiet --apply "$before"
+  rm -f "$before"
+  say "archive settings restored in Patroni's dynamic configuration; Patroni reloads PostgreSQL on its next loop"
+  if [ "$mode_was_on" = 0 ]; then
+    RESTART_REASONS+=("archive_mode goes back to its previous value only at the next start (patronictl restart --pending)")
+  fi
+}
+{% else %}step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || return 0
   [ -f "$STATE_DIR/archive.before" ] || { say "apply.sh did not change the archive settings"; return; }
@@ -52,7 +74,7 @@ step_archive() {
     RESTART_REASONS+=("archive_mode goes back to $(configured_setting archive_mode) only at the next start")
   fi
 }
-
+{% endif %}
 step_tls_server() {
   STEP=tls-server
   if systemd_running && [ -f "$UNIT_PATH" ]; then
@@ -71,7 +93,34 @@ step_tls_server() {
   if systemd_running && [ "$DRY_RUN" = 0 ]; then systemctl daemon-reload; fi
 }
 
-step_hba() {
+{% if c.patroni %}step_hba() {
+  STEP=pg_hba
+  if grep -rqF -- "$HBA_MARKER" "$PATRONI_CONFIG" 2>/dev/null; then
+    say "Patroni writes pg_hba.conf and pg_ident.conf: remove the lines from '# BEGIN $HBA_MARKER' to '# END $HBA_MARKER' in postgresql.pg_hba, postgresql.pg_ident and bootstrap.pg_hba of $PATRONI_CONFIG on every member, then run patronictl reload"
+  else
+    say "$PATRONI_CONFIG no longer holds the block"
+  fi
+}
+
+# The hook and post-bootstrap script stay while patroni.yml names them (Patroni would
+# log a failed callback on every start otherwise); the umask drop-in goes.
+step_patroni_scripts() {
+  STEP=patroni-scripts
+  local file
+  if grep -rqF -- "$PATRONI_SCRIPTS" "$PATRONI_CONFIG" 2>/dev/null; then
+    say "kept $PATRONI_HOOK and $PATRONI_POST_BOOTSTRAP: $PATRONI_CONFIG still names them (remove bootstrap.post_bootstrap and postgresql.callbacks there, then re-run)"
+  else
+    for file in "$PATRONI_HOOK" "$PATRONI_POST_BOOTSTRAP"; do
+      if [ -f "$file" ]; then change rm -f "$file"; fi
+    done
+    if [ -d "$PATRONI_SCRIPTS" ] && [ -z "$(ls -A "$PATRONI_SCRIPTS")" ]; then change rmdir "$PATRONI_SCRIPTS"; fi
+  fi
+  if [ -f "$PATRONI_UMASK_DROPIN" ]; then
+    change rm -f "$PATRONI_UMASK_DROPIN"
+    if systemd_running && [ "$DRY_RUN" = 0 ]; then systemctl daemon-reload; fi
+  fi
+}
+{% else %}step_hba() {
   STEP=pg_hba
   local hba ident new_hba new_ident errors
   hba=$(live_file "$HBA_FILE" hba_file)
@@ -98,10 +147,11 @@ $errors"
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident, reloaded"
 }
-
+{% endif %}
 step_sql() {
   STEP=sql
-  local exists
+{% if c.patroni %}  if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()")" = t ]; then say "replica: run rollback.sh on the primary to drop the role"; return; fi
+{% endif %}  local exists
   exists=$(printf '%s\n' "SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = :'role';" | owner_psql "$ROLE_DB" -At -v role="$ROLE_NAME")
   if [ "$exists" = 0 ]; then say "role $ROLE_NAME does not exist"; return; fi
   if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would run sql/rollback.sql (drops $ROLE_NAME)"; return; fi
@@ -176,17 +226,19 @@ main() {
   step_hba
   step_sql
   step_files
-  step_pgdata
+{% if c.patroni %}  step_patroni_scripts
+{% endif %}  step_pgdata
   step_os_user
   STEP=finish
   if [ "${#RESTART_REASONS[@]}" -gt 0 ]; then
     if [ "$RESTART" = 1 ] && [ "$DRY_RUN" = 0 ]; then
-      if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
+{% if c.patroni %}      patroni_restart
+{% else %}      if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
         change systemctl restart "$PG_SERVICE"
       else
         pg_ctl_restart
       fi
-    else
+{% endif %}    else
       say "RESTART REQUIRED to finish the rollback:"
       local reason
       for reason in "${RESTART_REASONS[@]}"; do printf '    - %s\n' "$reason"; done

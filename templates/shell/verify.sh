@@ -76,7 +76,10 @@ role_psql() {  # database host-or-socket sql
 }
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
-
+{% if c.patroni %}block_is_first_live() { block_is_first "$(owner_query "SHOW $1")" "$2"; }
+# "  on_start: /path/hook" (any quoting) in the Patroni configuration.
+names_hook() { grep -rqE -- "^[[:space:]]*[\"']?$1[\"']?:[[:space:]]*[\"']?$PATRONI_HOOK([\"'[:space:]]|\$)" "$PATRONI_CONFIG"; }
+{% endif %}
 main() {
   local pgbackrest_check=1
   while [ $# -gt 0 ]; do
@@ -100,7 +103,22 @@ main() {
   done
   check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/{{ c.files.repository_config | comment }}" "$REPO_CONF"
   check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/{{ c.files.database_config | comment }}" "$DB_CONF"
-
+{% if c.patroni %}
+  echo "== Patroni"
+  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/{{ c.patroni.files.hook | comment }}" "$PATRONI_HOOK"
+  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/{{ c.patroni.files.post_bootstrap | comment }}" "$PATRONI_POST_BOOTSTRAP"
+  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/{{ c.patroni.files.umask_dropin | comment }}" "$PATRONI_UMASK_DROPIN"
+  local callback
+  for callback in "${PATRONI_CALLBACKS[@]}"; do
+    check "$PATRONI_CONFIG runs the hook on $callback" names_hook "$callback"
+  done
+  check "$PATRONI_CONFIG names the post-bootstrap script" grep -rqF -- "$PATRONI_POST_BOOTSTRAP" "$PATRONI_CONFIG"
+  check "pg_hba.conf written by Patroni starts with the block" block_is_first_live hba_file "$ARTIFACTS/hba/pg_hba.conf.snippet"
+  check "pg_ident.conf written by Patroni starts with the block" block_is_first_live ident_file "$ARTIFACTS/hba/pg_ident.conf.snippet"
+  if [ "$ARCHIVE_MANAGED" = 1 ]; then
+    check "archive_command is the plan's (Patroni's dynamic configuration)" [ "$(configured_setting archive_command 2>/dev/null)" = "$ARCHIVE_COMMAND" ]
+  fi
+{% endif %}
   echo "== data directory"
   local parent
   for parent in "${SEARCH_PATHS[@]}"; do

@@ -81,6 +81,24 @@ psql_as() {
   runuser -u "$user" -- psql -X -q -At -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -d "$db" "$@"
 }
 
+# Daemons a scenario starts in the background (etcd, Patroni) record their PID with
+# `sh -c 'echo $$ >PIDFILE; exec …'` (runuser forks, so $! would be runuser's).
+# register_pidfile PIDFILE: stopped by that PID at the end, last registered first.
+register_pidfile() { echo "$1" >> "$LAB/pidfiles"; }
+
+# stop_pidfile PIDFILE [SECONDS]: SIGTERM to the recorded PID, SIGKILL after the grace time.
+stop_pidfile() {
+  local pid i
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then return 0; fi
+  kill "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < ${2:-30} * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 # Cluster names of the policies a scenario applies: their host files are removed at
 # the end (state directory, unit, tmpfiles entry), and only theirs, so that two lab
 # runs with different scenarios can share a machine.
@@ -88,7 +106,10 @@ register_cluster() { echo "$1" >> "$LAB/clusters"; }
 
 # Everything the lab registered: servers stopped, TLS servers killed, users removed.
 lab_cleanup() {
-  local bin data pid name cluster
+  local bin data pid name cluster pidfile
+  if [ -f "$LAB/pidfiles" ]; then
+    while read -r pidfile; do stop_pidfile "$pidfile" 15; done < <(tac "$LAB/pidfiles")
+  fi
   if [ -f "$LAB/servers" ]; then
     while read -r bin data; do
       [ -f "$data/postmaster.pid" ] || continue

@@ -1,0 +1,132 @@
+//! The Patroni side of the plan (facts.md §5): where the hook and the post-bootstrap
+//! script are installed, which callbacks run the hook, the initdb options, the pg_hba and
+//! pg_ident lines that follow the role's own, and the umask drop-in for Patroni's unit.
+//! The role's own lines are the hba snippet itself, so the two can never disagree.
+
+use super::files::PathEntry;
+use crate::catalog::Version;
+use crate::policy::{Cluster, Patroni};
+use serde::Serialize;
+
+/// Patroni 3.1 creates its files in PGDATA with the data directory's group mode.
+const GROUP_AWARE: Version = Version(3, 1, 0);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PatroniPlan {
+    /// What `patronictl -c` reads.
+    pub config_file: String,
+    /// Empty when the policy does not say.
+    pub version: String,
+    /// True when the version is known to set group read on its own files (3.1+); the
+    /// hook is installed either way.
+    pub group_aware: bool,
+    pub scripts_directory: String,
+    /// Installed paths of the two scripts.
+    pub hook: String,
+    pub post_bootstrap: String,
+    pub hook_log: String,
+    /// Callbacks that run the hook: Patroni fires on_start after bootstrap and a replica's
+    /// first start, only on_restart for `patronictl restart`, on_role_change on
+    /// switchover, and on_reload on every dynamic configuration change (which rewrites
+    /// patroni.dynamic.json 0600 before 3.1).
+    pub callbacks: Vec<&'static str>,
+    /// `bootstrap.initdb` options, all fixed keywords.
+    pub initdb: Vec<&'static str>,
+    pub pg_hba_after: Vec<String>,
+    pub pg_ident_after: Vec<String>,
+    pub service: String,
+    /// A systemd drop-in giving Patroni (and the postgresql.conf it writes) umask 0027.
+    pub umask_dropin: String,
+    /// Output-tree locations, relative to the cluster directory.
+    pub files: PatroniFiles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PatroniFiles {
+    pub fragment: String,
+    pub dynamic_config: String,
+    pub hook: String,
+    pub post_bootstrap: String,
+    pub umask_dropin: String,
+}
+
+pub fn plan(p: &Patroni) -> PatroniPlan {
+    let mut initdb = vec!["allow-group-access"];
+    if p.data_checksums {
+        initdb.push("data-checksums");
+    }
+    PatroniPlan {
+        config_file: p.config_file.to_string(),
+        version: p.version.map(|v| v.to_string()).unwrap_or_default(),
+        group_aware: p.version.is_some_and(|v| v >= GROUP_AWARE),
+        scripts_directory: p.scripts_directory.to_string(),
+        hook: p.scripts_directory.join("patroni-hook.sh").to_string(),
+        post_bootstrap: p.scripts_directory.join("post-bootstrap.sh").to_string(),
+        hook_log: p.hook_log.to_string(),
+        callbacks: vec!["on_start", "on_restart", "on_role_change", "on_reload"],
+        initdb,
+        pg_hba_after: p.pg_hba_after.clone(),
+        pg_ident_after: p.pg_ident_after.clone(),
+        service: p.service.to_string(),
+        umask_dropin: format!("/etc/systemd/system/{}.d/pgbr-umask.conf", p.service),
+        files: PatroniFiles {
+            fragment: "patroni/patroni.yml".into(),
+            dynamic_config: "patroni/dynamic-config.yml".into(),
+            hook: "patroni/patroni-hook.sh".into(),
+            post_bootstrap: "patroni/post-bootstrap.sh".into(),
+            umask_dropin: "patroni/umask.conf".into(),
+        },
+    }
+}
+
+fn entry(path: String, kind: &'static str, mode: &'static str, reason: &str) -> PathEntry {
+    PathEntry {
+        path,
+        kind,
+        owner: "root".into(),
+        group: "root".into(),
+        mode,
+        backup_user_access: "none",
+        setting: "",
+        reason: reason.to_owned(),
+    }
+}
+
+/// The paths a Patroni cluster adds to the plan's table.
+pub fn paths(c: &Cluster, p: &PatroniPlan) -> Vec<PathEntry> {
+    let dropin_dir = p
+        .umask_dropin
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_owned())
+        .unwrap_or_default();
+    vec![
+        entry(
+            p.scripts_directory.clone(),
+            "dir",
+            "0755",
+            "the Patroni hook and post-bootstrap script; writable by root only, since Patroni runs them as the cluster owner",
+        ),
+        entry(
+            p.hook.clone(),
+            "file",
+            "0755",
+            &format!(
+                "Patroni callback (on_start, on_restart, on_role_change, on_reload): gives group read back to what Patroni or PostgreSQL left 0600 in the data directory, so {} can read every file",
+                c.backup_user.name
+            ),
+        ),
+        entry(
+            p.post_bootstrap.clone(),
+            "file",
+            "0755",
+            "Patroni bootstrap.post_bootstrap: creates the backup role and its grants (sql/apply.sql) on a new cluster",
+        ),
+        entry(dropin_dir, "dir", "0755", "systemd drop-in directory of Patroni's unit"),
+        entry(
+            p.umask_dropin.clone(),
+            "file",
+            "0644",
+            "UMask=0027 for Patroni: postgresql.conf and the files Patroni writes get no access for others, and group read",
+        ),
+    ]
+}

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# patroni.sh - the Patroni target on a real Patroni cluster (Debian's patroni 3.0.2,
+# etcd 3.4, PostgreSQL 15) on loopback, without systemd: etcd and Patroni started in the
+# background with their PIDs recorded, Patroni with umask 0027 and a clean environment
+# (it reads every PATRONI_* variable). The generated fragment is merged into a minimal
+# patroni.yml; `patroni --validate-config` is run on both and must find nothing new in
+# what the fragment adds. Then: bootstrap a new cluster (group access, the role and its
+# grants from post_bootstrap, the role's hba lines live), the rest of shell/apply.sh in
+# Patroni mode, verify.sh, `pgbackrest check` and a full backup as the backup user,
+# `patronictl restart` (the hook logs a line, nothing in PGDATA lacks group read), a
+# dynamic configuration change (on_reload: patroni.dynamic.json, rewritten 0600, gets
+# group read back), a replica cloned from the leader (group-readable after its first
+# start), apply.sh again (no change), rollback.sh. Everything stopped by PID at the end.
+# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
+
+patroni_packages() {
+  local missing=() p
+  for p in etcd-server patroni postgresql-15 pgbackrest; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  echo "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Patroni's own Python (PyYAML and the patroni package): merges YAML the way Patroni
+# patches configuration (nested keys merged, lists replaced).
+patroni_merge() {  # base fragment out
+  /usr/bin/python3 - "$@" <<'PY'
+import sys, yaml
+from patroni.utils import patch_config
+with open(sys.argv[1]) as f:
+    conf = yaml.safe_load(f)
+with open(sys.argv[2]) as f:
+    patch_config(conf, yaml.safe_load(f))
+with open(sys.argv[3], "w") as f:
+    yaml.safe_dump(conf, f, default_flow_style=False)
+PY
+}
+
+# A daemon as the cluster owner, in the background, with a clean environment; its PID
+# (the exec'd program's, not runuser's) in PIDFILE.
+patroni_daemon() {  # pidfile log umask command...
+  local pidfile=$1 log=$2 mask=$3; shift 3
+  register_pidfile "$pidfile"
+  # shellcheck disable=SC2016  # $$ and $@ belong to the inner sh
+  setsid runuser -u "$PT_OWNER" -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME="$PT_HOME" \
+    sh -c 'umask "$1"; echo $$ > "$2"; shift 2; exec "$@"' sh "$mask" "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
+}
+
+# True when a query prints exactly "t".
+query_true() { [ "$("$@" 2>/dev/null)" = t ]; }
+
+# Polls a command for up to SECONDS.
+wait_for() {  # seconds command...
+  local deadline=$(($(date +%s) + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.3
+  done
+}
+
+patroni_base_config() {  # out name data_dir port rest_port
+  cat > "$1" <<YAML
+scope: lab-patroni
+name: $2
+restapi:
+  listen: 127.0.0.1:$5
+  connect_address: 127.0.0.1:$5
+etcd3:
+  hosts: 127.0.0.1:12379
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 2
+    retry_timeout: 5
+postgresql:
+  listen: 127.0.0.1:$4
+  connect_address: 127.0.0.1:$4
+  data_dir: $3
+  bin_dir: /usr/lib/postgresql/15/bin
+  pgpass: $PT_HOME/pgpass-$2
+  authentication:
+    superuser: {username: $PT_OWNER, password: $PT_SU_PASSWORD}
+    replication: {username: replicator, password: $PT_REPL_PASSWORD}
+  parameters:
+    unix_socket_directories: $PT_SOCK
+YAML
+  chown "$PT_OWNER:" "$1"; chmod 0600 "$1"
+}
+
+scenario_patroni() {
+  local D="$LAB/$SCENARIO" bin=/usr/lib/postgresql/15/bin
+  local owner=pgbrlabpo bkp=pgbrlabpb role=lab_patroni_bkp stanza=labpatroni cluster=lab-patroni
+  local port=55470 rest=18008 tls_port=18670
+  # Not exported, and not named PATRONI_*: Patroni and patronictl read every PATRONI_*
+  # variable of their environment as configuration.
+  PT_OWNER=$owner PT_HOME="$D/patroni" PT_SOCK="$D/sock"
+  step packages patroni_packages || return
+  install -d -m 0755 "$D"
+  lab_user "$owner"
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/patroni" "$D/etcd"
+  install -d -o "$owner" -g "$owner" -m 0750 "$D/pg"
+  install -d -o "$owner" -g "$owner" -m 0755 "$D/sock"
+  PT_SU_PASSWORD="su-$(openssl rand -hex 12)" PT_REPL_PASSWORD="repl-$(openssl rand -hex 12)"
+  ( umask 077; printf '%s\n' "$PT_SU_PASSWORD" "$PT_REPL_PASSWORD" > "$D/secrets" )
+
+  # --- the policy: a Patroni cluster; a second one for the replica on this host (its
+  # hook must know its own data directory; its pgBackRest paths are its own) ---
+  local name data p x
+  printf 'version: 1\nclusters:\n' > "$D/policy.yaml"
+  for name in "$cluster" "$cluster-r2"; do
+    if [ "$name" = "$cluster" ]; then data="$D/pg/data" p=$port x=""; else data="$D/pg/data2" p=$((port + 1)) x=2; fi
+    cat >> "$D/policy.yaml" <<YAML
+  - name: $name
+    postgres:
+      major: 15
+      data_directory: $data
+      owner: $owner
+      socket_directory: $D/sock
+      port: $p
+      bin_directory: $bin
+    backup_user: {name: $bkp, home: $D/home-bkp}
+    role: {name: $role}
+    pgbackrest:
+      stanza: $stanza
+      version: "2.45"
+      repository: $D/repo$x
+      tls: {port: $((tls_port + ${x:-0})), directory: $D/tls$x}
+      config: {repository_side: $D/etc$x/repository.conf, database_side: $D/etc$x/database.conf}
+      backup_user_paths: {lock: /tmp/pgbr-lab-patroni-bkp$x, log: $D/log-bkp$x}
+      owner_paths: {lock: $D/lock-owner$x, log: $D/log-owner$x, spool: $D/spool$x}
+    patroni:
+      enabled: true
+      config_file: $D/patroni/$name.yml
+      version: "3.0.2"
+      scripts_directory: $D/scripts-$name
+      service: pgbr-$name.service
+      pg_hba_after:
+        - "local all $owner peer"
+        - "host all $owner 127.0.0.1/32 scram-sha-256"
+        - "host replication replicator 127.0.0.1/32 scram-sha-256"
+YAML
+    register_cluster "$name"
+    printf '%s\n' "/etc/systemd/system/pgbr-$name.service.d" "/tmp/pgbr-lab-patroni-bkp$x" >> "$LAB/tmp-paths"
+  done
+  echo "$bkp" >> "$LAB/users"
+  step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  local tree="$D/out/$cluster" tree2="$D/out/$cluster-r2"
+  local cfg="$D/patroni/$cluster.yml" cfg2="$D/patroni/$cluster-r2.yml"
+  step patroni-scripts "$tree/shell/apply.sh" --patroni-scripts || return
+  step patroni-scripts-r2 "$tree2/shell/apply.sh" --patroni-scripts || return
+
+  # --- configuration: a minimal patroni.yml + the fragment; validate-config on both ---
+  patroni_base_config "$D/patroni/base.yml" node1 "$D/pg/data" "$port" "$rest"
+  step merge-fragment patroni_merge "$D/patroni/base.yml" "$tree/patroni/patroni.yml" "$cfg" || return
+  chown "$owner:" "$cfg"; chmod 0600 "$cfg"
+  # --- etcd, then Patroni bootstraps the cluster ---
+  local start
+  start=$(now)
+  patroni_daemon "$D/patroni/etcd.pid" "$D/etcd.log" 0077 etcd --name lab --data-dir "$D/etcd/data" \
+    --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
+    --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 \
+    --initial-cluster lab=http://127.0.0.1:12380 --initial-cluster-token pgbr-lab --initial-cluster-state new
+  if wait_for 30 bash -c 'exec 3<>/dev/tcp/127.0.0.1/12379'; then
+    result ok etcd-start "$(elapsed "$start")"
+  else
+    result FAIL etcd-start "$(elapsed "$start")" "etcd does not listen on 12379"; return
+  fi
+  local base_out merged_out added
+  base_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$D/patroni/base.yml" 2>&1)
+  merged_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$cfg" 2>&1)
+  printf -- '--- validate-config, base:\n%s\n--- validate-config, with the fragment:\n%s\n' "$base_out" "$merged_out" >> "$LOG"
+  added=$(comm -13 <(sort -u <<<"$base_out") <(sort -u <<<"$merged_out"))
+  expect validate-config-nothing-new "the fragment adds: $added" [ -z "$added" ]
+  result ok validate-config-remaining 0 "$(tr '\n' ';' <<<"$merged_out" | cut -c1-300)"
+
+  register_pgdata "$bin" "$D/pg/data"
+  start=$(now)
+  patroni_daemon "$D/patroni/node1.pid" "$D/patroni1.log" 0027 patroni "$cfg"
+  local q=(psql_as "$owner" "$D/sock" "$port")
+  if wait_for 90 query_true "${q[@]}" postgres -c "SELECT NOT pg_is_in_recovery() AND EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"; then
+    result ok bootstrap "$(elapsed "$start")"
+  else
+    result FAIL bootstrap "$(elapsed "$start")" "no primary with the role within 90 s"; return
+  fi
+  expect data-directory-mode-0750 "data_directory_mode is not 0750" \
+    [ "$("${q[@]}" postgres -c "SHOW data_directory_mode")" = 0750 ]
+  expect post-bootstrap-grants "role or grants missing after post_bootstrap" \
+    [ "$("${q[@]}" postgres -c "SELECT pg_has_role('$role', 'pg_read_all_settings', 'USAGE')
+        AND has_function_privilege('$role', 'pg_catalog.pg_backup_start(text,boolean)', 'EXECUTE')
+        AND has_function_privilege('$role', 'pg_catalog.pg_backup_stop(boolean)', 'EXECUTE')
+        AND has_function_privilege('$role', 'pg_catalog.pg_switch_wal()', 'EXECUTE')
+        AND has_function_privilege('$role', 'pg_catalog.pg_create_restore_point(text)', 'EXECUTE')
+        AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = '$role')")" = t ]
+  expect hba-role-lines-live "the first three rules are not the role's" \
+    [ "$("${q[@]}" postgres -c "SELECT string_agg(type || ':' || array_to_string(user_name, ',') || ':' || auth_method, ' ' ORDER BY line_number)
+        FROM (SELECT * FROM pg_hba_file_rules ORDER BY line_number LIMIT 3) r")" = "local:$role:peer local:$role:reject host:$role:reject" ]
+  expect hba-file-written-by-patroni "pg_hba.conf is not Patroni's" grep -q "It will be overwritten by Patroni" "$D/pg/data/pg_hba.conf"
+  expect archive-mode-on-empty-command "archive_mode/archive_command after bootstrap" \
+    [ "$("${q[@]}" postgres -c "SELECT current_setting('archive_mode') || '|' || current_setting('archive_command')")" = "on|" ]
+  {
+    echo "--- modes after bootstrap:"
+    find "$D/pg/data" -maxdepth 1 -type f -printf '%m %p\n' | sort
+  } >> "$LOG"
+
+  # --- the rest of apply.sh, in Patroni mode ---
+  step apply-dry-run "$tree/shell/apply.sh" --dry-run || return
+  step apply "$tree/shell/apply.sh" --restart --start-tls-server || return
+  expect apply-no-alter-system "postgresql.auto.conf holds settings" \
+    bash -c "! grep -q '^archive' '$D/pg/data/postgresql.auto.conf'"
+  expect archive-command-via-patroni "the dynamic configuration lacks archive_command" \
+    bash -c "patronictl -c '$cfg' show-config | grep -qF -- 'archive-push %p'"
+  step verify "$tree/shell/verify.sh" || return
+
+  # --- backups as the backup user ---
+  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
+  step check "${b[@]}" check
+  step backup-full "${b[@]}" --type=full backup
+  denied no-tcp-for-role 'pg_hba.conf rejects connection|no pg_hba.conf entry' \
+    runuser -u "$bkp" -- psql -X -h 127.0.0.1 -p "$port" -U "$role" -d postgres -c "SELECT 1"
+
+  # --- patronictl restart fires on_restart: the hook runs ---
+  local hook_log="$D/log-owner/patroni-hook-$cluster.log" lines_before unreadable
+  lines_before=$(wc -l < "$hook_log" 2>/dev/null || echo 0)
+  chmod 0600 "$D/pg/data/patroni.dynamic.json" "$D/pg/data/postgresql.conf"
+  step patronictl-restart patronictl -c "$cfg" restart lab-patroni node1 --force || return
+  wait_for 30 "${q[@]}" postgres -c "SELECT 1"
+  if wait_for 15 bash -c "grep -q 'on_restart' '$hook_log' && [ \"\$(wc -l < '$hook_log')\" -gt $lines_before ]"; then
+    result ok hook-ran-on-restart 0 "$(grep on_restart "$hook_log" | tail -1 | cut -d' ' -f3-)"
+  else
+    result FAIL hook-ran-on-restart 0 "no on_restart line in $hook_log"
+  fi
+  unreadable=$(find "$D/pg/data" \( -type d ! -perm -g+rx -o -type f ! -perm -g+r \) -print | head -5)
+  expect nothing-lacks-group-read-after-restart "lacking group read: $unreadable" [ -z "$unreadable" ]
+  step backup-after-restart "${b[@]}" --type=incr backup
+
+  # --- a dynamic configuration change rewrites patroni.dynamic.json 0600: on_reload ---
+  start=$(now)
+  step edit-config patronictl -c "$cfg" edit-config --force --quiet -p work_mem=8MB || return
+  if wait_for 20 bash -c "[ \"\$(stat -c %a '$D/pg/data/patroni.dynamic.json')\" = 640 ] && grep -q 'work_mem' '$D/pg/data/patroni.dynamic.json'"; then
+    result ok dynamic-json-group-readable-after-reload "$(elapsed "$start")" "$(grep on_reload "$hook_log" | tail -1 | cut -d' ' -f3-)"
+  else
+    result FAIL dynamic-json-group-readable-after-reload "$(elapsed "$start")" "mode $(stat -c %a "$D/pg/data/patroni.dynamic.json")"
+  fi
+  step backup-after-reload "${b[@]}" --type=incr backup
+
+  # --- a replica cloned from the leader, with its own hook ---
+  patroni_base_config "$D/patroni/base2.yml" node2 "$D/pg/data2" "$((port + 1))" "$((rest + 1))"
+  step merge-fragment-r2 patroni_merge "$D/patroni/base2.yml" "$tree2/patroni/patroni.yml" "$cfg2" || return
+  chown "$owner:" "$cfg2"; chmod 0600 "$cfg2"
+  register_pgdata "$bin" "$D/pg/data2"
+  start=$(now)
+  patroni_daemon "$D/patroni/node2.pid" "$D/patroni2.log" 0027 patroni "$cfg2"
+  local q2=(psql_as "$owner" "$D/sock" "$((port + 1))")
+  if wait_for 90 query_true "${q2[@]}" postgres -c "SELECT pg_is_in_recovery()"; then
+    result ok replica-clone "$(elapsed "$start")"
+    # Its first on_start runs before apply.sh made its log directory: the line is in
+    # Patroni's log (the hook's stderr).
+    if wait_for 15 grep -q 'on_start replica' "$D/patroni2.log"; then
+      result ok replica-hook-on-start 0 "$(grep 'on_start replica' "$D/patroni2.log" | tail -1 | cut -d' ' -f3-)"
+    else
+      result FAIL replica-hook-on-start 0 "no on_start replica line in Patroni's log"
+    fi
+    unreadable=$(find "$D/pg/data2" \( -type d ! -perm -g+rx -o -type f ! -perm -g+r \) -print | head -5)
+    expect replica-nothing-lacks-group-read "lacking group read: $unreadable" [ -z "$unreadable" ]
+    expect replica-data-directory-mode-0750 "replica data_directory_mode" [ "$("${q2[@]}" postgres -c "SHOW data_directory_mode")" = 0750 ]
+    step apply-on-replica "$tree2/shell/apply.sh" --start-tls-server
+  else
+    result FAIL replica-clone "$(elapsed "$start")" "no replica within 90 s"
+  fi
+  stop_pidfile "$D/patroni/node2.pid"
+  pg_stop "$owner" "$bin" "$D/pg/data2"
+
+  # --- idempotence, then rollback ---
+  local second
+  second=$("$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
+  expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
+  step rollback "$tree/shell/rollback.sh" || true
+  expect rollback-role-gone "role still exists" \
+    [ "$("${q[@]}" postgres -c "SELECT count(*) FROM pg_roles WHERE rolname = '$role'")" = 0 ]
+  expect rollback-archive-command-back "archive_command still set" \
+    wait_for 20 bash -c "[ -z \"\$(runuser -u $owner -- psql -X -At -h '$D/sock' -p $port -d postgres -c 'SHOW archive_command')\" ]"
+  expect secrets-nowhere "a Patroni password appears in the artifacts or logs" \
+    bash -c "! grep -rqF -f '$D/secrets' '$D/out' '$D/log-owner' '$LOG' /var/lib/pgbr-policy/$cluster"
+
+  # --- everything stopped by PID (PostgreSQL outlives a killed Patroni: pg_ctl too) ---
+  start=$(now)
+  stop_pidfile "$D/patroni/node1.pid"
+  pg_stop "$owner" "$bin" "$D/pg/data"
+  stop_pidfile "$D/patroni/etcd.pid"
+  result ok stop "$(elapsed "$start")"
+}
