@@ -762,7 +762,7 @@ step_archive() {
       while [ "$(stat -c %i "$PGDATA/patroni.dynamic.json" 2>/dev/null || echo none)" = "$cache_before" ] && [ "$tries" -lt 20 ]; do
         tries=$((tries + 1)); sleep 0.5
       done
-      fix_pgdata
+      fix_pgdata >/dev/null
       say "archive_mode=on, archive_command set through Patroni's dynamic configuration; Patroni reloaded PostgreSQL"
     fi
   else
