@@ -142,5 +142,25 @@ YAML
   expect rollback-hba-block-gone "marker still in pg_hba.conf" bash -c "! grep -q 'pgbr-policy $cluster' '$hba' '$D/pg/data/pg_ident.conf'"
   expect rollback-mode-back "data_directory_mode not 0700" \
     bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW data_directory_mode')\" = 0700 ]"
+
+  # --- scram-sha-256 on the same cluster: the password, read from a root-only file at
+  # apply time, reaches neither the artifacts, nor Ansible's output, nor the server log ---
+  local password
+  password="lab-$(openssl rand -hex 12)-pw"
+  ( umask 077; printf '%s\n' "$password" > "$D/password" )
+  step log-every-statement "${q[@]}" postgres -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()"
+  sed -e "s|^      name: \"lab-ans|      auth: scram-sha-256\n      password_file: $D/password\n&|" "$D/policy.yaml" > "$D/policy-scram.yaml"
+  step generate-scram "$PGBR" generate "$D/policy-scram.yaml" --out "$D/out-scram" || return
+  local spb=("$D/out-scram/ansible/playbook.yml" -i "$D/inventory.yml" -e pgbr_policy_restart=true
+    -e pgbr_policy_start_tls_server=true -e "pgbr_policy_tool=$PGBR")
+  ansible_run playbook-scram "$D/scram.out" "${spb[@]}" || return
+  step verify-scram "$D/out-scram/$cluster/shell/verify.sh"
+  ansible_run playbook-scram-again "$D/scram-again.out" "${spb[@]}"
+  expect scram-again-changed-0 "second scram run: changed=$(ansible_recap_changed "$D/scram-again.out")" \
+    [ "$(ansible_recap_changed "$D/scram-again.out")" = 0 ]
+  local hits
+  hits=$(grep -rlF -- "$password" "$D/out-scram" "$D"/*.out "$LOG" "$D/pg/data.log" "/var/lib/pgbr-policy/$cluster" 2>/dev/null | wc -l)
+  expect password-nowhere "the password was found in $hits file(s)" [ "$hits" = 0 ]
+  expect pgpass-0600 ".pgpass is not 0600 $bkp" bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ]"
   pg_stop "$owner" "$bin" "$D/pg/data"
 }
