@@ -7,7 +7,9 @@
 # allowed) makes shell/verify.sh pass and pgbackrest check + a full backup work as the
 # backup user; shell/apply.sh then finds nothing to change (both paths converge); a
 # second run reports changed=0; one mode and one hba line changed by hand are reported by
-# --check --diff and left alone, then repaired by a real run; rollback.sh undoes it all.
+# --check --diff and left alone, then repaired by a real run; rollback.sh undoes it all;
+# after shell/apply.sh the role finds nothing to change; then the role again with
+# scram-sha-256 (log_statement=all), and the password is found nowhere.
 # The role name holds `{{ }}`: the run proves Ansible never evaluates it.
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
@@ -142,6 +144,13 @@ YAML
   expect rollback-hba-block-gone "marker still in pg_hba.conf" bash -c "! grep -q 'pgbr-policy $cluster' '$hba' '$D/pg/data/pg_ident.conf'"
   expect rollback-mode-back "data_directory_mode not 0700" \
     bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW data_directory_mode')\" = 0700 ]"
+
+  # --- the other direction: after shell/apply.sh, the role finds nothing to change ---
+  step apply-sh env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --restart --start-tls-server || return
+  ansible_run playbook-after-apply-sh "$D/after-apply-sh.out" "${pb[@]}"
+  expect after-apply-sh-changed-0 "the role after apply.sh: changed=$(ansible_recap_changed "$D/after-apply-sh.out")" \
+    [ "$(ansible_recap_changed "$D/after-apply-sh.out")" = 0 ]
+  step rollback-again "$tree/shell/rollback.sh" --restart || return
 
   # --- scram-sha-256 on the same cluster: the password, read from a root-only file at
   # apply time, reaches neither the artifacts, nor Ansible's output, nor the server log ---
