@@ -13,7 +13,11 @@ fn generate(policy: &Path, out: &Path) -> PathBuf {
     let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let dir = out.join("ansible");
-    assert!(dir.join("playbook.yml").is_file(), "no ansible/playbook.yml in {}", out.display());
+    assert!(
+        dir.join("playbook.yml").is_file(),
+        "no ansible/playbook.yml in {}",
+        out.display()
+    );
     dir
 }
 
@@ -106,7 +110,15 @@ fn hostile_names_keep_the_tree_clean() {
 fn ansible_var(vars_file: &Path, name: &str) -> serde_json::Value {
     let ansible = require_tool("ansible", "ansible");
     let out = Command::new(ansible)
-        .args(["localhost", "-i", "localhost,", "-c", "local", "-m", "ansible.builtin.debug"])
+        .args([
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-m",
+            "ansible.builtin.debug",
+        ])
         .arg("-a")
         .arg(format!("var={name}"))
         .arg("-e")
@@ -117,7 +129,11 @@ fn ansible_var(vars_file: &Path, name: &str) -> serde_json::Value {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "ansible debug {name}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ansible debug {name}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}:\n{stdout}"));
     json["plays"][0]["tasks"][0]["hosts"]["localhost"][name].clone()
 }
@@ -135,7 +151,10 @@ fn names_reach_ansible_intact_and_unevaluated() {
         "pg_backup_start(text:boolean),pg_backup_stop(boolean),pg_create_restore_point(text),pg_switch_wal()"
     );
     let b = tree.join("clusters/b_2.yml");
-    assert_eq!(ansible_var(&b, "pgbr_policy_role_name"), "b {{ lookup('env', 'HOME') }}");
+    assert_eq!(
+        ansible_var(&b, "pgbr_policy_role_name"),
+        "b {{ lookup('env', 'HOME') }}"
+    );
     assert_eq!(ansible_var(&b, "pgbr_policy_role_password_env"), "PGBR_TEST_PASSWORD");
     assert_eq!(ansible_var(&b, "pgbr_policy_pg_port"), 5433);
     assert_eq!(
