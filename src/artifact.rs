@@ -32,12 +32,18 @@ struct PlanHeader<'a> {
     policy_file: &'a str,
 }
 
-/// What tree-scoped templates know: the header and the names of the clusters.
+/// What tree-scoped templates know: the header and, per cluster, its name
+/// (`plan.clusters[].name`).
 #[derive(serde::Serialize)]
 struct TreeHeader<'a> {
     tool: &'a crate::plan::ToolInfo,
     policy_file: &'a str,
-    clusters: Vec<&'a str>,
+    clusters: Vec<TreeCluster<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct TreeCluster<'a> {
+    name: &'a str,
 }
 
 /// The template engine and the generator files, loaded once and shared by the threads.
@@ -91,7 +97,7 @@ impl Rendering {
     }
 
     /// The files rendered once for the whole policy (`scope: tree`). They see the plan's
-    /// header and the clusters' names (`plan.clusters`); what they need of a cluster comes
+    /// header and the clusters' names (`plan.clusters[].name`); what they need of a cluster comes
     /// from that cluster's own files, so memory stays flat however large the fleet.
     fn tree_scope(&self, plan: &Plan) -> Result<Vec<(String, Artifact)>> {
         let mut out = Vec::new();
@@ -105,7 +111,7 @@ impl Rendering {
         let header = TreeHeader {
             tool: &plan.tool,
             policy_file: &plan.policy_file,
-            clusters: plan.clusters.iter().map(|c| c.name.as_str()).collect(),
+            clusters: plan.clusters.iter().map(|c| TreeCluster { name: &c.name }).collect(),
         };
         let mut context = tera::Context::new();
         context.insert("plan", &header);

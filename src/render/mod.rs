@@ -73,6 +73,12 @@ fn register(tera: &mut Tera) {
                 .map_err(|e| tera::Error::message(e.0))
         },
     );
+    // tera's own `safe` would mark any value as escaped and slip past refuse_unfiltered.
+    tera.register_filter("safe", |_: Value, _: Kwargs, _: &State| -> tera::TeraResult<Value> {
+        Err(tera::Error::message(
+            "the `safe` filter is disabled: use the escaping filter of the target (sh, sql_lit, hba, json, …)",
+        ))
+    });
     tera.set_escape_fn(refuse_unfiltered);
 }
 
@@ -162,6 +168,12 @@ mod tests {
     fn unfiltered_strings_fail_the_render() {
         let err = render_one("x={{ v }}", "pgbackrest").unwrap_err().to_string();
         assert!(err.contains("unfiltered interpolation"), "{err}");
+    }
+
+    #[test]
+    fn the_safe_filter_cannot_bypass_escaping() {
+        let err = render_one("x={{ v | safe }}", "$(reboot)").unwrap_err().to_string();
+        assert!(err.contains("`safe` filter is disabled"), "{err}");
     }
 
     #[test]
