@@ -26,10 +26,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.

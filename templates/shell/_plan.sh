@@ -43,6 +43,11 @@ TLS_CLIENT_CN={{ c.tls.client_cn | sh }}
 UNIT_NAME={{ c.systemd.unit_name | sh }}
 UNIT_PATH={{ c.systemd.unit_path | sh }}
 TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF={{ c.files.repository_config | sh }}
+SRC_DB_CONF={{ c.files.database_config | sh }}
+SRC_UNIT={{ c.files.unit | sh }}
+SRC_TMPFILES={{ c.files.tmpfiles | sh }}
 HBA_MARKER={{ c.hba_marker | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}

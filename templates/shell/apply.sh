@@ -47,6 +47,9 @@ step_preflight() {
   local version
   version=$(owner_query "SELECT current_setting('server_version_num')::int / 10000")
   [ "$version" = "$PG_MAJOR" ] || die "the server is PostgreSQL $version but the plan is for $PG_MAJOR: regenerate with postgres.major: $version"
+  # The role this script connects as (the owner's superuser) must not become the backup
+  # role: apply.sql would take SUPERUSER away and the reject lines would lock it out.
+  [ "$(owner_query "SELECT current_user")" != "$ROLE_NAME" ] || die "the backup role $ROLE_NAME is the role $PG_OWNER connects as: give the backup role a name of its own"
   # A key kept 0600 inside PGDATA cannot be made group-readable (PostgreSQL refuses a
   # group-readable key it owns) and makes every backup fail ([041] unable to open file).
   local ssl key
@@ -201,8 +204,8 @@ fix_pgdata() {
 
 step_configs() {
   STEP=configs
-  ensure_file "$ARTIFACTS/{{ c.files.repository_config | comment }}" "$REPO_CONF" root "$BACKUP_GROUP" 0640
-  ensure_file "$ARTIFACTS/{{ c.files.database_config | comment }}" "$DB_CONF" root "$PG_GROUP" 0640
+  ensure_file "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF" root "$BACKUP_GROUP" 0640
+  ensure_file "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF" root "$PG_GROUP" 0640
 }
 
 # Makes key+certificate pairs with openssl, on this host: no key ever leaves it.
@@ -256,9 +259,9 @@ step_tls() {
 
 step_tls_server() {
   STEP=tls-server
-  local unit_src="$ARTIFACTS/{{ c.files.unit | comment }}"
+  local unit_src="$ARTIFACTS/$SRC_UNIT"
   ensure_file "$unit_src" "$UNIT_PATH" root root 0644
-{% if c.systemd.tmpfiles %}  ensure_file "$ARTIFACTS/{{ c.files.tmpfiles | comment }}" "$TMPFILES_PATH" root root 0644
+{% if c.systemd.tmpfiles %}  ensure_file "$ARTIFACTS/$SRC_TMPFILES" "$TMPFILES_PATH" root root 0644
 {% endif %}  [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
   local restart_server=0
   if [ "$TLS_CHANGED" = 1 ] || [ "${#FILES_CHANGED[@]}" -gt 0 ]; then restart_server=1; fi
@@ -353,7 +356,7 @@ step_password() {
   local pgpass="$BACKUP_HOME/.pgpass" line tmp
   line="$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):$(pgpass_field "$password")"
   # Does the role already accept this password? (PGPASSWORD is in the environment, not argv.)
-  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$ROLE_DB" -c 'SELECT 1' >/dev/null 2>&1; then
+  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$ROLE_DB")" -c 'SELECT 1' >/dev/null 2>&1; then
     say "role $ROLE_NAME already has this password"
   elif [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would set the password of $ROLE_NAME (as a SCRAM verifier)"

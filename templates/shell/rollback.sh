@@ -118,7 +118,12 @@ step_files() {
   for file in "$REPO_CONF" "$DB_CONF"; do
     if [ -f "$file" ]; then change rm -f "$file"; fi
   done
-  if [ -d "$TLS_DIR" ]; then change rm -rf -- "$TLS_DIR"; fi
+  # Only what apply.sh made there, then the directory if that left it empty: the policy
+  # may name a directory that holds other files, so never a recursive removal.
+  for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+    if [ -f "$file" ]; then change rm -f "$file"; fi
+  done
+  if [ -d "$TLS_DIR" ] && [ -z "$(ls -A "$TLS_DIR")" ]; then change rmdir "$TLS_DIR"; fi
   local dir
   for dir in "$(dirname "$REPO_CONF")" "$(dirname "$DB_CONF")"; do
     if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then change rmdir "$dir"; fi

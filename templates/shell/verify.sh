@@ -72,7 +72,7 @@ can_create() {  # user directory
   return 1
 }
 role_psql() {  # database host-or-socket sql
-  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$1" -c "$3"
+  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$1")" -c "$3"
 }
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
@@ -98,8 +98,8 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/{{ c.files.repository_config | comment }}" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/{{ c.files.database_config | comment }}" "$DB_CONF"
+  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
+  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
 
   echo "== data directory"
   local parent

@@ -70,6 +70,11 @@ TLS_CLIENT_CN=pgbr-pg15-main-postgres
 UNIT_NAME=pgbr-tls-pg15-main.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF=pgbackrest/repository.conf
+SRC_DB_CONF=pgbackrest/database.conf
+SRC_UNIT=systemd/pgbr-tls-pg15-main.service
+SRC_TMPFILES=systemd/pgbr-pg15-main.conf
 HBA_MARKER='pgbr-policy pg15-main'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
@@ -125,10 +130,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.
@@ -326,7 +336,12 @@ step_files() {
   for file in "$REPO_CONF" "$DB_CONF"; do
     if [ -f "$file" ]; then change rm -f "$file"; fi
   done
-  if [ -d "$TLS_DIR" ]; then change rm -rf -- "$TLS_DIR"; fi
+  # Only what apply.sh made there, then the directory if that left it empty: the policy
+  # may name a directory that holds other files, so never a recursive removal.
+  for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+    if [ -f "$file" ]; then change rm -f "$file"; fi
+  done
+  if [ -d "$TLS_DIR" ] && [ -z "$(ls -A "$TLS_DIR")" ]; then change rmdir "$TLS_DIR"; fi
   local dir
   for dir in "$(dirname "$REPO_CONF")" "$(dirname "$DB_CONF")"; do
     if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then change rmdir "$dir"; fi
