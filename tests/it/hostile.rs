@@ -2042,3 +2042,239 @@ fn known_hostile_values_are_refused() {
     let (code, _, stderr) = run(&["validate", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+// ---------------------------------------------------------------- test 4: the template scan
+
+/// Plan fields a template may print without a filter: numbers. `port` (u16), `major`
+/// (u32) and `mode` (four octal digits, a `&'static str` made by the plan) — checked
+/// against real plans below — and tera's `loop.index`. Any other unfiltered value fails
+/// the scan, and the render-time rule (digits only) backs this up.
+const NUMERIC_FIELDS: &[&str] = &["port", "major", "mode"];
+
+/// Filters that yield a number whatever their input.
+const NUMERIC_FILTERS: &[&str] = &["length"];
+
+/// The escaping filters, read from their registration in src/render/mod.rs.
+fn registered_filters() -> BTreeSet<String> {
+    let source = std::fs::read_to_string(root().join("src/render/mod.rs")).unwrap();
+    let filters: BTreeSet<String> = source
+        .match_indices("filter!(\"")
+        .map(|(i, m)| {
+            let rest = &source[i + m.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect();
+    assert!(filters.contains("sh") && filters.contains("sql_lit"), "{filters:?}");
+    filters
+}
+
+/// Splits an expression on `|` outside parentheses, brackets and string literals.
+fn split_filters(expr: &str) -> Vec<String> {
+    let (mut parts, mut current, mut depth, mut quote) = (Vec::new(), String::new(), 0i32, None::<char>);
+    for c in expr.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, '|') if depth == 0 => {
+                parts.push(current.trim().to_owned());
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current.trim().to_owned());
+    parts
+}
+
+/// The filter name of `name(args)`.
+fn filter_name(segment: &str) -> &str {
+    segment.split('(').next().unwrap().trim()
+}
+
+/// Every violation in one template: `line: message`.
+fn scan_template(name: &str, text: &str, escaping: &BTreeSet<String>) -> Vec<String> {
+    let ansible = name.starts_with("ansible/");
+    let (open, close, tag_open, tag_close) = if ansible {
+        ("[[", "]]", "[%", "%]")
+    } else {
+        ("{{", "}}", "{%", "%}")
+    };
+    let line_at = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let line_text = |offset: usize| {
+        let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let end = text[offset..].find('\n').map(|i| offset + i).unwrap_or(text.len());
+        &text[start..end]
+    };
+    let trim_expr = |e: &str| e.trim().trim_start_matches('-').trim_end_matches('-').trim().to_owned();
+    // `{% set x = expr %}` bindings whose value went through an escaping filter.
+    let mut escaped_bindings = BTreeSet::new();
+    let mut pos = 0;
+    while let Some(i) = text[pos..].find(tag_open) {
+        let start = pos + i + tag_open.len();
+        let Some(len) = text[start..].find(tag_close) else {
+            break;
+        };
+        let tag = trim_expr(&text[start..start + len]);
+        if let Some(binding) = tag.strip_prefix("set ") {
+            if let Some((var, expr)) = binding.split_once('=') {
+                let parts = split_filters(expr);
+                if parts.len() > 1 && escaping.contains(filter_name(parts.last().unwrap())) {
+                    escaped_bindings.insert(var.trim().to_owned());
+                }
+            }
+        }
+        pos = start + len;
+    }
+    let is_comment_line = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with('#') || t.starts_with("--")
+    };
+    let shell_body = name.starts_with("shell/") && name != "shell/_plan.sh";
+    let mut problems = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = text[pos..].find(open) {
+        let at = pos + i;
+        let start = at + open.len();
+        let Some(len) = text[start..].find(close) else {
+            problems.push(format!("{}: unclosed `{open}`", line_at(at)));
+            break;
+        };
+        let expr = trim_expr(&text[start..start + len]);
+        pos = start + len + close.len();
+        let line = line_at(at);
+        let here = line_text(at);
+        let parts = split_filters(&expr);
+        let show = format!("`{open} {expr} {close}`");
+        let last = filter_name(parts.last().unwrap()).to_owned();
+        let numeric = if parts.len() == 1 {
+            let path = expr.as_str();
+            let last_field = path.rsplit('.').next().unwrap();
+            (NUMERIC_FIELDS.contains(&last_field) && path.contains('.')) || matches!(path, "loop.index" | "loop.index0")
+        } else {
+            NUMERIC_FILTERS.contains(&last.as_str())
+        };
+        let escaped = parts.len() > 1 && escaping.contains(&last);
+        let bound = parts.len() == 1 && escaped_bindings.contains(&expr);
+        if !(numeric || escaped || bound) {
+            problems.push(format!(
+                "{line}: {show} does not end with an escaping filter ({}) and is not a number field ({})",
+                escaping.iter().cloned().collect::<Vec<_>>().join(", "),
+                NUMERIC_FIELDS.join(", ")
+            ));
+            continue;
+        }
+        if last == "comment" && parts.len() > 1 && !is_comment_line(here) {
+            problems.push(format!(
+                "{line}: {show} uses `comment` outside a comment line (it escapes nothing but line breaks)"
+            ));
+        }
+        if shell_body && !is_comment_line(here) {
+            problems.push(format!(
+                "{line}: {show} puts a value in a script outside its plan block (shell/_plan.sh is the one place, through `sh`)"
+            ));
+        }
+        if name == "shell/_plan.sh" && !(numeric || last == "sh") {
+            problems.push(format!("{line}: {show} in the plan block must end with `sh`"));
+        }
+    }
+    problems
+}
+
+/// Every template, as embedded in the binary: each interpolation ends with an escaping
+/// filter (those registered in src/render/mod.rs), or is a number field, or names a
+/// `{% set %}` binding that was escaped; `comment` only on comment lines; in scripts,
+/// values only in the plan block (through `sh`). Fails naming file and line.
+#[test]
+fn templates_interpolate_only_through_escaping_filters() {
+    let escaping = registered_filters();
+    let mut problems = Vec::new();
+    let mut interpolations = 0;
+    for (name, text) in pgbr_policy::render::TEMPLATES {
+        interpolations += text
+            .matches(if name.starts_with("ansible/") { "[[" } else { "{{" })
+            .count();
+        for p in scan_template(name, text, &escaping) {
+            problems.push(format!("templates/{name}:{p}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "unescaped interpolations:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        interpolations > 100,
+        "only {interpolations} interpolations found: is the scan looking?"
+    );
+
+    // The scanner finds what it must.
+    for (template, needle) in [
+        ("x={{ c.role.name }}", "does not end with an escaping filter"),
+        ("x={{ c.role.name | upper }}", "does not end with an escaping filter"),
+        (
+            "x={{ c.role.name | sh | upper }}",
+            "does not end with an escaping filter",
+        ),
+        ("x={{ c.name ~ \"|\" }}", "does not end with an escaping filter"),
+        ("x=\"{{ c.name | comment }}\"", "outside a comment line"),
+        (
+            "# ok {{ c.name | comment }}\nrun {{ c.postgres.port }}",
+            "outside its plan block",
+        ),
+        (
+            "{% set r = c.role.name %}{{ r }}",
+            "does not end with an escaping filter",
+        ),
+    ] {
+        let found = scan_template("shell/t.sh", template, &escaping).join("\n");
+        assert!(found.contains(needle), "{template:?}: {found:?}");
+    }
+    assert!(
+        scan_template(
+            "sql/t.sql",
+            "{% set r = c.role.name | sql_lit %}{{ r }} {{ c.postgres.port }} {{ x | length }}",
+            &escaping
+        )
+        .is_empty()
+    );
+    assert!(!scan_template("shell/_plan.sh", "X={{ c.name | comment }}", &escaping).is_empty());
+
+    // The number fields are numbers in every example's plan.
+    fn walk(v: &Value, path: &str, out: &mut Vec<String>, seen: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if NUMERIC_FIELDS.contains(&k.as_str()) {
+                        *seen += 1;
+                        let ok = v.is_u64()
+                            || v.as_str()
+                                .is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()));
+                        if !ok {
+                            out.push(format!("{path}.{k} = {v}"));
+                        }
+                    }
+                    walk(v, &format!("{path}.{k}"), out, seen);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), out, seen);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (mut bad, mut seen) = (Vec::new(), 0);
+    for example in examples() {
+        let loaded = policy::load(&example.join("policy.yaml")).unwrap();
+        let plan = serde_json::to_value(pgbr_policy::plan::build(&loaded.policy)).unwrap();
+        walk(&plan, "plan", &mut bad, &mut seen);
+    }
+    assert!(bad.is_empty(), "number fields that are not numbers: {bad:?}");
+    assert!(seen > 10, "only {seen} number fields seen");
+}
