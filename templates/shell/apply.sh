@@ -405,14 +405,16 @@ $errors"; }
   [ -f "$STATE_DIR/pg_hba.conf.orig" ] || cp -p "$hba" "$STATE_DIR/pg_hba.conf.orig"
   [ -f "$STATE_DIR/pg_ident.conf.orig" ] || cp -p "$ident" "$STATE_DIR/pg_ident.conf.orig"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
+  hba_pending "$hba" "$ident"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
-    cp -p "$STATE_DIR/pg_hba.conf.before" "$hba"; cp -p "$STATE_DIR/pg_ident.conf.before" "$ident"
+    restore_hba_files
     die "the new pg_hba.conf/pg_ident.conf do not validate; both were restored byte for byte, nothing reloaded:
 $errors"
   fi
+  hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident, validated with pg_hba_file_rules, reloaded"
 }

@@ -87,14 +87,16 @@ step_hba() {
   fi
   mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
+  hba_pending "$hba" "$ident"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
-    cp -p "$STATE_DIR/pg_hba.conf.before" "$hba"; cp -p "$STATE_DIR/pg_ident.conf.before" "$ident"
+    restore_hba_files
     die "without the block, pg_hba.conf/pg_ident.conf do not validate; both restored, nothing reloaded:
 $errors"
   fi
+  hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident, reloaded"
 }

@@ -1105,7 +1105,6 @@ enum Outcome {
     Accepted {
         tree: pgbr_policy::artifact::Tree,
         cluster: Value,
-        policy: Box<Cluster>,
     },
 }
 
@@ -1194,11 +1193,7 @@ fn classify(dir: &Path, rendered: &Rendered, muts: &[Mutation]) -> Result<Outcom
             };
             let plan = pgbr_policy::plan::build(&loaded.policy);
             let value = serde_json::to_value(&plan.clusters[0]).unwrap();
-            Ok(Outcome::Accepted {
-                tree,
-                cluster: value,
-                policy: Box::new(cluster),
-            })
+            Ok(Outcome::Accepted { tree, cluster: value })
         }
     }
 }
