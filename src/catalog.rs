@@ -47,9 +47,11 @@ impl PgMajor {
         self.0 >= 15
     }
 
-    /// `pg_ident_file_mappings` (to validate pg_ident.conf before reload) exists from 16.
+    /// `pg_ident_file_mappings` (to validate pg_ident.conf before reload) exists from 15
+    /// (measured on 15.18; the lab's safety scenario fails an invalid pg_ident.conf line
+    /// through it).
     pub fn has_ident_mappings_view(self) -> bool {
-        self.0 >= 16
+        self.0 >= 15
     }
 
     /// The first pgBackRest release that can back up this major (facts.md §6).

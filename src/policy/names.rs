@@ -162,6 +162,12 @@ impl SqlName {
                 printable(value)
             ));
         }
+        if value.starts_with('/') {
+            return Err(format!(
+                "`{}` starts with `/`, which PostgreSQL 16 and later read as a regular expression in pg_hba.conf and pg_ident.conf, even quoted (`/.*` would match every role or database)",
+                printable(value)
+            ));
+        }
         if let Some(c) = value.chars().find(|c| is_invisible_format_char(*c)) {
             return Err(format!(
                 "`{}` contains the invisible character U+{:04X}, which would make the name look like another in a review",
@@ -262,6 +268,56 @@ impl AbsPath {
             out.push(AbsPath(current.to_owned()));
         }
         out
+    }
+
+    /// `/`, a top-level directory, or a well-known shared one (FHS): a directory the
+    /// scripts must never take over (chown, chmod) or remove. Not exhaustive; the
+    /// depth rule catches the worst (`/`, `/etc`, `/tmp`, `/home`).
+    pub fn is_system_directory(&self) -> bool {
+        const SHARED: &[&str] = &[
+            "/etc/pgbackrest",
+            "/etc/postgresql",
+            "/etc/ssl",
+            "/etc/ssl/private",
+            "/etc/ssl/certs",
+            "/etc/ssh",
+            "/etc/systemd",
+            "/etc/systemd/system",
+            "/etc/tmpfiles.d",
+            "/etc/sudoers.d",
+            "/etc/pam.d",
+            "/etc/cron.d",
+            "/etc/default",
+            "/etc/security",
+            "/run/postgresql",
+            "/run/user",
+            "/usr/bin",
+            "/usr/sbin",
+            "/usr/lib",
+            "/usr/lib64",
+            "/usr/libexec",
+            "/usr/local",
+            "/usr/local/bin",
+            "/usr/share",
+            "/usr/include",
+            "/usr/src",
+            "/var/backups",
+            "/var/cache",
+            "/var/lib",
+            "/var/lib/postgresql",
+            "/var/lib/pgsql",
+            "/var/local",
+            "/var/lock",
+            "/var/log",
+            "/var/mail",
+            "/var/opt",
+            "/var/run",
+            "/var/run/postgresql",
+            "/var/spool",
+            "/var/tmp",
+            "/var/www",
+        ];
+        self.0.matches('/').count() <= 1 || SHARED.contains(&self.0.as_str())
     }
 
     /// True when `self` is `other` or lies below it.
@@ -371,7 +427,7 @@ mod tests {
         assert!(SqlName::parse("backup role").is_ok());
         assert!(SqlName::parse("ünïcode").is_ok());
         assert!(SqlName::parse("it's").is_ok());
-        for bad in ["", "a\"b", "a\nb", " lead", "x\u{202e}y", &"x".repeat(64)] {
+        for bad in ["", "a\"b", "a\nb", " lead", "x\u{202e}y", &"x".repeat(64), "/.*"] {
             assert!(SqlName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

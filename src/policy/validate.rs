@@ -311,12 +311,27 @@ fn resolve_cluster(
         SqlName::parse,
     );
     if let (Some(name), Some(v)) = (&role_name, &role.name) {
+        let path = f.path("role.name");
         if name.as_str().starts_with("pg_") {
-            let path = f.path("role.name");
             f.out.error(
                 at(v),
                 &path,
                 "role names starting with `pg_` are reserved by PostgreSQL",
+            );
+        } else if matches!(name.as_str(), "public" | "none") {
+            f.out.error(
+                at(v),
+                &path,
+                format!("`{name}` is reserved by PostgreSQL (CREATE ROLE refuses it)"),
+            );
+        } else if owner.as_ref().is_some_and(|o| o.as_str() == name.as_str()) {
+            // By convention the cluster owner's database role is the superuser that
+            // apply.sh connects as: converging it would take SUPERUSER away, and the
+            // reject lines of pg_hba.conf would lock it out.
+            f.out.error(
+                at(v),
+                &path,
+                format!("`{name}` is the cluster owner's own role (the superuser apply.sh connects as): the backup role must be a role of its own"),
             );
         }
     }
@@ -613,7 +628,74 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
         // covered above; kept explicit so the message order stays stable
     }
     let pgdata = &c.postgres.data_directory;
-    let pairs: [(&AbsPath, &str); 6] = [
+    // Every directory the scripts create, chown and chmod (and rollback.sh may remove).
+    // The configuration files' directory is only made root:root 0755, which
+    // /etc/pgbackrest already is.
+    let config_parent = |p: &AbsPath| p.ancestors().into_iter().next().unwrap_or_else(|| p.clone());
+    let (bup, op) = (pb.backup_user_paths.as_ref(), pb.owner_paths.as_ref());
+    let (tls, cfg) = (pb.tls.as_ref(), pb.config.as_ref());
+    let managed: [(AbsPath, &str, Option<&S<String>>); 10] = [
+        (c.backup_user.home.clone(), "backup_user.home", bu.home.as_ref()),
+        (
+            c.pgbackrest.repository.clone(),
+            "pgbackrest.repository",
+            pb.repository.as_ref(),
+        ),
+        (
+            c.pgbackrest.tls_directory.clone(),
+            "pgbackrest.tls.directory",
+            tls.and_then(|t| t.directory.as_ref()),
+        ),
+        (
+            c.pgbackrest.backup_user_lock.clone(),
+            "pgbackrest.backup_user_paths.lock",
+            bup.and_then(|p| p.lock.as_ref()),
+        ),
+        (
+            c.pgbackrest.backup_user_log.clone(),
+            "pgbackrest.backup_user_paths.log",
+            bup.and_then(|p| p.log.as_ref()),
+        ),
+        (
+            c.pgbackrest.owner_lock.clone(),
+            "pgbackrest.owner_paths.lock",
+            op.and_then(|p| p.lock.as_ref()),
+        ),
+        (
+            c.pgbackrest.owner_log.clone(),
+            "pgbackrest.owner_paths.log",
+            op.and_then(|p| p.log.as_ref()),
+        ),
+        (
+            c.pgbackrest.owner_spool.clone(),
+            "pgbackrest.owner_paths.spool",
+            op.and_then(|p| p.spool.as_ref()),
+        ),
+        (
+            config_parent(&c.pgbackrest.repository_config),
+            "pgbackrest.config.repository_side",
+            cfg.and_then(|c| c.repository_side.as_ref()),
+        ),
+        (
+            config_parent(&c.pgbackrest.database_config),
+            "pgbackrest.config.database_side",
+            cfg.and_then(|c| c.database_side.as_ref()),
+        ),
+    ];
+    for (dir, field, raw) in &managed {
+        let config_dir_ok = field.starts_with("pgbackrest.config.") && dir.as_str() == "/etc/pgbackrest";
+        if dir.is_system_directory() && !config_dir_ok {
+            let p = f.path(field);
+            let what = if field.starts_with("pgbackrest.config.") {
+                ", the directory of this file,"
+            } else {
+                ""
+            };
+            f.out.error(raw.and_then(at).or(f.cluster_at), &p, format!("`{dir}`{what} is a system directory: apply.sh would take it over (owner, group and mode) and rollback.sh would remove what it made there; give it a directory of its own, like the default"));
+        }
+    }
+    let pairs: [(&AbsPath, &str); 7] = [
+        (&c.backup_user.home, "backup_user.home"),
         (&c.pgbackrest.repository, "pgbackrest.repository"),
         (&c.pgbackrest.tls_directory, "pgbackrest.tls.directory"),
         (&c.pgbackrest.backup_user_lock, "pgbackrest.backup_user_paths.lock"),

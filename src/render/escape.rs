@@ -36,6 +36,8 @@ pub fn sql_lit(value: &str) -> Result<String, Unrepresentable> {
 }
 
 /// One shell word for bash: bare when it is plainly safe, otherwise single-quoted.
+/// `,` and `=` are quoted too: inert in bash, but inside an array shellcheck reads them
+/// as a mistake (SC2054, SC2191), and a path may hold a comma.
 pub fn sh(value: &str) -> Result<String, Unrepresentable> {
     if value.contains('\0') {
         return Err(Unrepresentable("sh: NUL cannot appear in a shell word".into()));
@@ -44,7 +46,7 @@ pub fn sh(value: &str) -> Result<String, Unrepresentable> {
         && !value.starts_with('-')
         && value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '=' | '@' | '+' | ',' | '-'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '@' | '+' | '-'));
     if plain {
         return Ok(value.to_owned());
     }
@@ -61,10 +63,18 @@ pub fn hba(value: &str) -> Result<String, Unrepresentable> {
             crate::policy::names::printable(value)
         )));
     }
+    // PostgreSQL 16+ reads a name starting with `/` as a regular expression, quoted or
+    // not: no quoting makes it literal.
+    if value.starts_with('/') {
+        return Err(Unrepresentable(format!(
+            "hba: `{}` starts with `/`, which PostgreSQL 16 and later read as a regular expression even when quoted",
+            crate::policy::names::printable(value)
+        )));
+    }
     const KEYWORDS: [&str; 6] = ["all", "sameuser", "samerole", "samegroup", "replication", "samehost"];
     let plain = !value.is_empty()
         && !KEYWORDS.contains(&value)
-        && !value.starts_with(['+', '@', '/'])
+        && !value.starts_with(['+', '@'])
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -223,6 +233,8 @@ mod tests {
         assert_eq!(sh("it's").unwrap(), r"'it'\''s'");
         assert_eq!(sh("$(reboot)").unwrap(), "'$(reboot)'");
         assert_eq!(sh("-rf").unwrap(), "'-rf'");
+        assert_eq!(sh("/a,b").unwrap(), "'/a,b'");
+        assert_eq!(sh("a=b").unwrap(), "'a=b'");
         assert_eq!(sh("").unwrap(), "''");
         assert!(sh("a\0b").is_err());
     }
@@ -243,6 +255,7 @@ mod tests {
         assert_eq!(hba("two words").unwrap(), "\"two words\"");
         assert!(hba("a\"b").is_err());
         assert!(hba("a\nb").is_err());
+        assert!(hba("/.*").is_err());
         assert!(hba_keyword("map=x y").is_err());
     }
 

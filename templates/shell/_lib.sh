@@ -26,10 +26,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.
@@ -105,15 +110,33 @@ hba_errors() {
   fi
 }
 
-# Replaces a file's content keeping its owner, group and mode; atomic (rename).
+# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
+# failure the temporary file is removed (it sits next to the target, often in PGDATA).
 replace_content() {  # target content-file
   local target=$1 content=$2 tmp
   tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  cat "$content" > "$tmp"
-  chown --reference="$target" "$tmp"
-  chmod --reference="$target" "$tmp"
-  mv -f "$tmp" "$target"
+  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
+    rm -f "$tmp"
+    return 1
+  fi
 }
+
+# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
+# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
+# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
+# run then splices the block afresh (it strips any block it finds first).
+HBA_PENDING=()
+restore_hba_files() {
+  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
+  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
+  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
+  HBA_PENDING=()
+}
+hba_pending() {  # hba ident (their copies are already in the state directory)
+  HBA_PENDING=("$1" "$2")
+  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
+}
+hba_settled() { HBA_PENDING=(); trap - EXIT; }
 
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 

@@ -43,6 +43,11 @@ TLS_CLIENT_CN={{ c.tls.client_cn | sh }}
 UNIT_NAME={{ c.systemd.unit_name | sh }}
 UNIT_PATH={{ c.systemd.unit_path | sh }}
 TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF={{ c.files.repository_config | sh }}
+SRC_DB_CONF={{ c.files.database_config | sh }}
+SRC_UNIT={{ c.files.unit | sh }}
+SRC_TMPFILES={{ c.files.tmpfiles | sh }}
 HBA_MARKER={{ c.hba_marker | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
@@ -55,6 +60,11 @@ PATRONI_HOOK={{ c.patroni.hook | sh }}
 PATRONI_POST_BOOTSTRAP={{ c.patroni.post_bootstrap | sh }}
 PATRONI_SERVICE={{ c.patroni.service | sh }}
 PATRONI_UMASK_DROPIN={{ c.patroni.umask_dropin | sh }}
+SRC_PATRONI_HOOK={{ c.patroni.files.hook | sh }}
+SRC_PATRONI_POST_BOOTSTRAP={{ c.patroni.files.post_bootstrap | sh }}
+SRC_PATRONI_UMASK_DROPIN={{ c.patroni.files.umask_dropin | sh }}
+SRC_PATRONI_DYNAMIC_CONFIG={{ c.patroni.files.dynamic_config | sh }}
+SRC_PATRONI_FRAGMENT={{ c.patroni.files.fragment | sh }}
 PATRONI_CALLBACKS=({% for cb in c.patroni.callbacks %} {{ cb | sh }}{% endfor %} )
 {% endif %}
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).

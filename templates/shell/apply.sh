@@ -58,6 +58,9 @@ step_preflight() {
   local version
   version=$(owner_query "SELECT current_setting('server_version_num')::int / 10000")
   [ "$version" = "$PG_MAJOR" ] || die "the server is PostgreSQL $version but the plan is for $PG_MAJOR: regenerate with postgres.major: $version"
+  # The role this script connects as (the owner's superuser) must not become the backup
+  # role: apply.sql would take SUPERUSER away and the reject lines would lock it out.
+  [ "$(owner_query "SELECT current_user")" != "$ROLE_NAME" ] || die "the backup role $ROLE_NAME is the role $PG_OWNER connects as: give the backup role a name of its own"
   # A key kept 0600 inside PGDATA cannot be made group-readable (PostgreSQL refuses a
   # group-readable key it owns) and makes every backup fail ([041] unable to open file).
   local ssl key
@@ -153,11 +156,11 @@ FILES_CHANGED=()
 step_patroni_scripts() {
   STEP=patroni-scripts
   ensure_dir "$PATRONI_SCRIPTS" root root 0755
-  ensure_file "$ARTIFACTS/{{ c.patroni.files.hook | comment }}" "$PATRONI_HOOK" root root 0755
-  ensure_file "$ARTIFACTS/{{ c.patroni.files.post_bootstrap | comment }}" "$PATRONI_POST_BOOTSTRAP" root root 0755
+  ensure_file "$ARTIFACTS/$SRC_PATRONI_HOOK" "$PATRONI_HOOK" root root 0755
+  ensure_file "$ARTIFACTS/$SRC_PATRONI_POST_BOOTSTRAP" "$PATRONI_POST_BOOTSTRAP" root root 0755
   ensure_dir "$(dirname "$PATRONI_UMASK_DROPIN")" root root 0755
   local before=${#FILES_CHANGED[@]}
-  ensure_file "$ARTIFACTS/{{ c.patroni.files.umask_dropin | comment }}" "$PATRONI_UMASK_DROPIN" root root 0644
+  ensure_file "$ARTIFACTS/$SRC_PATRONI_UMASK_DROPIN" "$PATRONI_UMASK_DROPIN" root root 0644
   if [ "${#FILES_CHANGED[@]}" != "$before" ]; then
     if systemd_running; then systemctl daemon-reload; fi
     say "UMask=0027 for $PATRONI_SERVICE takes effect at Patroni's next start"
@@ -240,8 +243,8 @@ fix_pgdata() {
 
 step_configs() {
   STEP=configs
-  ensure_file "$ARTIFACTS/{{ c.files.repository_config | comment }}" "$REPO_CONF" root "$BACKUP_GROUP" 0640
-  ensure_file "$ARTIFACTS/{{ c.files.database_config | comment }}" "$DB_CONF" root "$PG_GROUP" 0640
+  ensure_file "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF" root "$BACKUP_GROUP" 0640
+  ensure_file "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF" root "$PG_GROUP" 0640
 }
 
 # Makes key+certificate pairs with openssl, on this host: no key ever leaves it.
@@ -295,9 +298,9 @@ step_tls() {
 
 step_tls_server() {
   STEP=tls-server
-  local unit_src="$ARTIFACTS/{{ c.files.unit | comment }}"
+  local unit_src="$ARTIFACTS/$SRC_UNIT"
   ensure_file "$unit_src" "$UNIT_PATH" root root 0644
-{% if c.systemd.tmpfiles %}  ensure_file "$ARTIFACTS/{{ c.files.tmpfiles | comment }}" "$TMPFILES_PATH" root root 0644
+{% if c.systemd.tmpfiles %}  ensure_file "$ARTIFACTS/$SRC_TMPFILES" "$TMPFILES_PATH" root root 0644
 {% endif %}  [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
   local restart_server=0
   if [ "$TLS_CHANGED" = 1 ] || [ "${#FILES_CHANGED[@]}" -gt 0 ]; then restart_server=1; fi
@@ -394,7 +397,7 @@ step_password() {
   local pgpass="$BACKUP_HOME/.pgpass" line tmp
   line="$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):$(pgpass_field "$password")"
   # Does the role already accept this password? (PGPASSWORD is in the environment, not argv.)
-  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$ROLE_DB" -c 'SELECT 1' >/dev/null 2>&1; then
+  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$ROLE_DB")" -c 'SELECT 1' >/dev/null 2>&1; then
     say "role $ROLE_NAME already has this password"
   elif [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would set the password of $ROLE_NAME (as a SCRAM verifier)"
@@ -460,14 +463,16 @@ $errors"; }
   [ -f "$STATE_DIR/pg_hba.conf.orig" ] || cp -p "$hba" "$STATE_DIR/pg_hba.conf.orig"
   [ -f "$STATE_DIR/pg_ident.conf.orig" ] || cp -p "$ident" "$STATE_DIR/pg_ident.conf.orig"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
+  hba_pending "$hba" "$ident"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
-    cp -p "$STATE_DIR/pg_hba.conf.before" "$hba"; cp -p "$STATE_DIR/pg_ident.conf.before" "$ident"
+    restore_hba_files
     die "the new pg_hba.conf/pg_ident.conf do not validate; both were restored byte for byte, nothing reloaded:
 $errors"
   fi
+  hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident, validated with pg_hba_file_rules, reloaded"
 }
@@ -493,7 +498,7 @@ step_archive() {
   command=$(configured_setting archive_command)
   if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }; then
     if [ "$DRY_RUN" = 1 ]; then
-      CHANGES=$((CHANGES + 1)); say "would run: patronictl -c $PATRONI_CONFIG edit-config --force --apply {{ c.patroni.files.dynamic_config | comment }} (archive_mode=on, archive_command: $ARCHIVE_COMMAND)"
+      CHANGES=$((CHANGES + 1)); say "would run: patronictl -c $PATRONI_CONFIG edit-config --force --apply $SRC_PATRONI_DYNAMIC_CONFIG (archive_mode=on, archive_command: $ARCHIVE_COMMAND)"
     else
       mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
       if [ ! -f "$STATE_DIR/patroni-archive.before.json" ]; then
@@ -502,7 +507,7 @@ step_archive() {
       fi
       local cache_before
       cache_before=$(stat -c %i "$PGDATA/patroni.dynamic.json" 2>/dev/null || echo none)
-      change patronictl -c "$PATRONI_CONFIG" edit-config --force --quiet --apply "$ARTIFACTS/{{ c.patroni.files.dynamic_config | comment }}"
+      change patronictl -c "$PATRONI_CONFIG" edit-config --force --quiet --apply "$ARTIFACTS/$SRC_PATRONI_DYNAMIC_CONFIG"
       until [ "$(configured_setting archive_command)" = "$ARCHIVE_COMMAND" ]; do
         tries=$((tries + 1))
         [ "$tries" -lt 120 ] || die "Patroni did not apply archive_command within 60 s: a postgresql.parameters entry in $PATRONI_CONFIG overrides the dynamic configuration (remove archive_mode/archive_command there), or Patroni is paused"
@@ -579,7 +584,7 @@ main() {
     STEP=preflight; need_root
     step_patroni_scripts
     STEP=finish
-    if [ "$CHANGES" = 0 ]; then say "no change: the Patroni scripts are installed"; else say "$CHANGES change(s); now merge {{ c.patroni.files.fragment | comment }} into $PATRONI_CONFIG"; fi
+    if [ "$CHANGES" = 0 ]; then say "no change: the Patroni scripts are installed"; else say "$CHANGES change(s); now merge $SRC_PATRONI_FRAGMENT into $PATRONI_CONFIG"; fi
     return
   fi
 {% endif %}  step_preflight

@@ -136,14 +136,16 @@ step_patroni_scripts() {
   fi
   mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
+  hba_pending "$hba" "$ident"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
-    cp -p "$STATE_DIR/pg_hba.conf.before" "$hba"; cp -p "$STATE_DIR/pg_ident.conf.before" "$ident"
+    restore_hba_files
     die "without the block, pg_hba.conf/pg_ident.conf do not validate; both restored, nothing reloaded:
 $errors"
   fi
+  hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident, reloaded"
 }
@@ -168,7 +170,12 @@ step_files() {
   for file in "$REPO_CONF" "$DB_CONF"; do
     if [ -f "$file" ]; then change rm -f "$file"; fi
   done
-  if [ -d "$TLS_DIR" ]; then change rm -rf -- "$TLS_DIR"; fi
+  # Only what apply.sh made there, then the directory if that left it empty: the policy
+  # may name a directory that holds other files, so never a recursive removal.
+  for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+    if [ -f "$file" ]; then change rm -f "$file"; fi
+  done
+  if [ -d "$TLS_DIR" ] && [ -z "$(ls -A "$TLS_DIR")" ]; then change rmdir "$TLS_DIR"; fi
   local dir
   for dir in "$(dirname "$REPO_CONF")" "$(dirname "$DB_CONF")"; do
     if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then change rmdir "$dir"; fi

@@ -72,7 +72,7 @@ can_create() {  # user directory
   return 1
 }
 role_psql() {  # database host-or-socket sql
-  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$1" -c "$3"
+  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$1")" -c "$3"
 }
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
@@ -101,13 +101,13 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/{{ c.files.repository_config | comment }}" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/{{ c.files.database_config | comment }}" "$DB_CONF"
+  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
+  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
 {% if c.patroni %}
   echo "== Patroni"
-  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/{{ c.patroni.files.hook | comment }}" "$PATRONI_HOOK"
-  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/{{ c.patroni.files.post_bootstrap | comment }}" "$PATRONI_POST_BOOTSTRAP"
-  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/{{ c.patroni.files.umask_dropin | comment }}" "$PATRONI_UMASK_DROPIN"
+  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/$SRC_PATRONI_HOOK" "$PATRONI_HOOK"
+  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/$SRC_PATRONI_POST_BOOTSTRAP" "$PATRONI_POST_BOOTSTRAP"
+  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/$SRC_PATRONI_UMASK_DROPIN" "$PATRONI_UMASK_DROPIN"
   local callback
   for callback in "${PATRONI_CALLBACKS[@]}"; do
     check "$PATRONI_CONFIG runs the hook on $callback" names_hook "$callback"

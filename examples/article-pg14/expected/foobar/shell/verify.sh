@@ -63,6 +63,11 @@ TLS_CLIENT_CN=pgbr-foobar-postgres
 UNIT_NAME=pgbr-tls-foobar.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-foobar.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-foobar.conf
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF=pgbackrest/repository.conf
+SRC_DB_CONF=pgbackrest/database.conf
+SRC_UNIT=systemd/pgbr-tls-foobar.service
+SRC_TMPFILES=systemd/pgbr-foobar.conf
 HBA_MARKER='pgbr-policy foobar'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/foobar/database.conf --stanza=foobar archive-push %p'
@@ -118,10 +123,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.
@@ -197,15 +207,33 @@ hba_errors() {
   fi
 }
 
-# Replaces a file's content keeping its owner, group and mode; atomic (rename).
+# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
+# failure the temporary file is removed (it sits next to the target, often in PGDATA).
 replace_content() {  # target content-file
   local target=$1 content=$2 tmp
   tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  cat "$content" > "$tmp"
-  chown --reference="$target" "$tmp"
-  chmod --reference="$target" "$tmp"
-  mv -f "$tmp" "$target"
+  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
+    rm -f "$tmp"
+    return 1
+  fi
 }
+
+# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
+# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
+# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
+# run then splices the block afresh (it strips any block it finds first).
+HBA_PENDING=()
+restore_hba_files() {
+  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
+  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
+  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
+  HBA_PENDING=()
+}
+hba_pending() {  # hba ident (their copies are already in the state directory)
+  HBA_PENDING=("$1" "$2")
+  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
+}
+hba_settled() { HBA_PENDING=(); trap - EXIT; }
 
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 
@@ -280,7 +308,7 @@ can_create() {  # user directory
   return 1
 }
 role_psql() {  # database host-or-socket sql
-  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$1" -c "$3"
+  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$1")" -c "$3"
 }
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
@@ -306,8 +334,8 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/pgbackrest/repository.conf" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/pgbackrest/database.conf" "$DB_CONF"
+  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
+  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
 
   echo "== data directory"
   local parent

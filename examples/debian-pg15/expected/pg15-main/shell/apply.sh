@@ -40,7 +40,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_SERVICE=postgresql@15-main.service
 HBA_FILE=/etc/postgresql/15/main/pg_hba.conf     # empty: asked from the server (SHOW hba_file)
 IDENT_FILE=/etc/postgresql/15/main/pg_ident.conf
-HAS_IDENT_VIEW=0
+HAS_IDENT_VIEW=1
 SEARCH_PATHS=( /var/lib/postgresql/15 /var/lib/postgresql /var/lib /var /var/run/postgresql /var/run )
 BACKUP_USER=backup_pg
 BACKUP_GROUP=backup_pg
@@ -72,6 +72,11 @@ TLS_CLIENT_CN=pgbr-pg15-main-postgres
 UNIT_NAME=pgbr-tls-pg15-main.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF=pgbackrest/repository.conf
+SRC_DB_CONF=pgbackrest/database.conf
+SRC_UNIT=systemd/pgbr-tls-pg15-main.service
+SRC_TMPFILES=systemd/pgbr-pg15-main.conf
 HBA_MARKER='pgbr-policy pg15-main'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
@@ -127,10 +132,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.
@@ -206,15 +216,33 @@ hba_errors() {
   fi
 }
 
-# Replaces a file's content keeping its owner, group and mode; atomic (rename).
+# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
+# failure the temporary file is removed (it sits next to the target, often in PGDATA).
 replace_content() {  # target content-file
   local target=$1 content=$2 tmp
   tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  cat "$content" > "$tmp"
-  chown --reference="$target" "$tmp"
-  chmod --reference="$target" "$tmp"
-  mv -f "$tmp" "$target"
+  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
+    rm -f "$tmp"
+    return 1
+  fi
 }
+
+# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
+# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
+# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
+# run then splices the block afresh (it strips any block it finds first).
+HBA_PENDING=()
+restore_hba_files() {
+  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
+  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
+  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
+  HBA_PENDING=()
+}
+hba_pending() {  # hba ident (their copies are already in the state directory)
+  HBA_PENDING=("$1" "$2")
+  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
+}
+hba_settled() { HBA_PENDING=(); trap - EXIT; }
 
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 
@@ -255,6 +283,9 @@ step_preflight() {
   local version
   version=$(owner_query "SELECT current_setting('server_version_num')::int / 10000")
   [ "$version" = "$PG_MAJOR" ] || die "the server is PostgreSQL $version but the plan is for $PG_MAJOR: regenerate with postgres.major: $version"
+  # The role this script connects as (the owner's superuser) must not become the backup
+  # role: apply.sql would take SUPERUSER away and the reject lines would lock it out.
+  [ "$(owner_query "SELECT current_user")" != "$ROLE_NAME" ] || die "the backup role $ROLE_NAME is the role $PG_OWNER connects as: give the backup role a name of its own"
   # A key kept 0600 inside PGDATA cannot be made group-readable (PostgreSQL refuses a
   # group-readable key it owns) and makes every backup fail ([041] unable to open file).
   local ssl key
@@ -413,8 +444,8 @@ fix_pgdata() {
 
 step_configs() {
   STEP=configs
-  ensure_file "$ARTIFACTS/pgbackrest/repository.conf" "$REPO_CONF" root "$BACKUP_GROUP" 0640
-  ensure_file "$ARTIFACTS/pgbackrest/database.conf" "$DB_CONF" root "$PG_GROUP" 0640
+  ensure_file "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF" root "$BACKUP_GROUP" 0640
+  ensure_file "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF" root "$PG_GROUP" 0640
 }
 
 # Makes key+certificate pairs with openssl, on this host: no key ever leaves it.
@@ -468,9 +499,9 @@ step_tls() {
 
 step_tls_server() {
   STEP=tls-server
-  local unit_src="$ARTIFACTS/systemd/pgbr-tls-pg15-main.service"
+  local unit_src="$ARTIFACTS/$SRC_UNIT"
   ensure_file "$unit_src" "$UNIT_PATH" root root 0644
-  ensure_file "$ARTIFACTS/systemd/pgbr-pg15-main.conf" "$TMPFILES_PATH" root root 0644
+  ensure_file "$ARTIFACTS/$SRC_TMPFILES" "$TMPFILES_PATH" root root 0644
   [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
   local restart_server=0
   if [ "$TLS_CHANGED" = 1 ] || [ "${#FILES_CHANGED[@]}" -gt 0 ]; then restart_server=1; fi
@@ -565,7 +596,7 @@ step_password() {
   local pgpass="$BACKUP_HOME/.pgpass" line tmp
   line="$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):$(pgpass_field "$password")"
   # Does the role already accept this password? (PGPASSWORD is in the environment, not argv.)
-  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$ROLE_DB" -c 'SELECT 1' >/dev/null 2>&1; then
+  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$ROLE_DB")" -c 'SELECT 1' >/dev/null 2>&1; then
     say "role $ROLE_NAME already has this password"
   elif [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would set the password of $ROLE_NAME (as a SCRAM verifier)"
@@ -614,14 +645,16 @@ $errors"; }
   [ -f "$STATE_DIR/pg_hba.conf.orig" ] || cp -p "$hba" "$STATE_DIR/pg_hba.conf.orig"
   [ -f "$STATE_DIR/pg_ident.conf.orig" ] || cp -p "$ident" "$STATE_DIR/pg_ident.conf.orig"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
+  hba_pending "$hba" "$ident"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
-    cp -p "$STATE_DIR/pg_hba.conf.before" "$hba"; cp -p "$STATE_DIR/pg_ident.conf.before" "$ident"
+    restore_hba_files
     die "the new pg_hba.conf/pg_ident.conf do not validate; both were restored byte for byte, nothing reloaded:
 $errors"
   fi
+  hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident, validated with pg_hba_file_rules, reloaded"
 }

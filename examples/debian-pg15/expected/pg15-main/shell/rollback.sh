@@ -38,7 +38,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_SERVICE=postgresql@15-main.service
 HBA_FILE=/etc/postgresql/15/main/pg_hba.conf     # empty: asked from the server (SHOW hba_file)
 IDENT_FILE=/etc/postgresql/15/main/pg_ident.conf
-HAS_IDENT_VIEW=0
+HAS_IDENT_VIEW=1
 SEARCH_PATHS=( /var/lib/postgresql/15 /var/lib/postgresql /var/lib /var /var/run/postgresql /var/run )
 BACKUP_USER=backup_pg
 BACKUP_GROUP=backup_pg
@@ -70,6 +70,11 @@ TLS_CLIENT_CN=pgbr-pg15-main-postgres
 UNIT_NAME=pgbr-tls-pg15-main.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF=pgbackrest/repository.conf
+SRC_DB_CONF=pgbackrest/database.conf
+SRC_UNIT=systemd/pgbr-tls-pg15-main.service
+SRC_TMPFILES=systemd/pgbr-pg15-main.conf
 HBA_MARKER='pgbr-policy pg15-main'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
@@ -125,10 +130,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.
@@ -204,15 +214,33 @@ hba_errors() {
   fi
 }
 
-# Replaces a file's content keeping its owner, group and mode; atomic (rename).
+# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
+# failure the temporary file is removed (it sits next to the target, often in PGDATA).
 replace_content() {  # target content-file
   local target=$1 content=$2 tmp
   tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  cat "$content" > "$tmp"
-  chown --reference="$target" "$tmp"
-  chmod --reference="$target" "$tmp"
-  mv -f "$tmp" "$target"
+  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
+    rm -f "$tmp"
+    return 1
+  fi
 }
+
+# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
+# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
+# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
+# run then splices the block afresh (it strips any block it finds first).
+HBA_PENDING=()
+restore_hba_files() {
+  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
+  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
+  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
+  HBA_PENDING=()
+}
+hba_pending() {  # hba ident (their copies are already in the state directory)
+  HBA_PENDING=("$1" "$2")
+  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
+}
+hba_settled() { HBA_PENDING=(); trap - EXIT; }
 
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 
@@ -295,14 +323,16 @@ step_hba() {
   fi
   mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
   cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
+  hba_pending "$hba" "$ident"
   replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
   rm -f "$new_hba" "$new_ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
-    cp -p "$STATE_DIR/pg_hba.conf.before" "$hba"; cp -p "$STATE_DIR/pg_ident.conf.before" "$ident"
+    restore_hba_files
     die "without the block, pg_hba.conf/pg_ident.conf do not validate; both restored, nothing reloaded:
 $errors"
   fi
+  hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
   CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident, reloaded"
 }
@@ -326,7 +356,12 @@ step_files() {
   for file in "$REPO_CONF" "$DB_CONF"; do
     if [ -f "$file" ]; then change rm -f "$file"; fi
   done
-  if [ -d "$TLS_DIR" ]; then change rm -rf -- "$TLS_DIR"; fi
+  # Only what apply.sh made there, then the directory if that left it empty: the policy
+  # may name a directory that holds other files, so never a recursive removal.
+  for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+    if [ -f "$file" ]; then change rm -f "$file"; fi
+  done
+  if [ -d "$TLS_DIR" ] && [ -z "$(ls -A "$TLS_DIR")" ]; then change rmdir "$TLS_DIR"; fi
   local dir
   for dir in "$(dirname "$REPO_CONF")" "$(dirname "$DB_CONF")"; do
     if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then change rmdir "$dir"; fi

@@ -31,7 +31,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_SERVICE=postgresql@15-patroni.service
 HBA_FILE=''     # empty: asked from the server (SHOW hba_file)
 IDENT_FILE=''
-HAS_IDENT_VIEW=0
+HAS_IDENT_VIEW=1
 SEARCH_PATHS=( /var/lib/postgresql/15 /var/lib/postgresql /var/lib /var /var/run/postgresql /var/run )
 BACKUP_USER=backup_pg
 BACKUP_GROUP=backup_pg
@@ -63,6 +63,11 @@ TLS_CLIENT_CN=pgbr-pg15-patroni-postgres
 UNIT_NAME=pgbr-tls-pg15-patroni.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-patroni.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-patroni.conf
+# The generated files installed on the host, relative to this cluster's directory.
+SRC_REPO_CONF=pgbackrest/repository.conf
+SRC_DB_CONF=pgbackrest/database.conf
+SRC_UNIT=systemd/pgbr-tls-pg15-patroni.service
+SRC_TMPFILES=systemd/pgbr-pg15-patroni.conf
 HBA_MARKER='pgbr-policy pg15-patroni'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-patroni/database.conf --stanza=patroni archive-push %p'
@@ -75,6 +80,11 @@ PATRONI_HOOK=/usr/local/lib/pgbr-policy/pg15-patroni/patroni-hook.sh
 PATRONI_POST_BOOTSTRAP=/usr/local/lib/pgbr-policy/pg15-patroni/post-bootstrap.sh
 PATRONI_SERVICE=patroni.service
 PATRONI_UMASK_DROPIN=/etc/systemd/system/patroni.service.d/pgbr-umask.conf
+SRC_PATRONI_HOOK=patroni/patroni-hook.sh
+SRC_PATRONI_POST_BOOTSTRAP=patroni/post-bootstrap.sh
+SRC_PATRONI_UMASK_DROPIN=patroni/umask.conf
+SRC_PATRONI_DYNAMIC_CONFIG=patroni/dynamic-config.yml
+SRC_PATRONI_FRAGMENT=patroni/patroni.yml
 PATRONI_CALLBACKS=( on_start on_restart on_role_change on_reload )
 
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
@@ -132,10 +142,15 @@ psql_bin() {
   if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
 }
 
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
 # psql as the cluster owner over the Unix socket; extra arguments follow.
 owner_psql() {
   local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$db" "$@"
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
 }
 
 # One value from the server, as the cluster owner.
@@ -211,15 +226,33 @@ hba_errors() {
   fi
 }
 
-# Replaces a file's content keeping its owner, group and mode; atomic (rename).
+# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
+# failure the temporary file is removed (it sits next to the target, often in PGDATA).
 replace_content() {  # target content-file
   local target=$1 content=$2 tmp
   tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  cat "$content" > "$tmp"
-  chown --reference="$target" "$tmp"
-  chmod --reference="$target" "$tmp"
-  mv -f "$tmp" "$target"
+  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
+    rm -f "$tmp"
+    return 1
+  fi
 }
+
+# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
+# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
+# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
+# run then splices the block afresh (it strips any block it finds first).
+HBA_PENDING=()
+restore_hba_files() {
+  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
+  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
+  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
+  HBA_PENDING=()
+}
+hba_pending() {  # hba ident (their copies are already in the state directory)
+  HBA_PENDING=("$1" "$2")
+  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
+}
+hba_settled() { HBA_PENDING=(); trap - EXIT; }
 
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 
@@ -356,7 +389,7 @@ can_create() {  # user directory
   return 1
 }
 role_psql() {  # database host-or-socket sql
-  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$1" -c "$3"
+  as_user "$BACKUP_USER" "$(psql_bin)" -X -At -v ON_ERROR_STOP=1 -h "$2" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$1")" -c "$3"
 }
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
@@ -385,13 +418,13 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/pgbackrest/repository.conf" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/pgbackrest/database.conf" "$DB_CONF"
+  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
+  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
 
   echo "== Patroni"
-  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/patroni/patroni-hook.sh" "$PATRONI_HOOK"
-  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/patroni/post-bootstrap.sh" "$PATRONI_POST_BOOTSTRAP"
-  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/patroni/umask.conf" "$PATRONI_UMASK_DROPIN"
+  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/$SRC_PATRONI_HOOK" "$PATRONI_HOOK"
+  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/$SRC_PATRONI_POST_BOOTSTRAP" "$PATRONI_POST_BOOTSTRAP"
+  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/$SRC_PATRONI_UMASK_DROPIN" "$PATRONI_UMASK_DROPIN"
   local callback
   for callback in "${PATRONI_CALLBACKS[@]}"; do
     check "$PATRONI_CONFIG runs the hook on $callback" names_hook "$callback"
