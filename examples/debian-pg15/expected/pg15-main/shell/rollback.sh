@@ -383,7 +383,9 @@ step_pgdata() {
   before=$(cat "$STATE_DIR/pgdata-mode.before")
   if [ "$((8#$before & 8#070))" != 0 ]; then say "the data directory had group access before apply.sh: left as is"; return; fi
   change chmod "$before" "$PGDATA"
-  change find "$PGDATA" \( -type d -o -type f \) -perm /g+rwx -exec chmod g-rwx {} +
+  # The same roots apply.sh opened: PGDATA, and a pg_wal or tablespaces it links to.
+  local roots; mapfile -t roots < <(pgdata_roots)
+  change find "${roots[@]}" \( -type d -o -type f \) -perm /g+rwx -exec chmod g-rwx {} +
   [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/pgdata-mode.before"
   RESTART_REASONS+=("data_directory_mode returns to $before only at the next start")
 }
