@@ -212,8 +212,17 @@ step_pgdata() {
     fi
     change chmod 0750 "$PGDATA"
   fi
-  # One pass over the tree: only entries that need it are changed, in batches (no fork
-  # per file). Files PostgreSQL deletes meanwhile are ignored.
+  fix_data_tree
+  local mode
+  mode=$(owner_query "SHOW data_directory_mode")
+  if [ "$mode" != 0750 ]; then
+    RESTART_REASONS+=("data_directory_mode is $mode: PostgreSQL applies the data directory's group access only at start; until then new files stay unreadable to $BACKUP_USER")
+  fi
+}
+
+# Group read on every entry of the data directory (and tablespaces, a linked pg_wal).
+# No fork per file; files PostgreSQL deletes meanwhile are ignored.
+fix_data_tree() {
   local count
   if [ "$DRY_RUN" = 1 ]; then
     count=$(pgdata_needing_fix | wc -l)
@@ -221,15 +230,19 @@ step_pgdata() {
       CHANGES=$((CHANGES + 1)); say "would give group read to $count entries (and remove group write / other access)"
     fi
   else
-    count=$(fix_pgdata | wc -l)
-    if [ "$count" -gt 0 ]; then
+    # A first conversion changes nearly every entry: then one `chmod -R` is cheapest.
+    # Otherwise (a re-run, a few new files) only the entries that need it are touched.
+    # The probe stops after the first 1000 it finds; with none found it has walked the
+    # tree once and nothing else runs.
+    count=$(pgdata_needing_fix | head -n 1000 | wc -l)
+    if [ "$count" -ge 1000 ]; then
+      local roots; mapfile -t roots < <(pgdata_roots)
+      chmod -R g+rX,g-w,o-rwx "${roots[@]}" 2>/dev/null || true
+      CHANGES=$((CHANGES + 1)); say "gave group read to the whole tree (1000+ entries needed it; chmod -R g+rX,g-w,o-rwx)"
+    elif [ "$count" -gt 0 ]; then
+      count=$(fix_pgdata | wc -l)
       CHANGES=$((CHANGES + 1)); say "gave group read to $count entries"
     fi
-  fi
-  local mode
-  mode=$(owner_query "SHOW data_directory_mode")
-  if [ "$mode" != 0750 ]; then
-    RESTART_REASONS+=("data_directory_mode is $mode: PostgreSQL applies the data directory's group access only at start; until then new files stay unreadable to $BACKUP_USER")
   fi
 }
 
