@@ -6,11 +6,18 @@
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unrepresentable(pub String);
 
+/// Control characters would end a line (or drive a terminal); bidirectional overrides
+/// and zero-width characters would make a reviewer read something other than what is
+/// there (the policy's file name reaches every header this way).
 fn reject_control(context: &str, value: &str) -> Result<(), Unrepresentable> {
-    match value.chars().find(|c| c.is_control()) {
+    match value
+        .chars()
+        .find(|c| c.is_control() || crate::policy::names::is_invisible_format_char(*c))
+    {
         Some(c) => Err(Unrepresentable(format!(
-            "{context}: the value `{}` contains the control character U+{:04X}",
+            "{context}: the value `{}` contains the {} character U+{:04X}",
             crate::policy::names::printable(value),
+            if c.is_control() { "control" } else { "invisible" },
             c as u32
         ))),
         None => Ok(()),
@@ -253,5 +260,7 @@ mod tests {
         assert_eq!(md_code("a`b|c").unwrap(), r"``a`b\|c``");
         assert_eq!(md_code("`x").unwrap(), "`` `x ``");
         assert!(comment("a\nb").is_err());
+        assert!(comment("a\u{202e}b").is_err());
+        assert!(md_code("a\u{200b}b").is_err());
     }
 }

@@ -516,9 +516,17 @@ fn mutations(fields: &'static [&'static str], max: usize) -> BoxedStrategy<Vec<M
         .boxed()
 }
 
+/// Every field, with the role and database names (which accept almost anything, so
+/// reach the artifacts with their metacharacters) drawn four times as often.
 fn all_field_paths() -> &'static [&'static str] {
     static PATHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    PATHS.get_or_init(|| FIELDS.iter().map(|f| f.path).collect())
+    PATHS.get_or_init(|| {
+        let mut paths: Vec<&'static str> = FIELDS.iter().map(|f| f.path).collect();
+        for _ in 0..3 {
+            paths.extend(["role.name", "role.database"]);
+        }
+        paths
+    })
 }
 
 // ---------------------------------------------------------------- the policy as YAML
@@ -2390,4 +2398,76 @@ fn resource_limits_hold() {
         worst.as_secs_f64(),
         took.as_secs_f64()
     ));
+}
+
+// ---------------------------------------------------------------- test 6: the policy's file name
+
+/// The policy's file name reaches every artifact's header (comments, Markdown): hostile
+/// names either fail the render (exit 2, nothing written) or leave scripts that parse
+/// and run `--help` in a throw-away root without side effects.
+#[test]
+fn hostile_policy_file_names() {
+    let names = [
+        "$(touch pwned).yaml",
+        "`touch pwned`.yaml",
+        "it's \"quoted\"; rm -rf x.yaml",
+        "-rf.yaml",
+        "*.yaml",
+        "%p %n.yaml",
+        "trailing-backslash\\",
+        "new\nline.yaml",
+        "carriage\rreturn.yaml",
+        "esc\u{1b}[2J.yaml",
+        "rtl\u{202e}lmay.yaml",
+        "e\u{301}\u{435}.yaml",
+    ];
+    let (mut rendered, mut refused) = (0, 0);
+    for name in names {
+        let dir = tempdir();
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            MINIMAL.replace("major: 15", "major: 15\n    pgbackrest: {version: \"2.45\"}"),
+        )
+        .unwrap();
+        let out_dir = dir.path().join("out");
+        let (code, _, stderr) = run(&["generate", path.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+        assert!(!stderr.contains("panicked"), "{name:?}: {stderr}");
+        if code != 0 {
+            assert_eq!(code, 2, "{name:?}: {stderr}");
+            assert!(stderr.contains("rename the file"), "{name:?}: {stderr}");
+            assert!(!out_dir.exists(), "{name:?}: something was written");
+            refused += 1;
+            continue;
+        }
+        rendered += 1;
+        let sandbox = dir.path().join("root");
+        std::fs::create_dir(&sandbox).unwrap();
+        for script in ["apply", "verify", "rollback"] {
+            let script = out_dir.join(format!("main/shell/{script}.sh"));
+            let check = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+            assert!(
+                check.status.success(),
+                "{name:?}: bash -n: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            let out = in_throwaway_root(&sandbox, &[script.to_str().unwrap(), "--help"], &[]);
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{name:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(leftovers(&sandbox, &[]).is_empty(), "{name:?}: --help left files");
+        let manifest = std::fs::read_to_string(out_dir.join("MANIFEST.sha256")).unwrap();
+        assert!(
+            manifest.lines().all(|l| l.len() > 66 && !l.contains(name)),
+            "{name:?}: {manifest}"
+        );
+    }
+    report(&format!(
+        "hostile policy file names: {} tried, {refused} refused (exit 2, nothing written), {rendered} rendered inert",
+        names.len()
+    ));
+    assert!(rendered > 0 && refused > 0);
 }
