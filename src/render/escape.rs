@@ -57,7 +57,20 @@ pub fn sh(value: &str) -> Result<String, Unrepresentable> {
     if plain {
         return Ok(value.to_owned());
     }
-    Ok(format!("'{}'", value.replace('\'', r"'\''")))
+    // Single quotes, with `'` and `\` written outside them (`'\''`, `'\\'`): a
+    // backslash inside single quotes is literal to bash, but next to a quote shellcheck
+    // takes it for an attempted escape (SC1003) and fails the script.
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str(r"'\''"),
+            '\\' => out.push_str(r"'\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    Ok(out)
 }
 
 /// One pg_hba.conf / pg_ident.conf token: quoted when it is a keyword or holds anything
@@ -224,6 +237,8 @@ mod tests {
         assert_eq!(sh("-rf").unwrap(), "'-rf'");
         assert_eq!(sh("/a,b").unwrap(), "'/a,b'");
         assert_eq!(sh("a=b").unwrap(), "'a=b'");
+        assert_eq!(sh(r"x\").unwrap(), r"'x'\\''");
+        assert_eq!(sh(r"a\'b").unwrap(), r"'a'\\''\''b'");
         assert_eq!(sh("").unwrap(), "''");
         assert!(sh("a\0b").is_err());
     }

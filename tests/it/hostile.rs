@@ -1309,6 +1309,17 @@ fn shellcheck_blocks(blocks: &[(String, PathBuf)]) -> Vec<String> {
 
 // ---------------------------------------------------------------- test 1: validation and rendering
 
+/// Fixed cases that once found a bug, run before the generated ones (and so always).
+const RENDER_REGRESSIONS: &[&[(&str, &str)]] = &[
+    // shellcheck SC1003 on 'x\' (a backslash before the closing quote).
+    &[("role.name", "ends with a backslash\\")],
+    &[("role.database", "a\\'b")],
+    // shellcheck SC2054 on a comma in an array element.
+    &[("pgbackrest.repository", "/srv/a,b")],
+    // The system-directory and `/` rules leave these accepted: deep enough, not shared.
+    &[("pgbackrest.tls.directory", "/etc/pgbackrest/x+y@z")],
+];
+
 /// Every string field, hostile values: refused with the field named, or inert.
 #[test]
 fn hostile_policies_are_refused_or_inert() {
@@ -1323,7 +1334,7 @@ fn hostile_policies_are_refused_or_inert() {
         ("pgbackrest.version", Y::Str("2.45".into())),
     ];
     let start = std::time::Instant::now();
-    let result = runner.run(&mutations(all_field_paths(), 3), |muts| {
+    let case = |muts: Vec<Mutation>| -> Result<(), TestCaseError> {
         let rendered = policy_yaml(&base, &muts);
         let dir = tempdir();
         counts.lock().unwrap().tried += 1;
@@ -1356,12 +1367,31 @@ fn hostile_policies_are_refused_or_inert() {
             }
         }
         Ok(())
-    });
+    };
+    for fixed in RENDER_REGRESSIONS {
+        let muts = fixed
+            .iter()
+            .map(|(field, value)| Mutation {
+                field: self::field(field).path,
+                value: (*value).to_owned(),
+                in_defaults: false,
+            })
+            .collect();
+        if let Err(e) = case(muts) {
+            panic!("regression case {fixed:?}: {e}");
+        }
+    }
+    let result = runner.run(&mutations(all_field_paths(), 3), case);
     if let Err(e) = result {
         panic!("{e}");
     }
     let blocks = blocks.into_inner().unwrap();
-    let failures = shellcheck_blocks(&blocks);
+    let mut failures = shellcheck_blocks(&blocks);
+    for (policy, file) in &blocks {
+        if failures.iter().any(|f| f.contains(&*file.to_string_lossy())) {
+            failures.push(format!("{}: from the policy\n{policy}", file.display()));
+        }
+    }
     assert!(
         failures.is_empty(),
         "shellcheck on plan blocks:\n{}",
