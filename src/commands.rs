@@ -98,9 +98,11 @@ fn scram_verifier() -> Result<Outcome> {
 fn explain(path: &Path) -> Result<Outcome> {
     let (plan, _) = load_plan(path)?;
     let renderer = Renderer::new()?;
+    // Once, shared (Arc) by every context: inserting the plan per cluster is quadratic.
+    let plan_value = tera::Value::from_serializable(&plan);
     for (i, cluster) in plan.clusters.iter().enumerate() {
         let mut context = tera::Context::new();
-        context.insert("plan", &plan);
+        context.insert_value("plan", plan_value.clone());
         context.insert("c", cluster);
         if i > 0 {
             println!();

@@ -36,6 +36,24 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 /// Parses policy text; `path` is used only in messages.
 pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, PolicyErrors> {
     let mut out = Collector::new(path);
+    // The file name is written into every artifact's header (comments, Markdown).
+    if let Some(c) = source_name
+        .chars()
+        .find(|c| c.is_control() || names::is_invisible_format_char(*c))
+    {
+        out.error(
+            None,
+            "",
+            format!(
+                "the file name `{}` contains the character U+{:04X}; it is written into every artifact's header: rename the file",
+                names::printable(source_name),
+                c as u32
+            ),
+        );
+        return Err(PolicyErrors {
+            diagnostics: out.diagnostics,
+        });
+    }
     if bytes.len() > MAX_POLICY_BYTES {
         out.error(
             None,

@@ -181,7 +181,7 @@ impl SqlName {
 
 /// Bidirectional overrides and zero-width characters: legal in PostgreSQL names, but
 /// they make a reviewer read something other than what runs.
-fn is_invisible_format_char(c: char) -> bool {
+pub(crate) fn is_invisible_format_char(c: char) -> bool {
     matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2069 | 0xFEFF | 0x00AD)
 }
 

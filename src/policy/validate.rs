@@ -95,6 +95,10 @@ fn string<T>(v: &Option<S<T>>) -> Option<&S<T>> {
     v.as_ref()
 }
 
+/// Output grows with the clusters (~170 KB each): this bounds what any policy file,
+/// however crafted, makes the tool hold in memory (~170 MB).
+pub const MAX_CLUSTERS: usize = 1000;
+
 pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>) -> Option<Policy> {
     if file.version.value != 1 {
         out.error(
@@ -109,6 +113,17 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     }
     if file.clusters.value.is_empty() {
         out.error(at(&file.clusters), "clusters", "lists no cluster: add at least one");
+        return None;
+    }
+    if file.clusters.value.len() > MAX_CLUSTERS {
+        out.error(
+            at(&file.clusters),
+            "clusters",
+            format!(
+                "lists {} clusters; a policy may hold at most {MAX_CLUSTERS} (each renders ~170 KB of artifacts): split the fleet into several policies",
+                file.clusters.value.len()
+            ),
+        );
         return None;
     }
     let defaults = file.defaults.unwrap_or_default();
@@ -137,19 +152,19 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     })
 }
 
+/// One pass with a set: a policy may list up to MAX_CLUSTERS clusters.
 fn check_unique(clusters: &[Cluster], out: &mut Collector<'_>) {
+    let mut seen = std::collections::BTreeSet::new();
     for (i, a) in clusters.iter().enumerate() {
-        for b in &clusters[..i] {
-            if a.name == b.name {
-                out.error(
-                    None,
-                    &format!("clusters[{i}].name"),
-                    format!(
-                        "`{}` is used by two clusters; names must be unique (each gets its own output directory)",
-                        a.name
-                    ),
-                );
-            }
+        if !seen.insert(&a.name) {
+            out.error(
+                None,
+                &format!("clusters[{i}].name"),
+                format!(
+                    "`{}` is used by two clusters; names must be unique (each gets its own output directory)",
+                    a.name
+                ),
+            );
         }
     }
 }

@@ -6,11 +6,18 @@
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unrepresentable(pub String);
 
+/// Control characters would end a line (or drive a terminal); bidirectional overrides
+/// and zero-width characters would make a reviewer read something other than what is
+/// there (the policy's file name reaches every header this way).
 fn reject_control(context: &str, value: &str) -> Result<(), Unrepresentable> {
-    match value.chars().find(|c| c.is_control()) {
+    match value
+        .chars()
+        .find(|c| c.is_control() || crate::policy::names::is_invisible_format_char(*c))
+    {
         Some(c) => Err(Unrepresentable(format!(
-            "{context}: the value `{}` contains the control character U+{:04X}",
+            "{context}: the value `{}` contains the {} character U+{:04X}",
             crate::policy::names::printable(value),
+            if c.is_control() { "control" } else { "invisible" },
             c as u32
         ))),
         None => Ok(()),
@@ -50,7 +57,20 @@ pub fn sh(value: &str) -> Result<String, Unrepresentable> {
     if plain {
         return Ok(value.to_owned());
     }
-    Ok(format!("'{}'", value.replace('\'', r"'\''")))
+    // Single quotes, with `'` and `\` written outside them (`'\''`, `'\\'`): a
+    // backslash inside single quotes is literal to bash, but next to a quote shellcheck
+    // takes it for an attempted escape (SC1003) and fails the script.
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str(r"'\''"),
+            '\\' => out.push_str(r"'\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    Ok(out)
 }
 
 /// One pg_hba.conf / pg_ident.conf token: quoted when it is a keyword or holds anything
@@ -235,6 +255,8 @@ mod tests {
         assert_eq!(sh("-rf").unwrap(), "'-rf'");
         assert_eq!(sh("/a,b").unwrap(), "'/a,b'");
         assert_eq!(sh("a=b").unwrap(), "'a=b'");
+        assert_eq!(sh(r"x\").unwrap(), r"'x'\\''");
+        assert_eq!(sh(r"a\'b").unwrap(), r"'a'\\''\''b'");
         assert_eq!(sh("").unwrap(), "''");
         assert!(sh("a\0b").is_err());
     }
@@ -276,5 +298,7 @@ mod tests {
             "  - \"# c\"\n  - \"local\\tall\\t\\\"a b\\\"\\treject\""
         );
         assert!(yaml_lines("a\rb", 0).is_err());
+        assert!(comment("a\u{202e}b").is_err());
+        assert!(md_code("a\u{200b}b").is_err());
     }
 }

@@ -516,9 +516,17 @@ fn mutations(fields: &'static [&'static str], max: usize) -> BoxedStrategy<Vec<M
         .boxed()
 }
 
+/// Every field, with the role and database names (which accept almost anything, so
+/// reach the artifacts with their metacharacters) drawn four times as often.
 fn all_field_paths() -> &'static [&'static str] {
     static PATHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    PATHS.get_or_init(|| FIELDS.iter().map(|f| f.path).collect())
+    PATHS.get_or_init(|| {
+        let mut paths: Vec<&'static str> = FIELDS.iter().map(|f| f.path).collect();
+        for _ in 0..3 {
+            paths.extend(["role.name", "role.database"]);
+        }
+        paths
+    })
 }
 
 // ---------------------------------------------------------------- the policy as YAML
@@ -1301,6 +1309,17 @@ fn shellcheck_blocks(blocks: &[(String, PathBuf)]) -> Vec<String> {
 
 // ---------------------------------------------------------------- test 1: validation and rendering
 
+/// Fixed cases that once found a bug, run before the generated ones (and so always).
+const RENDER_REGRESSIONS: &[&[(&str, &str)]] = &[
+    // shellcheck SC1003 on 'x\' (a backslash before the closing quote).
+    &[("role.name", "ends with a backslash\\")],
+    &[("role.database", "a\\'b")],
+    // shellcheck SC2054 on a comma in an array element.
+    &[("pgbackrest.repository", "/srv/a,b")],
+    // The system-directory and `/` rules leave these accepted: deep enough, not shared.
+    &[("pgbackrest.tls.directory", "/etc/pgbackrest/x+y@z")],
+];
+
 /// Every string field, hostile values: refused with the field named, or inert.
 #[test]
 fn hostile_policies_are_refused_or_inert() {
@@ -1315,7 +1334,7 @@ fn hostile_policies_are_refused_or_inert() {
         ("pgbackrest.version", Y::Str("2.45".into())),
     ];
     let start = std::time::Instant::now();
-    let result = runner.run(&mutations(all_field_paths(), 3), |muts| {
+    let case = |muts: Vec<Mutation>| -> Result<(), TestCaseError> {
         let rendered = policy_yaml(&base, &muts);
         let dir = tempdir();
         counts.lock().unwrap().tried += 1;
@@ -1348,12 +1367,31 @@ fn hostile_policies_are_refused_or_inert() {
             }
         }
         Ok(())
-    });
+    };
+    for fixed in RENDER_REGRESSIONS {
+        let muts = fixed
+            .iter()
+            .map(|(field, value)| Mutation {
+                field: self::field(field).path,
+                value: (*value).to_owned(),
+                in_defaults: false,
+            })
+            .collect();
+        if let Err(e) = case(muts) {
+            panic!("regression case {fixed:?}: {e}");
+        }
+    }
+    let result = runner.run(&mutations(all_field_paths(), 3), case);
     if let Err(e) = result {
         panic!("{e}");
     }
     let blocks = blocks.into_inner().unwrap();
-    let failures = shellcheck_blocks(&blocks);
+    let mut failures = shellcheck_blocks(&blocks);
+    for (policy, file) in &blocks {
+        if failures.iter().any(|f| f.contains(&*file.to_string_lossy())) {
+            failures.push(format!("{}: from the policy\n{policy}", file.display()));
+        }
+    }
     assert!(
         failures.is_empty(),
         "shellcheck on plan blocks:\n{}",
@@ -2272,4 +2310,194 @@ fn templates_interpolate_only_through_escaping_filters() {
     }
     assert!(bad.is_empty(), "number fields that are not numbers: {bad:?}");
     assert!(seen > 10, "only {seen} number fields seen");
+}
+
+// ---------------------------------------------------------------- test 5: resource limits
+
+/// Runs `pgbr-policy validate` on `text` with 1 GiB of address space and 60 s.
+fn validate_bounded(dir: &Path, name: &str, text: &str) -> (i32, String, std::time::Duration) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new("bash")
+        .args(["-c", "ulimit -v 1048576; exec timeout 60 \"$0\" validate \"$1\""])
+        .arg(bin())
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// No panic, no hang, bounded memory, bounded messages on inputs built to exhaust the
+/// parser or the renderer: the 4 MiB cap, huge flat lists, deep nesting, alias bombs
+/// and merge keys, huge keys and values, the cluster cap; and many valid clusters
+/// render in linear time (the renderer once took 33 s for 200 clusters).
+#[test]
+fn resource_limits_hold() {
+    let dir = tempdir();
+    let cap = 4 * 1024 * 1024;
+    let laughs = "version: 1\ndefaults: &d0\n  pgbackrest: {commands: [check]}\n".to_owned()
+        + &(1..10)
+            .map(|i| format!("x{i}: &d{i} [{}]\n", vec![format!("*d{}", i - 1); 10].join(", ")))
+            .collect::<String>()
+        + "clusters: [*d9]\n";
+    let many_clusters = |n: usize| {
+        let mut s =
+            String::from("version: 1\ndefaults: {postgres: {major: 15}, pgbackrest: {version: \"2.45\"}}\nclusters:\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "  - {{name: c{i}, pgbackrest: {{tls: {{port: {}}}}}}}\n",
+                1000 + i
+            ));
+        }
+        s
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("over-the-cap", "#".repeat(cap + 1)),
+        (
+            "huge-flow-list",
+            format!(
+                "version: 1\nclusters:\n  - name: big\n    postgres: {{major: 15}}\n    pgbackrest:\n      commands: [{}]\n",
+                vec!["check"; 260_000].join(", ")
+            )
+            .chars()
+            .take(cap - 16)
+            .collect(),
+        ),
+        ("deep-flow", format!("version: 1\nclusters: {}{}\n", "[".repeat(100_000), "]".repeat(100_000))),
+        (
+            "deep-block",
+            "version: 1\ndefaults:\n".to_owned() + &(1..1500).map(|i| format!("{}k:\n", " ".repeat(i))).collect::<String>(),
+        ),
+        ("laughs", laughs),
+        (
+            "many-aliases",
+            "version: 1\nclusters:\n  - &c {name: a, postgres: {major: 15}}\n".to_owned() + &"  - *c\n".repeat(200_000),
+        ),
+        (
+            "merge-keys",
+            "version: 1\nclusters:\n  - &c {name: a, postgres: {major: 15}}\n".to_owned()
+                + &(0..50_000).map(|i| format!("  - {{<<: *c, name: n{i}}}\n")).collect::<String>(),
+        ),
+        ("long-quoted-key", format!("version: 1\n\"{}\": 1\nclusters: []\n", "k".repeat(cap - 100))),
+        ("long-plain-key", format!("version: 1\n{}: 1\nclusters: []\n", "k".repeat(1000))),
+        ("long-value", format!("version: 1\nclusters:\n  - name: \"{}\"\n", "a".repeat(cap - 100))),
+        ("too-many-clusters", many_clusters(1001)),
+    ];
+    let mut worst = std::time::Duration::ZERO;
+    for (name, text) in &cases {
+        assert!(text.len() <= cap + 1, "{name} is {} bytes", text.len());
+        let (code, stderr, took) = validate_bounded(dir.path(), name, text);
+        worst = worst.max(took);
+        assert_eq!(
+            code, 2,
+            "{name}: exit {code} after {took:?} (124: timeout; 134/137: out of memory)\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(stderr.len() < 4096, "{name}: {} bytes of messages", stderr.len());
+        assert!(
+            !stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{name}: {stderr:?}"
+        );
+    }
+    // The largest valid policy: 4 MiB, nearly all comment.
+    let valid = format!("{MINIMAL}{}", "# padding\n".repeat((cap - MINIMAL.len()) / 10));
+    let (code, stderr, _) = validate_bounded(dir.path(), "valid-4mib", &valid);
+    assert_eq!(code, 0, "{stderr}");
+    // Aliases in value positions are fine in moderation.
+    let aliases = "version: 1\nclusters:\n  - name: a\n    postgres: {major: 15}\n    pgbackrest: {version: \"2.45\", commands: &c0 [check, backup]}\n    role: {name: &r0 x}\n  - {name: b, postgres: {major: 15}, pgbackrest: {version: \"2.45\", commands: *c0}, role: {name: *r0}}\n";
+    let (code, stderr, _) = validate_bounded(dir.path(), "aliases-in-values", aliases);
+    assert_eq!(code, 0, "{stderr}");
+    let started = std::time::Instant::now();
+    pgbr_policy::compile(valid.as_bytes(), "policy.yaml").unwrap();
+    // Many valid clusters: linear, so 150 take a few seconds even in a debug build.
+    let tree = pgbr_policy::compile(many_clusters(150).as_bytes(), "policy.yaml").unwrap();
+    assert!(tree.len() > 150 * 10);
+    let took = started.elapsed();
+    assert!(
+        took.as_secs() < 40,
+        "rendering 150 clusters took {took:?}: quadratic again?"
+    );
+    report(&format!(
+        "hostile resource limits: {} crafted inputs refused within 1 GiB and {:.1}s each at worst; a 4 MiB policy and 150 clusters rendered in {:.1}s",
+        cases.len(),
+        worst.as_secs_f64(),
+        took.as_secs_f64()
+    ));
+}
+
+// ---------------------------------------------------------------- test 6: the policy's file name
+
+/// The policy's file name reaches every artifact's header (comments, Markdown): hostile
+/// names either fail the render (exit 2, nothing written) or leave scripts that parse
+/// and run `--help` in a throw-away root without side effects.
+#[test]
+fn hostile_policy_file_names() {
+    let names = [
+        "$(touch pwned).yaml",
+        "`touch pwned`.yaml",
+        "it's \"quoted\"; rm -rf x.yaml",
+        "-rf.yaml",
+        "*.yaml",
+        "%p %n.yaml",
+        "trailing-backslash\\",
+        "new\nline.yaml",
+        "carriage\rreturn.yaml",
+        "esc\u{1b}[2J.yaml",
+        "rtl\u{202e}lmay.yaml",
+        "e\u{301}\u{435}.yaml",
+    ];
+    let (mut rendered, mut refused) = (0, 0);
+    for name in names {
+        let dir = tempdir();
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            MINIMAL.replace("major: 15", "major: 15\n    pgbackrest: {version: \"2.45\"}"),
+        )
+        .unwrap();
+        let out_dir = dir.path().join("out");
+        let (code, _, stderr) = run(&["generate", path.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+        assert!(!stderr.contains("panicked"), "{name:?}: {stderr}");
+        if code != 0 {
+            assert_eq!(code, 2, "{name:?}: {stderr}");
+            assert!(stderr.contains("rename the file"), "{name:?}: {stderr}");
+            assert!(!out_dir.exists(), "{name:?}: something was written");
+            refused += 1;
+            continue;
+        }
+        rendered += 1;
+        let sandbox = dir.path().join("root");
+        std::fs::create_dir(&sandbox).unwrap();
+        for script in ["apply", "verify", "rollback"] {
+            let script = out_dir.join(format!("main/shell/{script}.sh"));
+            let check = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+            assert!(
+                check.status.success(),
+                "{name:?}: bash -n: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            let out = in_throwaway_root(&sandbox, &[script.to_str().unwrap(), "--help"], &[]);
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{name:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(leftovers(&sandbox, &[]).is_empty(), "{name:?}: --help left files");
+        let manifest = std::fs::read_to_string(out_dir.join("MANIFEST.sha256")).unwrap();
+        assert!(
+            manifest.lines().all(|l| l.len() > 66 && !l.contains(name)),
+            "{name:?}: {manifest}"
+        );
+    }
+    report(&format!(
+        "hostile policy file names: {} tried, {refused} refused (exit 2, nothing written), {rendered} rendered inert",
+        names.len()
+    ));
+    assert!(rendered > 0 && refused > 0);
 }
