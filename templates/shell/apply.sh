@@ -327,12 +327,12 @@ step_tls_server() {
       change systemctl restart "$UNIT_NAME"
     fi
   else
-    local pidfile="$STATE_DIR/tls-server.pid" pid=""
-    [ -f "$pidfile" ] && pid=$(cat "$pidfile")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$restart_server" = 1 ]; then
+    local pidfile="$STATE_DIR/tls-server.pid" pid
+    pid=$(tls_server_pid) || pid=""
+    if [ -n "$pid" ] && [ "$restart_server" = 1 ]; then
       change kill "$pid"; sleep 1; pid=""
     fi
-    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    if [ -z "$pid" ]; then
       if tls_server_ping; then
         say "a TLS server already answers on $TLS_HOST:$TLS_PORT (not started by this script)"
       elif [ "$START_TLS" = 1 ]; then

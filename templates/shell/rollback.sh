@@ -82,8 +82,7 @@ step_tls_server() {
   fi
   if [ -f "$STATE_DIR/tls-server.pid" ]; then
     local pid
-    pid=$(cat "$STATE_DIR/tls-server.pid")
-    if kill -0 "$pid" 2>/dev/null; then change kill "$pid"; fi
+    if pid=$(tls_server_pid); then change kill "$pid"; fi
     [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/tls-server.pid"
   fi
   local file

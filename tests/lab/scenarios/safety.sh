@@ -13,7 +13,9 @@
 #   (c) apply.sh killed with SIGKILL right after each of its steps in turn (stopped by a
 #       DEBUG trap at the first command after `STEP=<next>`), each time on a host just
 #       rolled back: the next run converges and shell/verify.sh passes; and once inside
-#       the pg_hba step, between writing pg_hba.conf and pg_ident.conf.
+#       the pg_hba step, between writing pg_hba.conf and pg_ident.conf;
+#   (d) a stale TLS-server pid file whose pid now belongs to the postmaster: apply.sh
+#       starts its own server and rollback.sh kills nothing (they once sent it SIGTERM).
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
 # The steps of apply.sh, in order, as its main() runs them (STEP=<name>).
@@ -54,6 +56,17 @@ HOOK
   done
   kill -KILL -- "-$pid" 2>/dev/null || true
   echo timeout
+}
+
+# Stops the TLS server apply.sh started, by the pid in its pid file, only if that pid
+# is still that server (its command line names this scenario's configuration).
+safety_stop_tls_server() {  # pid-file repository-config
+  local pid i
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--config=$2 server"; then
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
 }
 
 scenario_safety() {
@@ -196,6 +209,21 @@ SHIM
   local second
   second=$("${apply[@]}" 2>&1); printf '%s\n' "$second" >> "$LOG"
   expect c-apply-again-no-change "a last apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
+  # --- (d) a stale pid file: the TLS server died and its pid now belongs to another
+  # --- process (here the postmaster): apply.sh and rollback.sh must not kill it ---
+  local pidfile="/var/lib/pgbr-policy/$cluster/tls-server.pid" postmaster
+  postmaster=$(head -n 1 "$D/pg/data/postmaster.pid")
+  safety_stop_tls_server "$pidfile" "$D/etc/repository.conf"
+  echo "$postmaster" > "$pidfile"
+  step d-apply-with-stale-pid "${apply[@]}"
+  expect d-postmaster-alive-after-apply "apply.sh killed the process of a stale pid file (the postmaster)" kill -0 "$postmaster"
+  step d-verify "$tree/shell/verify.sh"
+  safety_stop_tls_server "$pidfile" "$D/etc/repository.conf"
+  echo "$postmaster" > "$pidfile"
+  step d-rollback-with-stale-pid "$tree/shell/rollback.sh"
+  expect d-postmaster-alive-after-rollback "rollback.sh killed the process of a stale pid file (the postmaster)" kill -0 "$postmaster"
+  expect d-owner-connects "the owner cannot connect" "${q[@]}" postgres -c "SELECT 1"
+
   step rollback "$tree/shell/rollback.sh"
   expect rollback-hba-pristine "pg_hba.conf is not back to what initdb wrote" cmp -s "$hba" "$D/pg_hba.conf.pristine"
   expect rollback-ident-pristine "pg_ident.conf is not back to what initdb wrote" cmp -s "$ident" "$D/pg_ident.conf.pristine"

@@ -278,6 +278,17 @@ pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$RE
 # io-timeout because a refused connection otherwise takes 2 x 60 s to report.
 tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
 
+# The TLS server started by apply.sh --start-tls-server, from its pid file: printed
+# only while that pid is still that server. A pid is reused once its process ends, and
+# a `kill` of a stale one, as root, hits whatever runs under it now (a postmaster, say).
+tls_server_pid() {
+  local pid cmdline
+  pid=$(cat "$STATE_DIR/tls-server.pid" 2>/dev/null) || return 1
+  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
+  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
+  case "$cmdline" in *" --config=$REPO_CONF server "*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
+}
+
 systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
@@ -644,12 +655,12 @@ step_tls_server() {
       change systemctl restart "$UNIT_NAME"
     fi
   else
-    local pidfile="$STATE_DIR/tls-server.pid" pid=""
-    [ -f "$pidfile" ] && pid=$(cat "$pidfile")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$restart_server" = 1 ]; then
+    local pidfile="$STATE_DIR/tls-server.pid" pid
+    pid=$(tls_server_pid) || pid=""
+    if [ -n "$pid" ] && [ "$restart_server" = 1 ]; then
       change kill "$pid"; sleep 1; pid=""
     fi
-    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    if [ -z "$pid" ]; then
       if tls_server_ping; then
         say "a TLS server already answers on $TLS_HOST:$TLS_PORT (not started by this script)"
       elif [ "$START_TLS" = 1 ]; then
