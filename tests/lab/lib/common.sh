@@ -118,7 +118,9 @@ lab_cleanup() {
   fi
   if [ -f "$LAB/clusters" ]; then
     while read -r cluster; do
-      pid=$(cat "/var/lib/pgbr-policy/$cluster/tls-server.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
+      # Only a pgBackRest server: a stale pid may belong to another process by now.
+      pid=$(cat "/var/lib/pgbr-policy/$cluster/tls-server.pid" 2>/dev/null) &&
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'pgbackrest.* server' && kill "$pid" 2>/dev/null
       rm -rf "/var/lib/pgbr-policy/$cluster" "/etc/systemd/system/pgbr-tls-$cluster.service" "/etc/tmpfiles.d/pgbr-$cluster.conf"
     done < "$LAB/clusters"
   fi
