@@ -24,8 +24,9 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Init { path } => init(path.as_deref()),
         Command::Validate { policy } => {
             let (plan, _) = load_plan(&policy)?;
-            // Rendering checks that the artifacts agree with each other (consistency.rs).
-            artifact::render_all(&plan)?;
+            // Rendering checks that the artifacts agree with each other (consistency.rs);
+            // streamed and dropped, so memory stays flat however large the fleet.
+            artifact::for_each(&plan, &|_, _| Ok(()))?;
             let clusters = plan.clusters.len();
             println!(
                 "{}: valid ({clusters} cluster{})",
@@ -127,7 +128,14 @@ fn generate(policy: &Path, out: &Path, force: bool, dry_run: bool) -> Result<Out
                 );
             }
         } else {
-            for path in artifact::render_all(&plan)?.keys() {
+            let paths = std::sync::Mutex::new(vec![artifact::MANIFEST.to_owned()]);
+            artifact::for_each(&plan, &|path, _| {
+                paths.lock().expect("paths lock").push(path);
+                Ok(())
+            })?;
+            let mut paths = paths.into_inner().expect("paths lock");
+            paths.sort();
+            for path in paths {
                 println!("would write {}", out.join(path).display());
             }
         }

@@ -1,18 +1,21 @@
-//! Writing the rendered files to disk, carefully: each through a temporary file and a
-//! rename (never half-written), modes set before the rename, symlinks never followed,
-//! and files edited by hand since the last `generate` (their bytes no longer match the
-//! manifest) left alone unless `--force`. Nothing is written when anything is refused.
+//! Writing the rendered files to disk, carefully: one rendering pass stages every file
+//! that has to change in a private staging directory inside the output directory (modes
+//! set there), and only when nothing was refused are they renamed into place — so a
+//! reader never sees half a file, and a refusal leaves the tree exactly as it was.
+//! Symlinks are never followed, and files edited by hand since the last `generate`
+//! (their bytes no longer match the manifest) are refused unless `--force`.
 //! Rendering streams (see `artifact::for_each`), so memory does not grow with the fleet.
 
 use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
 use crate::plan::Plan;
 use anyhow::{Context as _, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -22,15 +25,19 @@ pub struct Report {
     pub stale: Vec<String>,
 }
 
-/// What pass one decided for a file.
+/// What the rendering pass decided for a file.
 enum Action {
-    Write,
-    FixMode,
+    /// Staged under this name in the staging directory; renamed into place on commit.
+    Write(String),
+    /// Already in place (a fresh output directory is written as it is rendered).
+    Written,
+    FixMode(u32),
 }
 
-/// Writes what the plan renders into `out`, in two passes over the same rendering: the
-/// first decides (and refuses hand-edited files unless `force`) holding only paths and
-/// checksums, the second writes. Nothing is written when anything is refused.
+/// Writes what the plan renders into `out`. The plan is rendered once: each file is
+/// compared with what is on disk and, if it must change, staged. Nothing in `out`
+/// changes until every file has been decided; when anything is refused the staging
+/// directory is removed and the error returned.
 pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
     if out.is_symlink() {
         bail!("`{}` is a symbolic link; give the real directory", out.display());
@@ -38,27 +45,34 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
     if out.exists() && !out.is_dir() {
         bail!("`{}` exists and is not a directory", out.display());
     }
-    let previous = match fs::read_to_string(out.join(MANIFEST)) {
-        Ok(text) => parse_manifest(&text),
-        Err(_) => Default::default(),
+    let on_disk = OnDisk {
+        out,
+        previous: match fs::read_to_string(out.join(MANIFEST)) {
+            Ok(text) => parse_manifest(&text),
+            Err(_) => Default::default(),
+        },
+        fresh: !out.exists(),
+        plain_dirs: Mutex::new(HashSet::new()),
     };
+    let staging = Staging::create(out)?;
     let decided = Mutex::new(Decisions::default());
     artifact::for_each(plan, &|rel, artifact| {
-        let decision = decide(out, &previous, &rel, &artifact)?;
+        let decision = on_disk.decide(&rel, &artifact)?;
+        let action = staging.action_for(&rel, &decision, &artifact)?;
         decided
             .lock()
             .expect("decisions lock")
-            .record(rel, sha256_hex(&artifact.bytes), decision);
+            .record(rel, sha256_hex(&artifact.bytes), decision, action);
         Ok(())
     })?;
     let mut decided = decided.into_inner().expect("decisions lock");
-    let manifest = artifact::manifest(&decided.hashes);
     let manifest_artifact = Artifact {
-        bytes: manifest.into_bytes(),
+        bytes: artifact::manifest(&decided.hashes).into_bytes(),
         mode: 0o644,
     };
-    let decision = decide(out, &previous, MANIFEST, &manifest_artifact)?;
-    decided.record(MANIFEST.to_owned(), String::new(), decision);
+    let decision = on_disk.decide(MANIFEST, &manifest_artifact)?;
+    let action = staging.action_for(MANIFEST, &decision, &manifest_artifact)?;
+    decided.record(MANIFEST.to_owned(), String::new(), decision, action);
     if !decided.hand_edited.is_empty() && !force {
         decided.hand_edited.sort();
         bail!(
@@ -72,32 +86,30 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
             decided.hand_edited.join("\n  ")
         );
     }
-    let act = |rel: &str, artifact: &Artifact| -> Result<()> {
-        match decided.actions.get(rel) {
-            Some(Action::Write) => write_file(&out.join(rel), &artifact.bytes, artifact.mode),
-            Some(Action::FixMode) => fs::set_permissions(out.join(rel), fs::Permissions::from_mode(artifact.mode))
-                .with_context(|| format!("cannot set the mode of `{}`", out.join(rel).display())),
-            None => Ok(()),
-        }
-    };
-    if decided.actions.keys().any(|p| p != MANIFEST) {
-        artifact::for_each(plan, &|rel, artifact| act(&rel, &artifact))?;
+    // Commit: the manifest last, so an interrupted commit leaves files whose bytes match
+    // the new rendering but not the old manifest — the next run reports them as written
+    // by the tool (its own bytes), never as hand edits lost.
+    let manifest_action = decided.actions.remove(MANIFEST);
+    for (rel, action) in &decided.actions {
+        staging.commit(rel, action)?;
     }
-    act(MANIFEST, &manifest_artifact)?;
+    if let Some(action) = &manifest_action {
+        staging.commit(MANIFEST, action)?;
+    }
+    staging.finish()?;
     let mut report = Report {
-        stale: previous
+        stale: on_disk
+            .previous
             .keys()
             .filter(|p| !decided.hashes.contains_key(*p) && *p != MANIFEST)
             .cloned()
             .collect(),
-        ..Report::default()
+        written: decided.actions.into_keys().collect(),
+        unchanged: decided.unchanged,
     };
-    for (rel, action) in &decided.actions {
-        if matches!(action, Action::Write | Action::FixMode) {
-            report.written.push(rel.clone());
-        }
+    if manifest_action.is_some() {
+        report.written.push(MANIFEST.to_owned());
     }
-    report.unchanged = decided.unchanged;
     Ok(report)
 }
 
@@ -110,18 +122,15 @@ struct Decisions {
 }
 
 impl Decisions {
-    fn record(&mut self, rel: String, hash: String, decision: Decision) {
-        match decision {
-            Decision::Unchanged => self.unchanged.push(rel.clone()),
-            Decision::FixMode => {
-                self.actions.insert(rel.clone(), Action::FixMode);
+    fn record(&mut self, rel: String, hash: String, decision: Decision, action: Option<Action>) {
+        if let Decision::Write { hand_edited: true } = decision {
+            self.hand_edited.push(rel.clone());
+        }
+        match action {
+            Some(action) => {
+                self.actions.insert(rel.clone(), action);
             }
-            Decision::Write { hand_edited } => {
-                if hand_edited {
-                    self.hand_edited.push(rel.clone());
-                }
-                self.actions.insert(rel.clone(), Action::Write);
-            }
+            None => self.unchanged.push(rel.clone()),
         }
         if rel != MANIFEST {
             self.hashes.insert(rel, hash);
@@ -135,66 +144,227 @@ enum Decision {
     Write { hand_edited: bool },
 }
 
-fn decide(out: &Path, previous: &BTreeMap<String, String>, rel: &str, artifact: &Artifact) -> Result<Decision> {
-    let path = out.join(rel);
-    if let Some(found) = first_symlink(out, rel) {
-        bail!("refusing to write through the symbolic link `{found}`");
+/// What is on disk before the run: the output directory, the previous manifest, and the
+/// directories already checked for symlinks (each is checked once, not once per file).
+struct OnDisk<'a> {
+    out: &'a Path,
+    previous: BTreeMap<String, String>,
+    /// The output directory did not exist: nothing can be there to compare or refuse.
+    fresh: bool,
+    plain_dirs: Mutex<HashSet<PathBuf>>,
+}
+
+impl OnDisk<'_> {
+    fn decide(&self, rel: &str, artifact: &Artifact) -> Result<Decision> {
+        if self.fresh {
+            return Ok(Decision::Write { hand_edited: false });
+        }
+        let path = self.out.join(rel);
+        if let Some(found) = self.first_symlink(rel) {
+            bail!("refusing to write through the symbolic link `{found}`");
+        }
+        match fs::read(&path) {
+            Ok(current) if current == artifact.bytes => {
+                let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
+                Ok(if mode == artifact.mode {
+                    Decision::Unchanged
+                } else {
+                    Decision::FixMode
+                })
+            }
+            Ok(current) => {
+                let generated_before = self.previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&current));
+                Ok(Decision::Write {
+                    hand_edited: !generated_before && rel != MANIFEST,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Decision::Write { hand_edited: false }),
+            Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+        }
     }
-    match fs::read(&path) {
-        Ok(current) if current == artifact.bytes => {
-            let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
-            Ok(if mode == artifact.mode {
-                Decision::Unchanged
-            } else {
-                Decision::FixMode
-            })
+
+    /// The first existing symlink on the way from `out` to `out/rel`, if any.
+    fn first_symlink(&self, rel: &str) -> Option<String> {
+        let mut path = self.out.to_path_buf();
+        let mut parts = rel.split('/').peekable();
+        while let Some(part) = parts.next() {
+            path.push(part);
+            let is_dir = parts.peek().is_some();
+            if is_dir && self.plain_dirs.lock().expect("plain dirs lock").contains(&path) {
+                continue;
+            }
+            if path.is_symlink() {
+                return Some(path.display().to_string());
+            }
+            if is_dir && path.is_dir() {
+                self.plain_dirs.lock().expect("plain dirs lock").insert(path.clone());
+            }
         }
-        Ok(current) => {
-            let generated_before = previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&current));
-            Ok(Decision::Write {
-                hand_edited: !generated_before && rel != MANIFEST,
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Decision::Write { hand_edited: false }),
-        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+        None
     }
 }
 
-/// The first existing symlink on the way from `root` to `root/rel`, if any.
-fn first_symlink(root: &Path, rel: &str) -> Option<String> {
-    let mut path = root.to_path_buf();
-    for part in rel.split('/') {
-        path.push(part);
-        if path.is_symlink() {
-            return Some(path.display().to_string());
-        }
-    }
-    None
+/// Where the files go before they are in place. Dropped without `finish` (a refusal, an
+/// error) it takes back what it did: the staging directory is removed, and so is `out`
+/// when this run created it. No fsync: the artifacts can always be generated again, and
+/// fifteen thousand fsyncs cost tens of seconds.
+struct Staging {
+    out: PathBuf,
+    /// `out` did not exist: nothing there can be refused, so files are written in place
+    /// as they are rendered (each through a temporary file and a rename in its own
+    /// directory), with no staging directory and no commit pass.
+    fresh: bool,
+    /// `out/.pgbr-staging-<pid>` when `out` existed: files that must change are written
+    /// there and renamed into place only once nothing was refused.
+    dir: Option<PathBuf>,
+    next: AtomicUsize,
+    /// Directories known to exist (each is created once, not once per file).
+    made: Mutex<HashSet<PathBuf>>,
+    /// The staging subdirectory (a number) of each first part of a staged path.
+    groups: Mutex<HashMap<String, usize>>,
+    finished: bool,
 }
 
-/// Temporary file + rename: a reader never sees half a file. No fsync per file: the
-/// artifacts can always be generated again, and a thousand fsyncs cost seconds.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().context("output path has no parent")?;
-    fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let name = path
-        .file_name()
-        .context("output path has no file name")?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.pgbr-tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
+impl Staging {
+    fn create(out: &Path) -> Result<Self> {
+        let fresh = !out.exists();
+        fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+        let mut staging = Self {
+            out: out.to_path_buf(),
+            fresh,
+            dir: None,
+            next: AtomicUsize::new(0),
+            made: Mutex::new(HashSet::new()),
+            groups: Mutex::new(HashMap::new()),
+            finished: false,
+        };
+        if !fresh {
+            let dir = out.join(format!(".pgbr-staging-{}", std::process::id()));
+            // A leftover of a killed run that had our pid: ours to remove (the name is ours).
+            if dir.is_dir() && !dir.is_symlink() {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            fs::create_dir(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+            staging.dir = Some(dir);
+        }
+        Ok(staging)
+    }
+
+    /// What the commit will do for a decision: stage the bytes, fix the mode, or nothing.
+    fn action_for(&self, rel: &str, decision: &Decision, artifact: &Artifact) -> Result<Option<Action>> {
+        Ok(match decision {
+            Decision::Unchanged => None,
+            Decision::FixMode => Some(Action::FixMode(artifact.mode)),
+            Decision::Write { .. } if self.fresh => {
+                let target = self.out.join(rel);
+                let tmp = self.tmp_beside(&target)?;
+                write_new(&tmp, artifact)?;
+                rename(&tmp, &target)?;
+                Some(Action::Written)
+            }
+            Decision::Write { .. } => Some(Action::Write(self.stage(rel, artifact)?)),
+        })
+    }
+
+    /// Stages under `<n>/<number>`, one numbered subdirectory per first part of `rel`
+    /// (per cluster): one cluster is rendered by one thread, so threads never create
+    /// files in the same directory (on ext4, two threads creating in one directory
+    /// spend most of their time waiting on its lock). Only numbers: no part of a
+    /// generated path is ever interpreted inside the staging directory.
+    fn stage(&self, rel: &str, artifact: &Artifact) -> Result<String> {
+        let dir = self.dir.as_ref().context("no staging directory")?;
+        let group = rel.split_once('/').map_or("", |(first, _)| first);
+        let sub = {
+            let mut groups = self.groups.lock().expect("staging groups lock");
+            let next = groups.len();
+            match groups.entry(group.to_owned()) {
+                std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let sub = dir.join(next.to_string());
+                    fs::create_dir(&sub).with_context(|| format!("cannot create `{}`", sub.display()))?;
+                    *e.insert(next)
+                }
+            }
+        };
+        let name = format!("{sub}/{}", self.next.fetch_add(1, Ordering::Relaxed));
+        write_new(&dir.join(&name), artifact)?;
+        Ok(name)
+    }
+
+    /// `.<name>.pgbr-tmp-<pid>` beside `target`, its directory created if needed.
+    fn tmp_beside(&self, target: &Path) -> Result<PathBuf> {
+        let parent = target.parent().context("output path has no parent")?;
+        self.make_dir(parent)?;
+        let name = target.file_name().context("output path has no file name")?;
+        Ok(parent.join(format!(".{}.pgbr-tmp-{}", name.to_string_lossy(), std::process::id())))
+    }
+
+    fn make_dir(&self, dir: &Path) -> Result<()> {
+        if self.made.lock().expect("made lock").contains(dir) {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        self.made.lock().expect("made lock").insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    fn commit(&self, rel: &str, action: &Action) -> Result<()> {
+        let target = self.out.join(rel);
+        match action {
+            Action::Written => Ok(()),
+            Action::Write(staged) => {
+                let dir = self.dir.as_ref().context("no staging directory")?;
+                self.make_dir(target.parent().context("output path has no parent")?)?;
+                rename(&dir.join(staged), &target)
+            }
+            Action::FixMode(mode) => fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                .with_context(|| format!("cannot set the mode of `{}`", target.display())),
+        }
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.finished = true;
+        let Some(dir) = &self.dir else { return Ok(()) };
+        for sub in self.groups.lock().expect("staging groups lock").values() {
+            let sub = dir.join(sub.to_string());
+            fs::remove_dir(&sub).with_context(|| format!("cannot remove `{}`", sub.display()))?;
+        }
+        fs::remove_dir(dir).with_context(|| format!("cannot remove `{}`", dir.display()))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if self.fresh {
+            // Everything under `out` is this run's: it did not exist when the run began.
+            let _ = fs::remove_dir_all(&self.out);
+        } else if let Some(dir) = &self.dir {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Creates `path` (it must not exist), writes the bytes, then sets the mode: a file is
+/// never readable by others before its mode says so.
+fn write_new(path: &Path, artifact: &Artifact) -> Result<()> {
+    let result = (|| -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        fs::rename(&tmp, path)?;
-        Ok(())
+            .open(path)?;
+        file.write_all(&artifact.bytes)?;
+        file.set_permissions(fs::Permissions::from_mode(artifact.mode))
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(path);
     }
     result.with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).with_context(|| format!("cannot write `{}`", to.display()))
 }

@@ -105,9 +105,15 @@ fn generate_refuses_hand_edited_files_unless_forced() {
     fs::write(&edited, "-- my local change\n").unwrap();
     // Change the policy so that generate has something to write elsewhere too.
     write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 16"));
+    let before = snapshot(&out);
     let (code, _, err) = run(&["generate", p, "--out", o]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("main/sql/apply.sql"), "{err}");
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "a refused generate must leave the tree as it was"
+    );
     assert_eq!(
         fs::read_to_string(&edited).unwrap(),
         "-- my local change\n",
@@ -216,4 +222,31 @@ fn explain_prints_both_tables_with_reasons() {
         "{out}"
     );
     assert!(out.contains("revoked from PUBLIC"), "{out}");
+}
+
+#[test]
+fn generate_writes_through_no_symlink_and_leaves_no_temporary_file() {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), MINIMAL);
+    let out = dir.path().join("out");
+    let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
+    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
+    // A policy change rewrites files through the staging directory: none may remain.
+    write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 16"));
+    let (code, _, err) = run(&["generate", p, "--out", o]);
+    assert_eq!(code, 0, "{err}");
+    let leftovers: Vec<_> = snapshot(&out).into_iter().filter(|e| e.contains(".pgbr-")).collect();
+    assert!(leftovers.is_empty(), "temporary entries left: {leftovers:?}");
+    // A directory of the tree replaced by a symlink elsewhere: refused, nothing changes
+    // here or there.
+    let elsewhere = dir.path().join("elsewhere");
+    fs::rename(out.join("main/sql"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("main/sql")).unwrap();
+    write_policy(dir.path(), MINIMAL);
+    let (before, before_elsewhere) = (snapshot(&out), snapshot(&elsewhere));
+    let (code, _, err) = run(&["generate", p, "--out", o]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("symbolic link") && err.contains("main/sql"), "{err}");
+    assert_eq!(snapshot(&out), before);
+    assert_eq!(snapshot(&elsewhere), before_elsewhere);
 }

@@ -65,6 +65,34 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Every entry below `dir` — directories, dot files and symlinks too — with its type,
+/// mode and content: two equal snapshots mean nothing was written, created or removed.
+pub fn snapshot(dir: &Path) -> Vec<String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                out.push(format!("{rel} -> {}", std::fs::read_link(&path).unwrap().display()));
+            } else if meta.is_dir() {
+                out.push(format!("{rel}/ {mode:o}"));
+                walk(root, &path, out);
+            } else {
+                let hash = sha2::Sha256::digest(std::fs::read(&path).expect("read"));
+                out.push(format!("{rel} {mode:o} {hash:x}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// A tool the tests need: fail loudly, naming the package, rather than skip.
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
