@@ -25,7 +25,10 @@ scenario_backup() {
   step start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
   local q=(psql_as "$owner" "$D/sock" "$port")
   step load-data "${q[@]}" postgres -c "CREATE DATABASE app" -c "CREATE TABLE secret AS SELECT 'do not read'::text AS s" || return
-  step load-rows "${q[@]}" app -c "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 100000) g" || return
+  # PGBR_LAB_ROWS (default 100000): a larger cluster for scripts/bench's restore figures.
+  local rows=${PGBR_LAB_ROWS:-100000}
+  [[ "$rows" =~ ^[1-9][0-9]*$ ]] || { result FAIL load-rows 0 "PGBR_LAB_ROWS must be a positive integer"; return; }
+  step load-rows "${q[@]}" app -c "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, $rows) g" || return
 
   # --- before: the default setup, pgBackRest as the cluster owner and a superuser ---
   install -d -o "$owner" -g "$owner" -m 0750 "$D/super-repo" "$D/super-lock" "$D/super-log" "$D/super-spool"
@@ -105,7 +108,7 @@ YAML
   local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
   step check "${b[@]}" check
   step backup-full "${b[@]}" --type=full backup
-  "${q[@]}" app -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(100001, 101000) g" >> "$LOG" 2>&1
+  "${q[@]}" app -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series($((rows + 1)), $((rows + 1000))) g" >> "$LOG" 2>&1
   "${q[@]}" postgres -c "SELECT pg_switch_wal()" >> "$LOG" 2>&1
   step backup-full-2 "${b[@]}" --type=full backup
   step info "${b[@]}" info
@@ -125,7 +128,7 @@ YAML
     original=$("${q[@]}" app -c "$sum" 2>>"$LOG")
     restored=$(psql_as "$owner" "$D/sock" "$restore_port" app -c "$sum" 2>>"$LOG")
     expect restore-same-data "original ${original:0:12}… restored ${restored:0:12}…" [ -n "$original" ] && [ "$original" = "$restored" ]
-    expect restore-has-101000-rows "restored: $restored" [ "${restored%%[a-f]*}" != "" ] && [[ "$restored" == 101000* ]]
+    expect restore-has-every-row "restored: $restored, expected $((rows + 1000)) rows" [ "${restored%%[a-f]*}" != "" ] && [[ "$restored" == "$((rows + 1000))"* ]]
     pg_stop "$owner" "$bin" "$D/pg/restore"
   fi
 
