@@ -1,10 +1,12 @@
-//! Writing the rendered files to disk, carefully: one rendering pass stages every file
-//! that has to change in a private staging directory inside the output directory (modes
-//! set there), and only when nothing was refused are they renamed into place — so a
-//! reader never sees half a file, and a refusal leaves the tree exactly as it was.
-//! Symlinks are never followed, and files edited by hand since the last `generate`
-//! (their bytes no longer match the manifest) are refused unless `--force`.
-//! Rendering streams (see `artifact::for_each`), so memory does not grow with the fleet.
+//! Writing the rendered files to disk, carefully, in one rendering pass. Into a new
+//! output directory each file is written as it is rendered (nothing there can be
+//! refused). Into an existing one, every file that has to change is first staged in a
+//! private directory inside it, and only when nothing was refused are they renamed into
+//! place, the manifest last — so a reader never sees half a file, and a refusal leaves
+//! the tree exactly as it was. Symlinks are never followed, and files edited by hand
+//! since the last `generate` (their bytes no longer match the manifest) are refused
+//! unless `--force`. Rendering streams (see `artifact::for_each`), so memory does not
+//! grow with the fleet.
 
 use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
 use crate::plan::Plan;
@@ -45,16 +47,17 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
     if out.exists() && !out.is_dir() {
         bail!("`{}` exists and is not a directory", out.display());
     }
+    let fresh = !out.exists();
     let on_disk = OnDisk {
         out,
         previous: match fs::read_to_string(out.join(MANIFEST)) {
             Ok(text) => parse_manifest(&text),
             Err(_) => Default::default(),
         },
-        fresh: !out.exists(),
+        fresh,
         plain_dirs: Mutex::new(HashSet::new()),
     };
-    let staging = Staging::create(out)?;
+    let staging = Staging::create(out, fresh)?;
     let decided = Mutex::new(Decisions::default());
     artifact::for_each(plan, &|rel, artifact| {
         let decision = on_disk.decide(&rel, &artifact)?;
@@ -226,8 +229,7 @@ struct Staging {
 }
 
 impl Staging {
-    fn create(out: &Path) -> Result<Self> {
-        let fresh = !out.exists();
+    fn create(out: &Path, fresh: bool) -> Result<Self> {
         fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
         let mut staging = Self {
             out: out.to_path_buf(),
@@ -239,11 +241,8 @@ impl Staging {
             finished: false,
         };
         if !fresh {
-            let dir = out.join(format!(".pgbr-staging-{}", std::process::id()));
-            // A leftover of a killed run that had our pid: ours to remove (the name is ours).
-            if dir.is_dir() && !dir.is_symlink() {
-                let _ = fs::remove_dir_all(&dir);
-            }
+            remove_abandoned_staging(out);
+            let dir = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
             fs::create_dir(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
             staging.dir = Some(dir);
         }
@@ -343,6 +342,26 @@ impl Drop for Staging {
             let _ = fs::remove_dir_all(&self.out);
         } else if let Some(dir) = &self.dir {
             let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+const STAGING_PREFIX: &str = ".pgbr-staging-";
+
+/// Removes the staging directories of runs that were killed (their process is gone, or
+/// the pid is ours now): they hold only copies of generated files.
+fn remove_abandoned_staging(out: &Path) {
+    let Ok(entries) = fs::read_dir(out) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let alive = pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists();
+        let is_plain_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !alive && is_plain_dir {
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -250,3 +250,22 @@ fn generate_writes_through_no_symlink_and_leaves_no_temporary_file() {
     assert_eq!(snapshot(&out), before);
     assert_eq!(snapshot(&elsewhere), before_elsewhere);
 }
+
+#[test]
+fn a_killed_generate_leaves_staging_that_the_next_run_removes() {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), MINIMAL);
+    let out = dir.path().join("out");
+    let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
+    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
+    // What a run killed during its commit leaves: its staging directory (no such pid).
+    let abandoned = out.join(".pgbr-staging-4294967295");
+    fs::create_dir_all(abandoned.join("0")).unwrap();
+    fs::write(abandoned.join("0/7"), "a staged copy\n").unwrap();
+    // Not a staging directory of ours: left alone.
+    fs::write(out.join(".pgbr-staging-notes"), "mine\n").unwrap();
+    let (code, _, err) = run(&["generate", p, "--out", o]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!abandoned.exists(), "the abandoned staging directory is still there");
+    assert!(out.join(".pgbr-staging-notes").exists());
+}

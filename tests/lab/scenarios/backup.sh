@@ -131,6 +131,30 @@ YAML
     expect restore-has-every-row "restored: $restored, expected $((rows + 1000)) rows" [ "${restored%%[a-f]*}" != "" ] && [[ "$restored" == "$((rows + 1000))"* ]]
     pg_stop "$owner" "$bin" "$D/pg/restore"
   fi
+  # PGBR_LAB_REPEAT=N (scripts/bench): N more restores each way, in turn (which goes
+  # first alternates), so the restore ratio is a median and not one noisy pair.
+  local reps=${PGBR_LAB_REPEAT:-0} i t0 su_times=() lp_times=()
+  for ((i = 0; i < reps; i++)); do
+    rm -rf "$D/super-restore" "$D/pg/restore"
+    install -d -o "$owner" -g "$owner" -m 0700 "$D/super-restore" "$D/pg/restore"
+    local order=(super lp); ((i % 2)) && order=(lp super)
+    local who
+    for who in "${order[@]}"; do
+      t0=$(now)
+      if [ "$who" = super ]; then
+        "${super[@]}" --pg1-path="$D/super-restore" restore >> "$LOG" 2>&1 || { result FAIL restore-repeated-superuser 0 "run $i"; return; }
+        su_times+=("$(elapsed "$t0")")
+      else
+        runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn \
+          --pg1-path="$D/pg/restore" restore >> "$LOG" 2>&1 || { result FAIL restore-repeated 0 "run $i"; return; }
+        lp_times+=("$(elapsed "$t0")")
+      fi
+    done
+  done
+  if [ "$reps" -gt 0 ]; then
+    result ok restore-repeated-superuser "$(printf '%s\n' "${su_times[@]}" | sort -n | sed -n "$(((reps + 1) / 2))p")" "median of $reps: ${su_times[*]}"
+    result ok restore-repeated "$(printf '%s\n' "${lp_times[@]}" | sort -n | sed -n "$(((reps + 1) / 2))p")" "median of $reps: ${lp_times[*]}"
+  fi
 
   # --- every "must not" ---
   local r=(runuser -u "$bkp" -- psql -X -At -v ON_ERROR_STOP=1 -h "$D/sock" -p "$port" -U "$role")
