@@ -91,6 +91,49 @@ YAML
   chown "$PT_OWNER:" "$1"; chmod 0600 "$1"
 }
 
+# A switchover to the replica and back (called from scenario_patroni, whose locals it
+# reads): on_role_change runs the hook on both members, nothing lacks group read after
+# the promotion, and the backup user backs up the new primary through its own
+# configuration (repository 2; --archive-check=n: this lab's two members share one host
+# and one archive_command, which names member 1's paths). Then member 1 leads again.
+patroni_switchover_checks() {
+  local hook_log2="$D/log-owner2/patroni-hook-$cluster-r2.log" before1 before2 start
+  before1=$(grep -c on_role_change "$hook_log" 2>/dev/null || true)
+  before2=$(grep -c on_role_change "$hook_log2" 2>/dev/null || true)
+  start=$(now)
+  step switchover patronictl -c "$cfg" switchover lab-patroni --leader node1 --candidate node2 --force || return
+  if wait_for 60 query_true "${q2[@]}" postgres -c "SELECT NOT pg_is_in_recovery()"; then
+    result ok switchover-new-primary "$(elapsed "$start")"
+  else
+    result FAIL switchover-new-primary "$(elapsed "$start")" "node2 is not primary within 60 s"; return
+  fi
+  if wait_for 20 bash -c "[ \"\$(grep -c on_role_change '$hook_log2')\" -gt ${before2:-0} ]"; then
+    result ok hook-on-role-change-new-primary 0 "$(grep on_role_change "$hook_log2" | tail -1 | cut -d' ' -f3-)"
+  else
+    result FAIL hook-on-role-change-new-primary 0 "no new on_role_change line in $hook_log2"
+  fi
+  if wait_for 20 bash -c "[ \"\$(grep -c on_role_change '$hook_log')\" -gt ${before1:-0} ]"; then
+    result ok hook-on-role-change-old-primary 0 "$(grep on_role_change "$hook_log" | tail -1 | cut -d' ' -f3-)"
+  else
+    result FAIL hook-on-role-change-old-primary 0 "no new on_role_change line in $hook_log"
+  fi
+  unreadable=$(find "$D/pg/data2" "$D/pg/data" \( -type d ! -perm -g+rx -o -type f ! -perm -g+r \) -print | head -5)
+  expect nothing-lacks-group-read-after-switchover "lacking group read: $unreadable" [ -z "$unreadable" ]
+  expect role-reaches-new-primary "the role cannot reach node2 as a primary" \
+    [ "$(runuser -u "$bkp" -- psql -X -At -h "$D/sock" -p "$((port + 1))" -U "$role" -d postgres -c "SELECT NOT pg_is_in_recovery()")" = t ]
+  step stanza-on-new-primary runuser -u "$owner" -- pgbackrest --config="$D/etc2/database.conf" --stanza="$stanza" \
+    --log-level-console=warn stanza-create
+  step backup-new-primary runuser -u "$bkp" -- pgbackrest --config="$D/etc2/repository.conf" --stanza="$stanza" \
+    --log-level-console=warn --archive-check=n --type=full backup
+  start=$(now)
+  step switchover-back patronictl -c "$cfg" switchover lab-patroni --leader node2 --candidate node1 --force || return
+  if wait_for 60 query_true "${q[@]}" postgres -c "SELECT NOT pg_is_in_recovery()"; then
+    result ok switchover-back-primary "$(elapsed "$start")"
+  else
+    result FAIL switchover-back-primary "$(elapsed "$start")" "node1 is not primary again within 60 s"
+  fi
+}
+
 scenario_patroni() {
   local D="$LAB/$SCENARIO" bin=/usr/lib/postgresql/15/bin
   local owner=pgbrlabpo bkp=pgbrlabpb role=lab_patroni_bkp stanza=labpatroni cluster=lab-patroni
@@ -268,6 +311,7 @@ YAML
     expect replica-nothing-lacks-group-read "lacking group read: $unreadable" [ -z "$unreadable" ]
     expect replica-data-directory-mode-0750 "replica data_directory_mode" [ "$("${q2[@]}" postgres -c "SHOW data_directory_mode")" = 0750 ]
     step apply-on-replica "$tree2/shell/apply.sh" --start-tls-server
+    patroni_switchover_checks
   else
     result FAIL replica-clone "$(elapsed "$start")" "no replica within 90 s"
   fi
