@@ -177,3 +177,28 @@ fn a_planted_violation_fails_ansible_lint() {
     assert!(!ok, "ansible-lint passed a tree with a short module name:\n{text}");
     assert!(text.contains("fqcn"), "ansible-lint failed for another reason:\n{text}");
 }
+
+#[test]
+fn the_role_refuses_a_patroni_cluster_before_it_does_anything() {
+    let dir = tempdir();
+    let example = examples()
+        .into_iter()
+        .find(|e| e.ends_with("patroni-pg15"))
+        .expect("examples/patroni-pg15");
+    let ansible = generate(&example.join("policy.yaml"), &dir.path().join("out"));
+    // The play of cluster pg15-patroni targets the inventory group pgbr_pg15_patroni.
+    let inventory = dir.path().join("inventory.ini");
+    std::fs::write(&inventory, "[pgbr_pg15_patroni]\nlocalhost ansible_connection=local\n").unwrap();
+    let playbook = require_tool("ansible-playbook", "ansible");
+    let (ok, text) = tool(
+        &ansible,
+        &playbook,
+        &["-i", inventory.to_str().unwrap(), "playbook.yml", "--check"],
+    );
+    assert!(!ok, "the role ran on a Patroni cluster:\n{text}");
+    assert!(text.contains("managed by Patroni"), "{text}");
+    // It stopped at its first task (after Ansible's check of the role's arguments):
+    // nothing changed, nothing else ran.
+    assert!(text.contains("changed=0") && text.contains("failed=1"), "{text}");
+    assert!(!text.contains("Preflight | root on the database host"), "{text}");
+}

@@ -2,6 +2,17 @@
 
 use crate::support::*;
 use std::fs;
+use std::path::PathBuf;
+
+/// A temporary directory holding the minimal policy, generated into `out/`.
+fn generated_minimal() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), MINIMAL);
+    let out = dir.path().join("out");
+    let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    (dir, policy, out)
+}
 
 #[test]
 fn help_documents_exit_codes() {
@@ -96,11 +107,8 @@ fn scripts_are_executable_and_the_manifest_verifies() {
 
 #[test]
 fn generate_refuses_hand_edited_files_unless_forced() {
-    let dir = tempdir();
-    let policy = write_policy(dir.path(), MINIMAL);
-    let out = dir.path().join("out");
+    let (dir, policy, out) = generated_minimal();
     let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
-    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
     let edited = out.join("main/sql/apply.sql");
     fs::write(&edited, "-- my local change\n").unwrap();
     // Change the policy so that generate has something to write elsewhere too.
@@ -132,11 +140,8 @@ fn generate_refuses_hand_edited_files_unless_forced() {
 
 #[test]
 fn check_reports_drift_with_exit_1_and_json() {
-    let dir = tempdir();
-    let policy = write_policy(dir.path(), MINIMAL);
-    let out = dir.path().join("out");
+    let (_dir, policy, out) = generated_minimal();
     let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
-    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
     fs::write(out.join("main/hba/pg_hba.conf.snippet"), "local all all trust\n").unwrap();
     fs::write(out.join("main/stale.txt"), "old\n").unwrap();
     let (code, stdout, _) = run(&["check", p, "--against", o]);
@@ -165,11 +170,8 @@ fn check_reports_drift_with_exit_1_and_json() {
 
 #[test]
 fn a_policy_change_is_told_apart_from_a_hand_edit() {
-    let dir = tempdir();
-    let policy = write_policy(dir.path(), MINIMAL);
-    let out = dir.path().join("out");
+    let (dir, policy, out) = generated_minimal();
     let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
-    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
     write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 16"));
     let (code, stdout, _) = run(&["check", p, "--against", o]);
     assert_eq!(code, 1);
@@ -226,11 +228,8 @@ fn explain_prints_both_tables_with_reasons() {
 
 #[test]
 fn generate_writes_through_no_symlink_and_leaves_no_temporary_file() {
-    let dir = tempdir();
-    let policy = write_policy(dir.path(), MINIMAL);
-    let out = dir.path().join("out");
+    let (dir, policy, out) = generated_minimal();
     let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
-    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
     // A policy change rewrites files through the staging directory: none may remain.
     write_policy(dir.path(), &MINIMAL.replace("major: 15", "major: 16"));
     let (code, _, err) = run(&["generate", p, "--out", o]);
@@ -253,11 +252,8 @@ fn generate_writes_through_no_symlink_and_leaves_no_temporary_file() {
 
 #[test]
 fn a_killed_generate_leaves_staging_that_the_next_run_removes() {
-    let dir = tempdir();
-    let policy = write_policy(dir.path(), MINIMAL);
-    let out = dir.path().join("out");
+    let (_dir, policy, out) = generated_minimal();
     let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
-    assert_eq!(run(&["generate", p, "--out", o]).0, 0);
     // What a run killed during its commit leaves: its staging directory (no such pid).
     let abandoned = out.join(".pgbr-staging-4294967295");
     fs::create_dir_all(abandoned.join("0")).unwrap();
