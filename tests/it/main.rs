@@ -6,6 +6,7 @@ mod support;
 
 mod ansible;
 mod cli;
+mod datadir;
 mod drift;
 mod golden;
 mod hostile;

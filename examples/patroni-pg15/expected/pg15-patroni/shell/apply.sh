@@ -564,22 +564,35 @@ fix_data_tree() {
     # tree once and nothing else runs.
     count=$(pgdata_needing_fix | head -n 1000 | wc -l)
     if [ "$count" -ge 1000 ]; then
-      local roots; mapfile -t roots < <(pgdata_roots)
-      chmod -R g+rX,g-w,o-rwx "${roots[@]}" 2>/dev/null || true
+      local roots output; mapfile -t roots < <(pgdata_roots)
+      output=$(chmod -R g+rX,g-w,o-rwx "${roots[@]}" 2>&1) || true
+      die_on_chmod_errors "chmod -R g+rX,g-w,o-rwx on the data directory" <<<"$output"
       CHANGES=$((CHANGES + 1)); say "gave group read to the whole tree (1000+ entries needed it; chmod -R g+rX,g-w,o-rwx)"
     elif [ "$count" -gt 0 ]; then
-      count=$(fix_pgdata | wc -l)
+      count=$(fix_pgdata)
       CHANGES=$((CHANGES + 1)); say "gave group read to $count entries"
     fi
   fi
 }
 
-# Fixes what pgdata_needing_fix would list, in the same single walk, and prints each
-# entry it changed (-exec … {} + is always true, so -print follows it).
+# Fixes what pgdata_needing_fix would list, in the same single walk (batched chmod), and
+# prints how many entries it changed. An error other than an entry PostgreSQL removed
+# meanwhile (an immutable file, a read-only mount) stops the run.
 fix_pgdata() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -exec chmod g+rx,g-w,o-rwx {} + -print \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -exec chmod g+r,g-w,o-rwx {} + -print \) 2>/dev/null || true
+  local roots output; mapfile -t roots < <(pgdata_roots)
+  output=$(find "${roots[@]}" -ignore_readdir_race \
+    \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -printf 'fix\n' -exec chmod g+rx,g-w,o-rwx {} + \) \
+    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -printf 'fix\n' -exec chmod g+r,g-w,o-rwx {} + \) 2>&1) || true
+  die_on_chmod_errors "giving group read in the data directory" <<<"$output"
+  grep -cx fix <<<"$output" || true
+}
+
+# Reads the output of find/chmod; dies naming the first errors, unless they are only about
+# entries that vanished meanwhile (PostgreSQL removes files all the time).
+die_on_chmod_errors() {  # what-was-done
+  local errors
+  errors=$(grep -v -e '^fix$' -e '^$' -e 'No such file or directory' || true)
+  [ -z "$errors" ] || die "$1 failed: $(head -n 3 <<<"$errors" | tr '\n' ' ')"
 }
 
 step_configs() {

@@ -1,0 +1,192 @@
+//! The data-directory step (apply.sh's `fix_data_tree`, the role's `tasks/pgdata_tree.yml`)
+//! on real trees: both paths (one `chmod -R` for 1,000+ entries, batched chmod for a few)
+//! give group read, and an entry chmod cannot change (an immutable file) fails the step
+//! loudly, naming it — never a "gave group read" over a tree that still lacks it.
+
+use crate::support::*;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An immutable file for the life of the guard (chattr +i; cleared on drop, so a failed
+/// test leaves a removable tree).
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Self {
+        let chattr = require_tool("chattr", "e2fsprogs");
+        let status = Command::new(&chattr).arg("+i").arg(path).status().unwrap();
+        assert!(
+            status.success(),
+            "chattr +i {} failed: this test needs root and a file system with the immutable flag (ext4, xfs, btrfs, tmpfs)",
+            path.display()
+        );
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// `files` files 0600 in directories of 100, 0700, like base/<db>/<relfilenode>.
+fn data_tree(root: &Path, files: usize) -> PathBuf {
+    let data = root.join("data");
+    for i in 0..files {
+        let dir = data.join("base").join((i / 100).to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(i.to_string());
+        std::fs::write(&file, b"").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    for dir in [data.join("base"), data.clone()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    for entry in std::fs::read_dir(data.join("base")).unwrap() {
+        std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    data
+}
+
+/// Generates a one-cluster policy on `data`; returns the generated tree.
+fn generated_for(root: &Path, data: &Path) -> PathBuf {
+    let policy = root.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nclusters:\n  - name: t\n    postgres: {{major: 15, data_directory: {}}}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = root.join("out");
+    let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// Runs apply.sh's `fix_data_tree` alone (its functions sourced, `main` not called).
+fn shell_step(out: &Path) -> (bool, String) {
+    let apply = std::fs::read_to_string(out.join("t/shell/apply.sh")).unwrap();
+    let functions = apply
+        .trim_end()
+        .strip_suffix("main \"$@\"")
+        .expect("apply.sh ends with main \"$@\"");
+    let file = out.join("apply-functions.sh");
+    std::fs::write(&file, functions).unwrap();
+    let output = Command::new("bash")
+        .args(["-c", ". \"$1\"; STEP=data; fix_data_tree", "bash"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Runs the role's task file alone through ansible-playbook.
+fn role_step(out: &Path, data: &Path) -> (bool, String) {
+    let playbook = require_tool("ansible-playbook", "ansible");
+    let play = out.join("step.yml");
+    std::fs::write(
+        &play,
+        format!(
+            "- name: Step\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: Group read\n      ansible.builtin.include_role:\n        name: pgbr_policy\n        tasks_from: pgdata_tree\n      vars:\n        pgbr_policy_pgdata: {}\n",
+            serde_json::to_string(data.to_str().unwrap()).unwrap()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(playbook)
+        .arg(&play)
+        .env("ANSIBLE_ROLES_PATH", out.join("ansible/roles"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCALHOST_WARNING", "false")
+        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn lacking_group_read(data: &Path) -> Vec<String> {
+    let output = Command::new("find")
+        .arg(data)
+        .args([
+            "(", "-type", "d", "!", "-perm", "-g+rx", ")", "-o", "(", "-type", "f", "!", "-perm", "-g+r", ")",
+        ])
+        .args(["-print"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn both_paths_give_group_read_and_an_unchangeable_entry_fails_the_step() {
+    // 1,200 entries to change: the chmod -R path; 5: the batched path.
+    for files in [1200, 5] {
+        for step in ["shell", "role"] {
+            let dir = tempdir();
+            let data = data_tree(dir.path(), files);
+            let out = generated_for(dir.path(), &data);
+            let stuck = data.join("base/0/0");
+            let run_step = || match step {
+                "shell" => shell_step(&out),
+                _ => role_step(&out, &data),
+            };
+            {
+                let _guard = Immutable::set(&stuck);
+                let (ok, text) = run_step();
+                assert!(
+                    !ok,
+                    "{step}, {files} files: an immutable file did not fail the step:\n{text}"
+                );
+                assert!(
+                    text.contains("Operation not permitted") && text.contains(stuck.to_str().unwrap()),
+                    "{step}, {files} files: the error does not name the entry:\n{text}"
+                );
+                if step == "shell" {
+                    assert!(!text.contains("] gave group read"), "shell: claims success:\n{text}");
+                } else {
+                    assert!(text.contains("failed=1"), "role: the task did not fail:\n{text}");
+                }
+            }
+            let (ok, text) = run_step();
+            assert!(ok, "{step}, {files} files:\n{text}");
+            assert_eq!(
+                lacking_group_read(&data),
+                Vec::<String>::new(),
+                "{step}, {files} files:\n{text}"
+            );
+            let changed = if step == "shell" {
+                "] gave group read"
+            } else {
+                "changed=1"
+            };
+            assert!(
+                text.contains(changed),
+                "{step}, {files} files: no change reported:\n{text}"
+            );
+            // Nothing left to do: the next run changes nothing.
+            let (ok, text) = run_step();
+            assert!(ok, "{text}");
+            let unchanged = if step == "shell" {
+                !text.contains("] gave group read")
+            } else {
+                text.contains("changed=0")
+            };
+            assert!(unchanged, "{step}: a second run changed something:\n{text}");
+        }
+    }
+}
