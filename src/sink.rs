@@ -213,12 +213,11 @@ impl OnDisk<'_> {
 /// fifteen thousand fsyncs cost tens of seconds.
 struct Staging {
     out: PathBuf,
-    /// `out` did not exist: nothing there can be refused, so files are written in place
-    /// as they are rendered (each through a temporary file and a rename in its own
-    /// directory), with no staging directory and no commit pass.
-    fresh: bool,
     /// `out/.pgbr-staging-<pid>` when `out` existed: files that must change are written
-    /// there and renamed into place only once nothing was refused.
+    /// there and renamed into place only once nothing was refused. `None` when `out` did
+    /// not exist: nothing there can be refused, so files are written in place as they are
+    /// rendered (each through a temporary file and a rename in its own directory), with
+    /// no commit pass.
     dir: Option<PathBuf>,
     next: AtomicUsize,
     /// Directories known to exist (each is created once, not once per file).
@@ -233,7 +232,6 @@ impl Staging {
         fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
         let mut staging = Self {
             out: out.to_path_buf(),
-            fresh,
             dir: None,
             next: AtomicUsize::new(0),
             made: Mutex::new(HashSet::new()),
@@ -254,14 +252,16 @@ impl Staging {
         Ok(match decision {
             Decision::Unchanged => None,
             Decision::FixMode => Some(Action::FixMode(artifact.mode)),
-            Decision::Write { .. } if self.fresh => {
-                let target = self.out.join(rel);
-                let tmp = self.tmp_beside(&target)?;
-                write_new(&tmp, artifact)?;
-                rename(&tmp, &target)?;
-                Some(Action::Written)
-            }
-            Decision::Write { .. } => Some(Action::Write(self.stage(rel, artifact)?)),
+            Decision::Write { .. } => match &self.dir {
+                None => {
+                    let target = self.out.join(rel);
+                    let tmp = self.tmp_beside(&target)?;
+                    write_new(&tmp, artifact)?;
+                    rename(&tmp, &target)?;
+                    Some(Action::Written)
+                }
+                Some(dir) => Some(Action::Write(self.stage(dir, rel, artifact)?)),
+            },
         })
     }
 
@@ -270,8 +270,7 @@ impl Staging {
     /// files in the same directory (on ext4, two threads creating in one directory
     /// spend most of their time waiting on its lock). Only numbers: no part of a
     /// generated path is ever interpreted inside the staging directory.
-    fn stage(&self, rel: &str, artifact: &Artifact) -> Result<String> {
-        let dir = self.dir.as_ref().context("no staging directory")?;
+    fn stage(&self, dir: &Path, rel: &str, artifact: &Artifact) -> Result<String> {
         let group = rel.split_once('/').map_or("", |(first, _)| first);
         let sub = {
             let mut groups = self.groups.lock().expect("staging groups lock");
@@ -337,11 +336,14 @@ impl Drop for Staging {
         if self.finished {
             return;
         }
-        if self.fresh {
+        match &self.dir {
+            Some(dir) => {
+                let _ = fs::remove_dir_all(dir);
+            }
             // Everything under `out` is this run's: it did not exist when the run began.
-            let _ = fs::remove_dir_all(&self.out);
-        } else if let Some(dir) = &self.dir {
-            let _ = fs::remove_dir_all(dir);
+            None => {
+                let _ = fs::remove_dir_all(&self.out);
+            }
         }
     }
 }
