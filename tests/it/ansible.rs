@@ -23,20 +23,14 @@ fn generate(policy: &Path, out: &Path) -> PathBuf {
 
 /// Runs a tool in `dir` with Ansible's output plain; returns (success, stdout + stderr).
 fn tool(dir: &Path, program: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("NO_COLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(
+        Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("NO_COLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0"),
+    )
 }
 
 fn ansible_lint(dir: &Path) -> (bool, String) {

@@ -76,17 +76,11 @@ fn shell_step(out: &Path) -> (bool, String) {
         .expect("apply.sh ends with main \"$@\"");
     let file = out.join("apply-functions.sh");
     std::fs::write(&file, functions).unwrap();
-    let output = Command::new("bash")
-        .args(["-c", ". \"$1\"; STEP=data; fix_data_tree", "bash"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    outcome(
+        Command::new("bash")
+            .args(["-c", ". \"$1\"; STEP=data; fix_data_tree", "bash"])
+            .arg(&file),
+    )
 }
 
 /// Runs the role's task file alone through ansible-playbook.
@@ -101,20 +95,14 @@ fn role_step(out: &Path, data: &Path) -> (bool, String) {
         ),
     )
     .unwrap();
-    let output = Command::new(playbook)
-        .arg(&play)
-        .env("ANSIBLE_ROLES_PATH", out.join("ansible/roles"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_LOCALHOST_WARNING", "false")
-        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    outcome(
+        Command::new(playbook)
+            .arg(&play)
+            .env("ANSIBLE_ROLES_PATH", out.join("ansible/roles"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_LOCALHOST_WARNING", "false")
+            .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false"),
+    )
 }
 
 fn lacking_group_read(data: &Path) -> Vec<String> {

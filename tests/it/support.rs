@@ -93,6 +93,19 @@ pub fn snapshot(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Runs a prepared command; returns (success, stdout followed by stderr).
+pub fn outcome(command: &mut std::process::Command) -> (bool, String) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {:?}: {e}", command.get_program()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// A tool the tests need: fail loudly, naming the package, rather than skip.
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
