@@ -45,6 +45,7 @@
 //! Runs as root (the throw-away root needs a mount namespace; the server runs as
 //! `postgres`), as .ci/run does.
 
+use crate::postgres::Server;
 use crate::support::*;
 use pgbr_policy::policy::diagnostic::Severity;
 use pgbr_policy::policy::{self, Auth, Cluster, PasswordSource};
@@ -1421,133 +1422,27 @@ fn hostile_policies_are_refused_or_inert() {
 
 // ---------------------------------------------------------------- test 2: a real PostgreSQL 15
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// One PostgreSQL 15 for every case: Unix socket only, fsync off.
-struct Server {
-    dir: tempfile::TempDir,
-    port: u16,
+/// psql as postgres in database `postgres` on the shared test server, unaligned; `vars`
+/// as psql variables, `sql` on stdin.
+fn psql_vars(server: &Server, vars: &[(&str, &str)], sql: &str) -> Output {
+    let mut extra = vec!["-At".to_owned()];
+    for (k, v) in vars {
+        extra.push("-v".to_owned());
+        extra.push(format!("{k}={v}"));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    server.psql("postgres", &extra, sql)
 }
 
-impl Server {
-    fn start() -> Server {
-        assert!(
-            Path::new(PG_BIN).join("initdb").is_file(),
-            "PostgreSQL 15 server binaries are missing: apt-get install -y postgresql-15 (.ci/run does)"
-        );
-        let dir = tempdir();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        for sub in ["data", "sock"] {
-            let status = Command::new("install")
-                .args(["-d", "-o", "postgres", "-g", "postgres", "-m", "0750"])
-                .arg(dir.path().join(sub))
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        let port = 57000 + (std::process::id() % 500) as u16;
-        let data = dir.path().join("data");
-        as_postgres(&[
-            &format!("{PG_BIN}/initdb"),
-            "-D",
-            data.to_str().unwrap(),
-            "--allow-group-access",
-            "-A",
-            "peer",
-            "-U",
-            "postgres",
-            "--no-sync",
-        ]);
-        as_postgres(&[
-            &format!("{PG_BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            data.join("server.log").to_str().unwrap(),
-            "-w",
-            "-o",
-            &format!(
-                "-c listen_addresses='' -c unix_socket_directories='{}' -p {port} -c fsync=off -c full_page_writes=off",
-                dir.path().join("sock").display()
-            ),
-            "start",
-        ]);
-        Server { dir, port }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("sock")
-    }
-
-    /// psql as postgres in database `postgres`; `vars` as psql variables, `sql` on stdin.
-    fn psql(&self, vars: &[(&str, &str)], sql: &str) -> Output {
-        let port = self.port.to_string();
-        let mut cmd = Command::new("runuser");
-        cmd.args([
-            "-u",
-            "postgres",
-            "--",
-            "psql",
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-        ])
-        .arg(self.sock())
-        .args(["-p", &port, "-d", "postgres"]);
-        for (k, v) in vars {
-            cmd.arg("-v").arg(format!("{k}={v}"));
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn psql_ok(&self, vars: &[(&str, &str)], sql: &str) -> String {
-        let out = self.psql(vars, sql);
-        assert!(
-            out.status.success(),
-            "psql failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D"])
-            .arg(self.data())
-            .args(["-m", "immediate", "stop"])
-            .output();
-    }
-}
-
-fn as_postgres(args: &[&str]) {
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .args(args)
-        .output()
-        .unwrap();
+fn psql_vars_ok(server: &Server, vars: &[(&str, &str)], sql: &str) -> String {
+    let out = psql_vars(server, vars, sql);
     assert!(
         out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "psql failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What the catalog holds, hex-encoded where names may hold anything.
@@ -1589,15 +1484,16 @@ fn sql_creates_exactly_the_role(server: &Server, tree_dir: &Path, cluster: &Valu
     let role = text_of(&cluster["role"]["name"]);
     let apply = std::fs::read_to_string(tree_dir.join(format!("{name}/sql/apply.sql"))).unwrap();
     let vars = [("role", role.as_str())];
-    let before = server.psql_ok(&vars, SNAPSHOT);
-    let exists_before = server.psql_ok(
+    let before = psql_vars_ok(server, &vars, SNAPSHOT);
+    let exists_before = psql_vars_ok(
+        server,
         &vars,
         "SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = :'role';",
     );
     prop_assert_eq!(exists_before.trim(), "0", "role {:?} exists before apply", role);
     let session =
         format!("BEGIN;\n{apply}\n{apply}\nRESET client_min_messages;\n{SNAPSHOT}\n{ROLE_STATE}\nROLLBACK;\n");
-    let out = server.psql(&vars, &session);
+    let out = psql_vars(server, &vars, &session);
     prop_assert!(
         out.status.success(),
         "apply.sql failed for role {:?}: {}",
@@ -1640,7 +1536,7 @@ fn sql_creates_exactly_the_role(server: &Server, tree_dir: &Path, cluster: &Valu
         .collect();
     functions.sort();
     prop_assert_eq!(lines_with("functions:", &inside), vec![functions.join(",")]);
-    let after = server.psql_ok(&vars, SNAPSHOT);
+    let after = psql_vars_ok(server, &vars, SNAPSHOT);
     prop_assert_eq!(after, before, "the rollback left something behind");
     Ok(())
 }
@@ -1662,7 +1558,7 @@ fn hba_reads_back(server: &Server, tree_dir: &Path, cluster: &Value) -> Result<(
         text.extend_from_slice(original);
         std::fs::write(live, text).unwrap();
     }
-    let rules = server.psql(
+    let rules = psql_vars(server,
         &[],
         // Hex: psql's output drops some characters (U+10FFFF) that the rules hold.
         "SELECT 'hba:' || encode(convert_to(json_build_array(type, database, user_name, address, auth_method, options, error)::text, 'UTF8'), 'hex') FROM pg_catalog.pg_hba_file_rules ORDER BY line_number;
@@ -1778,7 +1674,7 @@ fn scripts_touch_nothing(server: &Server, tree_dir: &Path, cluster: &Value) -> R
     let database = text_of(&cluster["role"]["database"]);
     let created_db = database != "postgres";
     if created_db {
-        server.psql_ok(&[("db", &database)], "CREATE DATABASE :\"db\";");
+        psql_vars_ok(server, &[("db", &database)], "CREATE DATABASE :\"db\";");
     }
     let hba_before = std::fs::read(server.data().join("pg_hba.conf")).unwrap();
     let sandbox = tempdir();
@@ -1851,13 +1747,14 @@ fn scripts_touch_nothing(server: &Server, tree_dir: &Path, cluster: &Value) -> R
             break;
         }
     }
-    let role_count = server.psql_ok(
+    let role_count = psql_vars_ok(
+        server,
         &[("role", &role)],
         "SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = :'role';",
     );
     let hba_after = std::fs::read(server.data().join("pg_hba.conf")).unwrap();
     if created_db {
-        server.psql_ok(&[("db", &database)], "DROP DATABASE :\"db\";");
+        psql_vars_ok(server, &[("db", &database)], "DROP DATABASE :\"db\";");
     }
     if let Some(f) = failure {
         return Err(TestCaseError::fail(f));
@@ -1920,7 +1817,7 @@ fn hostile_policies_on_a_real_postgres() {
     );
     let cases = env_number("PGBR_HOSTILE_PG_CASES", 40);
     let dry_runs = env_number("PGBR_HOSTILE_DRY_RUNS", 3) as usize;
-    let server = Server::start();
+    let server = Server::start("hostile-input");
     let (mut runner, seed) = runner(cases);
     let counts = Mutex::new((0usize, 0usize, 0usize, 0usize)); // tried, rejected, inert, dry runs
     let shellchecks = Mutex::new(Vec::<std::process::Child>::new());
@@ -1930,7 +1827,7 @@ fn hostile_policies_on_a_real_postgres() {
         ("postgres.major", Y::Int(15)),
         ("postgres.data_directory", Y::Str(server.data().display().to_string())),
         ("postgres.socket_directory", Y::Str(server.sock().display().to_string())),
-        ("postgres.port", Y::Int(server.port as u32)),
+        ("postgres.port", Y::Int(u32::from(server.port()))),
         ("pgbackrest.version", Y::Str("2.45".into())),
     ];
     let start = std::time::Instant::now();

@@ -58,7 +58,7 @@ impl Server {
             "-w",
             "-o",
             &format!(
-                "-c listen_addresses='' -c unix_socket_directories='{}' -p {port}",
+                "-c listen_addresses='' -c unix_socket_directories='{}' -p {port} -c fsync=off -c full_page_writes=off",
                 sock.display()
             ),
             "start",
@@ -72,6 +72,10 @@ impl Server {
 
     pub(crate) fn sock(&self) -> PathBuf {
         self.dir.path().join("sock")
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// psql as postgres; `sql` on stdin.
