@@ -1558,7 +1558,8 @@ fn hba_reads_back(server: &Server, tree_dir: &Path, cluster: &Value) -> Result<(
         text.extend_from_slice(original);
         std::fs::write(live, text).unwrap();
     }
-    let rules = psql_vars(server,
+    let rules = psql_vars(
+        server,
         &[],
         // Hex: psql's output drops some characters (U+10FFFF) that the rules hold.
         "SELECT 'hba:' || encode(convert_to(json_build_array(type, database, user_name, address, auth_method, options, error)::text, 'UTF8'), 'hex') FROM pg_catalog.pg_hba_file_rules ORDER BY line_number;
