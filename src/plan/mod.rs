@@ -6,6 +6,7 @@
 
 mod files;
 mod hba;
+mod host;
 mod patroni;
 mod pgbackrest;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 pub use files::PathEntry;
 pub use hba::{HbaLine, IdentLine};
+pub use host::{DataDirRule, InstallStep, InstalledFile, Mode, StatePlan};
 pub use patroni::PatroniPlan;
 pub use pgbackrest::ConfigFile;
 
@@ -57,6 +59,14 @@ pub struct ClusterPlan {
     pub ident_lines: Vec<IdentLine>,
     /// Every path the plan manages, with owner, group, mode and why.
     pub paths: Vec<PathEntry>,
+    /// The repository (`repo1-path`), owned by the backup user alone.
+    pub repository: String,
+    /// Generated files installed on the host, with owner, group, mode and step.
+    pub installed_files: Vec<InstalledFile>,
+    /// The data-directory rule every target applies or checks.
+    pub datadir: DataDirRule,
+    /// What apply.sh remembers for rollback.sh.
+    pub state: StatePlan,
     /// Directories the backup user must be able to search (x): the data directory's
     /// parents, the socket directory and its parents.
     pub search_paths: Vec<String>,
@@ -226,6 +236,21 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             c.postgres.major.min_pgbackrest()
         ));
     }
+    let files = ArtifactNames {
+        repository_config: "pgbackrest/repository.conf".into(),
+        database_config: "pgbackrest/database.conf".into(),
+        unit: format!("systemd/{}", systemd.unit_name),
+        tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
+    };
+    let installed_files = host::installed_files(
+        &files,
+        c.pgbackrest.repository_config.as_str(),
+        c.pgbackrest.database_config.as_str(),
+        c.backup_user.group.as_str(),
+        c.postgres.group.as_str(),
+        &systemd,
+        patroni.as_ref(),
+    );
     ClusterPlan {
         name: c.name.to_string(),
         major: major.get(),
@@ -286,6 +311,10 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         hba_lines: hba::hba_lines(c),
         ident_lines: hba::ident_lines(c),
         paths,
+        repository: c.pgbackrest.repository.to_string(),
+        installed_files,
+        datadir: host::datadir_rule(),
+        state: host::state_plan(c.name.as_str()),
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),
         database_config: pgbackrest::database_config(c, &tls),
@@ -296,12 +325,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         },
         restart_reasons: restart_reasons(c),
         warnings,
-        files: ArtifactNames {
-            repository_config: "pgbackrest/repository.conf".into(),
-            database_config: "pgbackrest/database.conf".into(),
-            unit: format!("systemd/{}", systemd.unit_name),
-            tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
-        },
+        files,
         systemd,
         patroni,
     }

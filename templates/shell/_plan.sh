@@ -25,7 +25,7 @@ PASSWORD_FILE={{ c.role.password_file | sh }}
 PASSWORD_ENV={{ c.role.password_env | sh }}
 PGBACKREST={{ c.pgbackrest_binary | sh }}
 STANZA={{ c.stanza | sh }}
-REPOSITORY={% for p in c.paths %}{% if p.setting == "repo1-path" %}{{ p.path | sh }}{% endif %}{% endfor %}
+REPOSITORY={{ c.repository | sh }}
 REPO_CONF={{ c.repository_config.path | sh }}
 DB_CONF={{ c.database_config.path | sh }}
 TLS_DIR={{ c.tls.directory | sh }}
@@ -43,15 +43,32 @@ TLS_CLIENT_CN={{ c.tls.client_cn | sh }}
 UNIT_NAME={{ c.systemd.unit_name | sh }}
 UNIT_PATH={{ c.systemd.unit_path | sh }}
 TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
-# The generated files installed on the host, relative to this cluster's directory.
-SRC_REPO_CONF={{ c.files.repository_config | sh }}
-SRC_DB_CONF={{ c.files.database_config | sh }}
-SRC_UNIT={{ c.files.unit | sh }}
-SRC_TMPFILES={{ c.files.tmpfiles | sh }}
 HBA_MARKER={{ c.hba_marker | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
-STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
+# The state directory (root's alone): what apply.sh remembers for rollback.sh.
+STATE_DIR={{ c.state.directory | sh }}
+STATE_PGDATA_MODE_BEFORE={{ c.state.pgdata_mode_before | sh }}
+STATE_SEARCH_ADDED={{ c.state.search_added | sh }}
+STATE_CREATED_USER={{ c.state.created_user | sh }}
+STATE_HBA_ORIG={{ c.state.hba_orig | sh }}
+STATE_IDENT_ORIG={{ c.state.ident_orig | sh }}
+STATE_HBA_BEFORE={{ c.state.hba_before | sh }}
+STATE_IDENT_BEFORE={{ c.state.ident_before | sh }}
+STATE_ARCHIVE_BEFORE={{ c.state.archive_before | sh }}
+STATE_PATRONI_ARCHIVE_BEFORE={{ c.state.patroni_archive_before | sh }}
+STATE_TLS_SERVER_PID={{ c.state.tls_server_pid | sh }}
+STATE_RESTART_LOG={{ c.state.restart_log | sh }}
+# The data-directory rule: octal bits for find, the same bits spelt for chmod.
+DD_MODE={{ c.datadir.mode }}
+DD_DIR_NEEDS={{ c.datadir.dir_needs | sh }}
+DD_FILE_NEEDS={{ c.datadir.file_needs | sh }}
+DD_FORBIDS={{ c.datadir.forbids | sh }}
+DD_BULK_THRESHOLD={{ c.datadir.bulk_threshold }}
+DD_DIR_FIX={{ c.datadir.dir_fix | sh }}
+DD_FILE_FIX={{ c.datadir.file_fix | sh }}
+DD_TREE_FIX={{ c.datadir.tree_fix | sh }}
+DD_REVOKE={{ c.datadir.revoke | sh }}
 {% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
 # (dynamic configuration) and restarts.
 PATRONI_CONFIG={{ c.patroni.config_file | sh }}
@@ -60,13 +77,14 @@ PATRONI_HOOK={{ c.patroni.hook | sh }}
 PATRONI_POST_BOOTSTRAP={{ c.patroni.post_bootstrap | sh }}
 PATRONI_SERVICE={{ c.patroni.service | sh }}
 PATRONI_UMASK_DROPIN={{ c.patroni.umask_dropin | sh }}
-SRC_PATRONI_HOOK={{ c.patroni.files.hook | sh }}
-SRC_PATRONI_POST_BOOTSTRAP={{ c.patroni.files.post_bootstrap | sh }}
-SRC_PATRONI_UMASK_DROPIN={{ c.patroni.files.umask_dropin | sh }}
 SRC_PATRONI_DYNAMIC_CONFIG={{ c.patroni.files.dynamic_config | sh }}
 SRC_PATRONI_FRAGMENT={{ c.patroni.files.fragment | sh }}
 PATRONI_CALLBACKS=({% for cb in c.patroni.callbacks %} {{ cb | sh }}{% endfor %} )
 {% endif %}
+# Generated files installed on the host: step source target owner group mode.
+INSTALLED_FILES=(
+{% for f in c.installed_files %}  {{ f.step | sh }} {{ f.source | sh }} {{ f.target | sh }} {{ f.owner | sh }} {{ f.group | sh }} {{ f.mode }}
+{% endfor %})
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(
 {% for p in c.paths %}  {{ p.kind | sh }} {{ p.path | sh }} {{ p.owner | sh }} {{ p.group | sh }} {{ p.mode }}

@@ -15,8 +15,10 @@
 # restarts through `patronictl restart`; the pg_hba/pg_ident lines and the callbacks
 # live in patroni.yml, which you edit (this script says what to remove), and the hook
 # is removed only once patroni.yml no longer names it.
-{% endif %}set -euo pipefail
+{% endif %}set -Eeuo pipefail
 umask 022
+# A command that fails where no step expected it still says where, before the exit.
+trap 'printf "[%s] ERROR: unexpected failure of: %s (line %s)\n" "${STEP:-start}" "$BASH_COMMAND" "$LINENO" >&2' ERR
 
 usage() {
   cat <<'USAGE'
@@ -30,8 +32,8 @@ Exit status: 0 done, 1 failed, 2 usage.
 USAGE
 }
 
-{% include "shell/_plan.sh" %}
-{% include "shell/_lib.sh" %}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RESTART=0
 REMOVE_USER=0
@@ -40,7 +42,7 @@ RESTART_REASONS=()
 {% if c.patroni %}step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || return 0
-  local before="$STATE_DIR/patroni-archive.before.json"
+  local before="$STATE_PATRONI_ARCHIVE_BEFORE"
   [ -f "$before" ] || { say "apply.sh did not change the archive settings (or ran on another member)"; return; }
   if [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would put archive_mode and archive_command back as Patroni's dynamic configuration held them before apply.sh"; return
@@ -57,9 +59,9 @@ RESTART_REASONS=()
 {% else %}step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || return 0
-  [ -f "$STATE_DIR/archive.before" ] || { say "apply.sh did not change the archive settings"; return; }
+  [ -f "$STATE_ARCHIVE_BEFORE" ] || { say "apply.sh did not change the archive settings"; return; }
   local mode command sql=()
-  { IFS= read -r mode; IFS= read -r command; } < "$STATE_DIR/archive.before"
+  { IFS= read -r mode; IFS= read -r command; } < "$STATE_ARCHIVE_BEFORE"
   if [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would restore archive_mode and archive_command as ALTER SYSTEM held them before apply.sh"; return
   fi
@@ -68,7 +70,7 @@ RESTART_REASONS=()
   case "$command" in "1 "*) sql+=("ALTER SYSTEM SET archive_command = :'command';") ;; *) sql+=("ALTER SYSTEM RESET archive_command;") ;; esac
   sql+=("SELECT pg_catalog.pg_reload_conf();")
   printf '%s\n' "${sql[@]}" | owner_psql "$ROLE_DB" -v mode="${mode#1 }" -v command="${command#1 }" >/dev/null
-  rm -f "$STATE_DIR/archive.before"
+  rm -f -- "$STATE_ARCHIVE_BEFORE"
   CHANGES=$((CHANGES + 1)); say "archive_mode and archive_command restored"
   if [ "$(owner_query "SHOW archive_mode")" != "$(configured_setting archive_mode)" ]; then
     RESTART_REASONS+=("archive_mode goes back to $(configured_setting archive_mode) only at the next start")
@@ -80,15 +82,12 @@ step_tls_server() {
   if systemd_running && [ -f "$UNIT_PATH" ]; then
     change systemctl disable --now "$UNIT_NAME"
   fi
-  if [ -f "$STATE_DIR/tls-server.pid" ]; then
+  if [ -f "$STATE_TLS_SERVER_PID" ]; then
     local pid
     if pid=$(tls_server_pid); then change kill "$pid"; fi
-    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/tls-server.pid"
+    [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_TLS_SERVER_PID"
   fi
-  local file
-  for file in "$UNIT_PATH" "$TMPFILES_PATH"; do
-    if [ -f "$file" ]; then change rm -f "$file"; fi
-  done
+  for_installed_files remove_installed_file tls-server
   if systemd_running && [ "$DRY_RUN" = 0 ]; then systemctl daemon-reload; fi
 }
 
@@ -110,34 +109,37 @@ step_patroni_scripts() {
     say "kept $PATRONI_HOOK and $PATRONI_POST_BOOTSTRAP: $PATRONI_CONFIG still names them (remove bootstrap.post_bootstrap and postgresql.callbacks there, then re-run)"
   else
     for file in "$PATRONI_HOOK" "$PATRONI_POST_BOOTSTRAP"; do
-      if [ -f "$file" ]; then change rm -f "$file"; fi
+      if [ -f "$file" ]; then root_acts_in "$PATRONI_SCRIPTS" "remove $file"; change rm -f -- "$file"; fi
     done
-    if [ -d "$PATRONI_SCRIPTS" ] && [ -z "$(ls -A "$PATRONI_SCRIPTS")" ]; then change rmdir "$PATRONI_SCRIPTS"; fi
+    if [ -d "$PATRONI_SCRIPTS" ] && [ -z "$(ls -A "$PATRONI_SCRIPTS")" ]; then change rmdir -- "$PATRONI_SCRIPTS"; fi
   fi
   if [ -f "$PATRONI_UMASK_DROPIN" ]; then
-    change rm -f "$PATRONI_UMASK_DROPIN"
+    root_acts_in "$(dirname -- "$PATRONI_UMASK_DROPIN")" "remove $PATRONI_UMASK_DROPIN"
+    change rm -f -- "$PATRONI_UMASK_DROPIN"
     if systemd_running && [ "$DRY_RUN" = 0 ]; then systemctl daemon-reload; fi
   fi
 }
-{% else %}step_hba() {
+{% else %}# The block taken out of both live files, as the user who owns their directory
+# (lib/hba_block.sh), validated, restored if invalid.
+step_hba() {
   STEP=pg_hba
-  local hba ident new_hba new_ident errors
+  local hba ident hba_user ident_user errors
   hba=$(live_file "$HBA_FILE" hba_file)
   ident=$(live_file "$IDENT_FILE" ident_file)
-  new_hba=$(mktemp); new_ident=$(mktemp)
-  without_block "$hba" > "$new_hba"; without_block "$ident" > "$new_ident"
-  if cmp -s "$new_hba" "$hba" && cmp -s "$new_ident" "$ident"; then
-    rm -f "$new_hba" "$new_ident"; say "no block for $CLUSTER in $hba or $ident"; return
+  hba_user=$(hba_user_of "$hba") || exit 1
+  ident_user=$(hba_user_of "$ident") || exit 1
+  hba_check_grammar "$hba_user" "$hba"; hba_check_grammar "$ident_user" "$ident"
+  if ! hba_has_block "$hba_user" "$hba" && ! hba_has_block "$ident_user" "$ident"; then
+    say "no block for $CLUSTER in $hba or $ident"; return
   fi
   if [ "$DRY_RUN" = 1 ]; then
-    CHANGES=$((CHANGES + 1)); say "would remove the block from $hba and $ident"
-    rm -f "$new_hba" "$new_ident"; return
+    CHANGES=$((CHANGES + 1)); say "would remove the block from $hba and $ident (as $hba_user)"; return
   fi
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
-  hba_pending "$hba" "$ident"
-  replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
-  rm -f "$new_hba" "$new_ident"
+  as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_BEFORE"
+  as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_BEFORE"
+  hba_pending "$hba_user" "$hba" "$ident_user" "$ident"
+  hba_unspliced_content "$hba_user" "$hba" | hba_write "$hba_user" "$hba"
+  hba_unspliced_content "$ident_user" "$ident" | hba_write "$ident_user" "$ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
     restore_hba_files
@@ -146,7 +148,7 @@ $errors"
   fi
   hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
-  CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident, reloaded"
+  CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident (as $hba_user), reloaded"
 }
 {% endif %}
 step_sql() {
@@ -163,43 +165,51 @@ step_sql() {
 step_files() {
   STEP=files
   local file
-  if [ "$ROLE_AUTH" = scram-sha-256 ] && [ -f "$BACKUP_HOME/.pgpass" ]; then
-    change rm -f "$BACKUP_HOME/.pgpass"
+  # In the backup user's home: removed by the backup user.
+  if [ "$ROLE_AUTH" = scram-sha-256 ] && getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -e "$BACKUP_HOME/.pgpass"; then
+    change as_user "$BACKUP_USER" rm -f -- "$BACKUP_HOME/.pgpass"
   fi
-  for file in "$REPO_CONF" "$DB_CONF"; do
-    if [ -f "$file" ]; then change rm -f "$file"; fi
-  done
+  for_installed_files remove_installed_file configs
   # Only what apply.sh made there, then the directory if that left it empty: the policy
   # may name a directory that holds other files, so never a recursive removal.
-  for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
-    if [ -f "$file" ]; then change rm -f "$file"; fi
-  done
-  if [ -d "$TLS_DIR" ] && [ -z "$(ls -A "$TLS_DIR")" ]; then change rmdir "$TLS_DIR"; fi
+  if [ -d "$TLS_DIR" ] && [ ! -L "$TLS_DIR" ]; then
+    root_acts_in "$TLS_DIR" "remove TLS keys"
+    for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+      if [ -e "$file" ] || [ -L "$file" ]; then change rm -f -- "$file"; fi
+    done
+    if [ -z "$(ls -A -- "$TLS_DIR")" ]; then change rmdir -- "$TLS_DIR"; fi
+  fi
   local dir
-  for dir in "$(dirname "$REPO_CONF")" "$(dirname "$DB_CONF")"; do
-    if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then change rmdir "$dir"; fi
+  for dir in "$(dirname -- "$REPO_CONF")" "$(dirname -- "$DB_CONF")"; do
+    if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -z "$(ls -A -- "$dir")" ]; then change rmdir -- "$dir"; fi
   done
   say "kept: the repository $REPOSITORY (backups) and the log directories"
 }
 
+# Group search taken back from the directories apply.sh opened (by the same user that
+# opened them), then the data directory's group access (lib/datadir.sh, as the owner).
 step_pgdata() {
   STEP=data-directory
-  if [ -f "$STATE_DIR/search-added" ]; then
-    local dir
+  if [ -f "$STATE_SEARCH_ADDED" ]; then
+    local dir who
     while IFS= read -r dir; do
-      if [ -d "$dir" ]; then change chmod g-x "$dir"; fi
-    done < <(sort -u "$STATE_DIR/search-added")
-    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/search-added"
+      [ -d "$dir" ] || continue
+      if [ "$(stat -L -c %u -- "$dir")" = "$(uid_of "$PG_OWNER")" ]; then who=$PG_OWNER; else
+        root_acts_in "$(dirname -- "$dir")" "take group search back from $dir"; who=root
+      fi
+      change as_who "$who" chmod g-x -- "$dir"
+    done < <(sort -u -- "$STATE_SEARCH_ADDED")
+    [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_SEARCH_ADDED"
   fi
-  [ -f "$STATE_DIR/pgdata-mode.before" ] || { say "apply.sh did not change the data directory's mode"; return; }
+  [ -f "$STATE_PGDATA_MODE_BEFORE" ] || { say "apply.sh did not change the data directory's mode"; return; }
   local before
-  before=$(cat "$STATE_DIR/pgdata-mode.before")
+  before=$(cat -- "$STATE_PGDATA_MODE_BEFORE")
+  case "$before" in ''|*[!0-7]*) die "$STATE_PGDATA_MODE_BEFORE does not hold a mode" ;; esac
   if [ "$((8#$before & 8#070))" != 0 ]; then say "the data directory had group access before apply.sh: left as is"; return; fi
-  change chmod "$before" "$PGDATA"
+  change as_owner chmod -- "$before" "$PGDATA"
   # The same roots apply.sh opened: PGDATA, and a pg_wal or tablespaces it links to.
-  local roots; mapfile -t roots < <(pgdata_roots)
-  change find "${roots[@]}" \( -type d -o -type f \) -perm /g+rwx -exec chmod g-rwx {} +
-  [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/pgdata-mode.before"
+  change datadir_revoke
+  [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_PGDATA_MODE_BEFORE"
   RESTART_REASONS+=("data_directory_mode returns to $before only at the next start")
 }
 
@@ -209,9 +219,9 @@ step_os_user() {
   if id -nG "$BACKUP_USER" | tr ' ' '\n' | grep -qxF -- "$PG_GROUP"; then
     change gpasswd --delete "$BACKUP_USER" "$PG_GROUP"
   fi
-  if [ "$REMOVE_USER" = 1 ] && [ -f "$STATE_DIR/created-user" ]; then
+  if [ "$REMOVE_USER" = 1 ] && [ -f "$STATE_CREATED_USER" ]; then
     change userdel "$BACKUP_USER"
-    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/created-user"
+    [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_CREATED_USER"
   fi
 }
 

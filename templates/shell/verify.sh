@@ -18,8 +18,8 @@ Exit status: 0 every check holds, 1 some check failed, 2 usage.
 USAGE
 }
 
-{% include "shell/_plan.sh" %}
-{% include "shell/_lib.sh" %}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSED=0
 FAILED=0
@@ -57,18 +57,16 @@ in_group() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$2"; }
 primary_group_is() { [ "$(id -gn "$1" 2>/dev/null)" = "$2" ]; }
 path_matches() { [ -z "$(path_drift "$@")" ]; }
 nothing_printed() { [ -z "$("$@")" ]; }
-pgdata_unreadable_entry() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d ! -perm -g+rx -print -quit \) -o \( -type f ! -perm -g+r -print -quit \) 2>/dev/null
-}
-pgdata_writable_entry() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d -o -type f \) -perm /g+w,o+rwx -print -quit 2>/dev/null
+# The data-directory rule (lib/datadir.sh, as the cluster owner): the first entry that
+# breaks it, or the refused root.
+datadir_first_breaking() {
+  datadir_load_roots || { printf '%s\n' "$DATADIR_PROBLEM"; return; }
+  datadir_find -print -quit -- -print -quit 2>/dev/null
 }
 # Tries to create a file as a user; removes it if that unexpectedly worked.
 can_create() {  # user directory
   local probe="$2/.pgbr-verify-probe.$$"
-  if runuser -u "$1" -- touch "$probe"; then rm -f "$probe"; return 0; fi
+  if runuser -u "$1" -- touch "$probe"; then runuser -u "$1" -- rm -f -- "$probe"; return 0; fi
   return 1
 }
 role_psql() {  # database host-or-socket sql
@@ -101,13 +99,10 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
+  for_installed_files verify_installed_file configs
 {% if c.patroni %}
   echo "== Patroni"
-  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/$SRC_PATRONI_HOOK" "$PATRONI_HOOK"
-  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/$SRC_PATRONI_POST_BOOTSTRAP" "$PATRONI_POST_BOOTSTRAP"
-  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/$SRC_PATRONI_UMASK_DROPIN" "$PATRONI_UMASK_DROPIN"
+  for_installed_files verify_installed_file patroni-scripts
   local callback
   for callback in "${PATRONI_CALLBACKS[@]}"; do
     check "$PATRONI_CONFIG runs the hook on $callback" names_hook "$callback"
@@ -124,18 +119,18 @@ main() {
   for parent in "${SEARCH_PATHS[@]}"; do
     check "$BACKUP_USER can search $parent" as_user "$BACKUP_USER" test -x "$parent"
   done
-  check "no entry of the data directory lacks group read" nothing_printed pgdata_unreadable_entry
-  check "no entry of the data directory is group-writable or open to others" nothing_printed pgdata_writable_entry
+  check "every entry of the data directory (tablespaces, a linked pg_wal) gives group read, no group write, nothing to others" nothing_printed datadir_first_breaking
   check "$BACKUP_USER can read global/pg_control" as_user "$BACKUP_USER" test -r "$PGDATA/global/pg_control"
   check_denied "$BACKUP_USER cannot create a file in the data directory" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA"
   check_denied "$BACKUP_USER cannot create a file in global/" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA/global"
   check_not "$BACKUP_USER cannot write PG_VERSION" as_user "$BACKUP_USER" test -w "$PGDATA/PG_VERSION"
-  check "data_directory_mode is 0750 in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = 0750 ]
+  check "data_directory_mode is $DD_MODE in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = "$DD_MODE" ]
 
   echo "== repository"
   check_denied "cluster owner $PG_OWNER cannot create a file in the repository" 'Permission denied' can_create "$PG_OWNER" "$REPOSITORY"
   check_not "cluster owner $PG_OWNER cannot enter the repository" as_user "$PG_OWNER" test -x "$REPOSITORY"
   if systemd_running; then
+    for_installed_files verify_installed_file tls-server
     check "$UNIT_NAME is active" unit_active
   fi
   check "the TLS server answers server-ping on $TLS_HOST:$TLS_PORT" tls_server_ping

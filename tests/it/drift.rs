@@ -11,7 +11,7 @@ use std::process::Command;
 /// Reads a bash array or variable from the plan block of a generated script.
 fn plan_values(apply: &Path, expr: &str) -> Vec<String> {
     let script = format!(
-        "eval \"$(sed -n '/^CLUSTER=/,/^)$/p' '{}')\"; printf '%s\\n' {expr}",
+        "eval \"$(awk '/^CLUSTER=/ {{ on = 1 }} on {{ print }} on && /^MANAGED_PATHS=/ {{ m = 1 }} m && /^\\)$/ {{ exit }}' '{}')\"; printf '%s\\n' {expr}",
         apply.display()
     );
     let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
@@ -34,7 +34,7 @@ fn chown(path: &Path, owner: &str, group: &str) {
 
 /// Lays out under `root` what apply.sh would leave on a host, from the plan block.
 fn deploy(root: &Path, tree: &Path) {
-    let apply = tree.join("shell/apply.sh");
+    let apply = tree.join("shell/lib.sh");
     let managed = plan_values(&apply, "\"${MANAGED_PATHS[@]}\"");
     let on_root = |p: &str| root.join(p.trim_start_matches('/'));
     for entry in managed.chunks(5) {

@@ -26,9 +26,11 @@ fn assert_scripts_clean(scripts: &[std::path::PathBuf]) {
             script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        // -x from the script's directory: apply/rollback/verify source lib.sh beside them.
         let out = Command::new(&shellcheck)
-            .arg("--severity=style")
-            .arg(script)
+            .args(["--severity=style", "-x"])
+            .arg(script.file_name().unwrap())
+            .current_dir(script.parent().unwrap())
             .output()
             .unwrap();
         assert!(
@@ -60,13 +62,14 @@ fn quoted_names_keep_scripts_clean() {
     let scripts = generated_scripts(&policy, &out);
     assert_scripts_clean(&scripts);
     // The values reach the script only inside single quotes.
-    let apply = std::fs::read_to_string(out.join("q/shell/apply.sh")).unwrap();
+    let apply = std::fs::read_to_string(out.join("q/shell/lib.sh")).unwrap();
     assert!(
         apply.contains(r#"ROLE_NAME='it'\''s a $(role) `x`'"#),
         "role name not single-quoted"
     );
-    // And executing the plan block yields exactly the values.
-    let plan_block: String = apply
+    // And executing the plan block (in lib.sh, which the scripts source) yields exactly the values.
+    let lib = std::fs::read_to_string(out.join("q/shell/lib.sh")).unwrap();
+    let plan_block: String = lib
         .lines()
         .skip_while(|l| !l.starts_with("CLUSTER="))
         .take_while(|l| !l.starts_with("STATE_DIR="))

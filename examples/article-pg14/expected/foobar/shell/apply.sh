@@ -11,271 +11,34 @@
 # Every step checks before it changes; a second run changes nothing and says so. A
 # failure leaves the host as it was or in a state the next run repairs. PostgreSQL is
 # never restarted unless --restart is given; the end says whether a restart is needed.
-set -euo pipefail
+set -Eeuo pipefail
 umask 022
+# A command that fails where no step expected it still says where, before the exit.
+trap 'printf "[%s] ERROR: unexpected failure of: %s (line %s)\n" "${STEP:-start}" "$BASH_COMMAND" "$LINENO" >&2' ERR
 
 usage() {
   cat <<'USAGE'
-Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--help]
+Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--step NAME]... [--help]
 
   --dry-run           show what would change; change nothing
+  --step NAME         run only this step (repeatable; preflight always runs), in the
+                      order below: os-user ssh-key paths data-directory
+                      configs tls sql password pg_hba tls-server stanza archive restart
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
                       background as the backup user, pid in the state directory
+
+Every step checks before it changes; the last line says "[finish] no change: ..." or
+"[finish] N change(s) ...". Root acts by path only in directories no other user can
+write; in the data directory and the hba directory it acts as the cluster owner, in the
+backup user's home as the backup user (README, "Security model").
 Exit status: 0 done (see the last lines for a pending restart), 1 failed, 2 usage.
 USAGE
 }
 
-# ---- The plan, as data. Every value was shell-quoted by pgbr-policy; nothing below
-# ---- this block contains a policy value.
-CLUSTER=foobar
-PG_MAJOR=14
-PGDATA=/var/lib/pgsql/14/data
-PG_OWNER=postgres
-PG_GROUP=postgres
-PG_SOCKET=/run/postgresql
-PG_PORT=5432
-PG_BIN=/usr/pgsql-14/bin
-PG_SERVICE=postgresql-14.service
-HBA_FILE=''     # empty: asked from the server (SHOW hba_file)
-IDENT_FILE=''
-HAS_IDENT_VIEW=0
-SEARCH_PATHS=( /var/lib/pgsql/14 /var/lib/pgsql /var/lib /var /run/postgresql /run )
-BACKUP_USER=pgbackrest
-BACKUP_GROUP=pgbackrest
-BACKUP_HOME=/home/pgbackrest
-BACKUP_SHELL=/bin/bash
-BACKUP_SSH_KEY=0
-ROLE_NAME=backrest
-ROLE_DB=postgres
-ROLE_AUTH=peer
-PASSWORD_FILE=''
-PASSWORD_ENV=''
-PGBACKREST=/usr/bin/pgbackrest
-STANZA=foobar
-REPOSITORY=/var/lib/pgbackrest
-REPO_CONF=/etc/pgbackrest/foobar/repository.conf
-DB_CONF=/etc/pgbackrest/foobar/database.conf
-TLS_DIR=/etc/pgbackrest/foobar/tls
-TLS_ADDRESS=127.0.0.1
-TLS_HOST=localhost
-TLS_PORT=8432
-TLS_CA_CERT=/etc/pgbackrest/foobar/tls/ca.crt
-TLS_CA_KEY=/etc/pgbackrest/foobar/tls/ca.key
-TLS_SERVER_CERT=/etc/pgbackrest/foobar/tls/server.crt
-TLS_SERVER_KEY=/etc/pgbackrest/foobar/tls/server.key
-TLS_CLIENT_CERT=/etc/pgbackrest/foobar/tls/client.crt
-TLS_CLIENT_KEY=/etc/pgbackrest/foobar/tls/client.key
-TLS_SERVER_CN=localhost
-TLS_CLIENT_CN=pgbr-foobar-postgres
-UNIT_NAME=pgbr-tls-foobar.service
-UNIT_PATH=/etc/systemd/system/pgbr-tls-foobar.service
-TMPFILES_PATH=/etc/tmpfiles.d/pgbr-foobar.conf
-# The generated files installed on the host, relative to this cluster's directory.
-SRC_REPO_CONF=pgbackrest/repository.conf
-SRC_DB_CONF=pgbackrest/database.conf
-SRC_UNIT=systemd/pgbr-tls-foobar.service
-SRC_TMPFILES=systemd/pgbr-foobar.conf
-HBA_MARKER='pgbr-policy foobar'
-ARCHIVE_MANAGED=1
-ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/foobar/database.conf --stanza=foobar archive-push %p'
-STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
-
-# Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
-MANAGED_PATHS=(
-  pgdata /var/lib/pgsql/14/data postgres postgres 0750
-  dir /home/pgbackrest pgbackrest pgbackrest 0750
-  dir /var/lib/pgbackrest pgbackrest pgbackrest 0750
-  dir /tmp/pgbackrest-pgbackrest pgbackrest pgbackrest 0750
-  dir /var/log/pgbackrest-pgbackrest pgbackrest pgbackrest 0750
-  dir /tmp/pgbackrest postgres postgres 0750
-  dir /var/log/pgbackrest postgres postgres 0750
-  dir /var/spool/pgbackrest postgres postgres 0750
-  dir /etc/pgbackrest/foobar root root 0755
-  file /etc/pgbackrest/foobar/repository.conf root pgbackrest 0640
-  file /etc/pgbackrest/foobar/database.conf root postgres 0640
-  dir /etc/pgbackrest/foobar/tls root root 0755
-  key /etc/pgbackrest/foobar/tls/ca.key root root 0600
-  cert /etc/pgbackrest/foobar/tls/ca.crt root root 0644
-  key /etc/pgbackrest/foobar/tls/server.key pgbackrest pgbackrest 0600
-  cert /etc/pgbackrest/foobar/tls/server.crt pgbackrest pgbackrest 0644
-  key /etc/pgbackrest/foobar/tls/client.key postgres postgres 0600
-  cert /etc/pgbackrest/foobar/tls/client.crt postgres postgres 0644
-)
-
-# ---- Helpers shared by apply.sh, rollback.sh and verify.sh.
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ARTIFACTS=$(dirname "$HERE")
-DRY_RUN=0
-CHANGES=0
-STEP=start
-
-say() { printf '[%s] %s\n' "$STEP" "$*"; }
-warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
-die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-
-# Runs a changing command, or shows it under --dry-run.
-change() {
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
-  else
-    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
-    "$@"
-  fi
-}
-
-as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
-
-psql_bin() {
-  if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
-}
-
-# psql reads -d as a connection string when the value holds `=` or starts with a URI
-# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
-# and a password, elsewhere): the name always goes inside one, quoted for libpq.
-conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
-
-# psql as the cluster owner over the Unix socket; extra arguments follow.
-owner_psql() {
-  local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
-}
-
-# One value from the server, as the cluster owner.
-owner_query() { owner_psql "$ROLE_DB" -At -c "$1"; }
-
-server_running() { as_user "$PG_OWNER" "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; }
-
-uid_of() { id -u "$1" 2>/dev/null; }
-gid_of() { getent group "$1" | cut -d: -f3; }
-
-# "uid gid mode" of a path (numeric, as facts.md advises: no name lookups per entry).
-stat_of() { stat -c '%u %g %a' "$1" 2>/dev/null; }
-
-# What differs between a path and its planned owner, group and mode: prints
-# "owner", "group", "mode" words (nothing when it matches), or "missing".
-path_drift() {  # path owner group mode
-  local now uid gid mode
-  now=$(stat_of "$1") || { echo missing; return; }
-  read -r uid gid mode <<<"$now"
-  [ "$uid" = "$(uid_of "$2")" ] || echo owner
-  [ "$gid" = "$(gid_of "$3")" ] || echo group
-  [ "$((8#$mode))" = "$((8#$4))" ] || echo mode
-}
-
-# The roots to walk for group read: PGDATA, plus tablespaces and a pg_wal symlinked
-# elsewhere (pgBackRest follows both).
-pgdata_roots() {
-  printf '%s\n' "$PGDATA"
-  local link
-  for link in "$PGDATA"/pg_tblspc/* "$PGDATA"/pg_wal; do
-    if [ -L "$link" ]; then readlink -f "$link"; fi
-  done
-}
-
-# Entries in the data directory that lack group read (or search), or that grant group
-# write or anything to others. One stat per entry, no fork per entry (facts.md §8).
-pgdata_needing_fix() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -print \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -print \) 2>/dev/null || true
-}
-
-# The marker-delimited block of this cluster removed from a file's content (stdout).
-without_block() {
-  awk -v begin="# BEGIN $HBA_MARKER" -v end="# END $HBA_MARKER" '
-    function is_marker(line, m) { return substr(line, 1, length(m)) == m && (length(line) == length(m) || substr(line, length(m) + 1, 1) == " ") }
-    is_marker($0, begin) { skipping = 1; next }
-    skipping && is_marker($0, end) { skipping = 0; next }
-    !skipping { print }
-  ' "$1"
-}
-
-# A setting as the configuration files ask for it (ALTER SYSTEM included), even before a
-# restart applies it; SHOW would print "(disabled)" for archive_command while archiving is off.
-configured_setting() {
-  owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
-}
-
-# What ALTER SYSTEM (postgresql.auto.conf) holds for a setting: "1 value", or "0" when unset.
-auto_conf_setting() {
-  owner_query "SELECT coalesce((SELECT '1 ' || setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1), '0')"
-}
-
-live_file() {  # hba|ident -> the path the server reads
-  local configured=$1 setting=$2
-  if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
-}
-
-hba_errors() {
-  owner_query "SELECT line_number || ': ' || error FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL"
-  if [ "$HAS_IDENT_VIEW" = 1 ]; then
-    owner_query "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_catalog.pg_ident_file_mappings WHERE error IS NOT NULL"
-  fi
-}
-
-# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
-# failure the temporary file is removed (it sits next to the target, often in PGDATA).
-replace_content() {  # target content-file
-  local target=$1 content=$2 tmp
-  tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
-    rm -f "$tmp"
-    return 1
-  fi
-}
-
-# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
-# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
-# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
-# run then splices the block afresh (it strips any block it finds first).
-HBA_PENDING=()
-restore_hba_files() {
-  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
-  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
-  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
-  HBA_PENDING=()
-}
-hba_pending() {  # hba ident (their copies are already in the state directory)
-  HBA_PENDING=("$1" "$2")
-  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
-}
-hba_settled() { HBA_PENDING=(); trap - EXIT; }
-
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-
-# server-ping only proves that something listens (it skips certificate checks); a short
-# io-timeout because a refused connection otherwise takes 2 x 60 s to report.
-tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
-
-# The TLS server started by apply.sh --start-tls-server, from its pid file: printed
-# only while that pid is still that server. A pid is reused once its process ends, and
-# a `kill` of a stale one, as root, hits whatever runs under it now (a postmaster, say).
-tls_server_pid() {
-  local pid cmdline
-  pid=$(cat "$STATE_DIR/tls-server.pid" 2>/dev/null) || return 1
-  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
-  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
-  case "$cmdline" in *" --config=$REPO_CONF server "*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
-}
-
-systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
-
-need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
-
-# Restarts with pg_ctl, which reuses the postmaster's own options (postmaster.opts). Its
-# output goes to a log in the state directory, not into PGDATA (it would be backed up).
-pg_ctl_restart() {
-  local log="$STATE_DIR/postgres-restart.log"
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would restart PostgreSQL with pg_ctl (log: $log)"; return; fi
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  touch "$log"; chown "$PG_OWNER" "$log"; chmod 0640 "$log"
-  CHANGES=$((CHANGES + 1)); say "restarting PostgreSQL (pg_ctl restart -m fast; log: $log)"
-  runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
-}
-
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RESTART=0
 START_TLS=0
@@ -288,7 +51,8 @@ step_preflight() {
   [ -x "$PG_BIN/pg_ctl" ] || die "$PG_BIN/pg_ctl not found: set postgres.bin_directory in the policy"
   [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
   getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
-  [ "$(stat -c %U "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
+  [ ! -L "$PGDATA" ] || die "$PGDATA is a symbolic link: set postgres.data_directory to the real directory"
+  [ "$(stat -c %U -- "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
   command -v openssl >/dev/null || die "openssl not found: install it"
   server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role, grants and pg_hba validation need it)"
   local version
@@ -299,27 +63,40 @@ step_preflight() {
   [ "$(owner_query "SELECT current_user")" != "$ROLE_NAME" ] || die "the backup role $ROLE_NAME is the role $PG_OWNER connects as: give the backup role a name of its own"
   # A key kept 0600 inside PGDATA cannot be made group-readable (PostgreSQL refuses a
   # group-readable key it owns) and makes every backup fail ([041] unable to open file).
+  # Outside PGDATA it must stay unreadable to the cluster's group, which the backup user
+  # joins: root's, mode 0600 (PostgreSQL reads a root-owned key when it is 0640 root:<owner's
+  # group> only; keep that group the owner's own, not one the backup user is in).
   local ssl key
   ssl=$(owner_query "SHOW ssl")
   if [ "$ssl" = on ]; then
     key=$(owner_query "SHOW ssl_key_file")
     case "$key" in /*) ;; *) key="$PGDATA/$key" ;; esac
-    case "$(readlink -f "$key")" in
-      "$(readlink -f "$PGDATA")"/*) die "ssl_key_file $key is inside the data directory: move it out (e.g. /etc/ssl/private, owned by root, group $PG_GROUP, 0640) before applying" ;;
+    case "$(readlink -f -- "$key")" in
+      "$(readlink -f -- "$PGDATA")"/*) die "ssl_key_file $key is inside the data directory: move it out (e.g. /etc/ssl/private, owned by $PG_OWNER, mode 0600) before applying" ;;
     esac
+    if [ "$(stat -L -c %G -- "$key" 2>/dev/null)" = "$PG_GROUP" ] && (( 8#$(stat -L -c %a -- "$key") & 8#040 )); then
+      die "ssl_key_file $key is readable by group $PG_GROUP, which $BACKUP_USER joins: make it $PG_OWNER's, mode 0600"
+    fi
   fi
   say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
 }
 
+# As root: users and groups (useradd makes the home inside /home or wherever the plan
+# says, a directory root alone can write; ensure_dir checks it in step paths).
 step_os_user() {
   STEP=os-user
   if ! getent group "$BACKUP_GROUP" >/dev/null; then
     change groupadd --system "$BACKUP_GROUP"
   fi
   if ! getent passwd "$BACKUP_USER" >/dev/null; then
+    if [ -e "$BACKUP_HOME" ] || [ -L "$BACKUP_HOME" ]; then
+      die "$BACKUP_HOME exists before its user $BACKUP_USER: refused (remove it, or set backup_user.home to a new path)"
+    fi
+    make_parents "$BACKUP_HOME"
+    [ "$DRY_RUN" = 1 ] || root_acts_in "$(dirname -- "$BACKUP_HOME")" "create $BACKUP_HOME"
     change useradd --system --gid "$BACKUP_GROUP" --groups "$PG_GROUP" --home-dir "$BACKUP_HOME" \
       --create-home --shell "$BACKUP_SHELL" --comment "pgBackRest backups (pgbr-policy)" "$BACKUP_USER"
-    [ "$DRY_RUN" = 1 ] || { mkdir -p "$STATE_DIR"; touch "$STATE_DIR/created-user"; }
+    [ "$DRY_RUN" = 1 ] || { state_dir_ready; : | state_write "$STATE_CREATED_USER"; }
     return
   fi
   if [ "$(id -gn "$BACKUP_USER")" != "$BACKUP_GROUP" ]; then
@@ -331,255 +108,106 @@ step_os_user() {
   say "backup user $BACKUP_USER (group $BACKUP_GROUP, member of $PG_GROUP)"
 }
 
+# As the backup user, in its own home: root never follows a link planted there.
 step_ssh_key() {
   STEP=ssh-key
   [ "$BACKUP_SSH_KEY" = 1 ] || return 0
-  if [ ! -f "$BACKUP_HOME/.ssh/id_ed25519" ]; then
-    change install -d -o "$BACKUP_USER" -g "$BACKUP_GROUP" -m 0700 "$BACKUP_HOME/.ssh"
-    change runuser -u "$BACKUP_USER" -- ssh-keygen -q -t ed25519 -N '' -C "$BACKUP_USER@pgbr-policy" -f "$BACKUP_HOME/.ssh/id_ed25519"
+  if [ "$DRY_RUN" = 1 ] && ! getent passwd "$BACKUP_USER" >/dev/null; then
+    CHANGES=$((CHANGES + 1)); say "would make $BACKUP_HOME/.ssh/id_ed25519 as $BACKUP_USER once it exists"; return
+  fi
+  if ! as_user "$BACKUP_USER" test -f "$BACKUP_HOME/.ssh/id_ed25519"; then
+    change as_user "$BACKUP_USER" bash -c 'set -e; umask 077
+      [ ! -L "$1/.ssh" ] || { echo "$1/.ssh is a symbolic link: refused" >&2; exit 1; }
+      mkdir -p -m 0700 -- "$1/.ssh"
+      ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1/.ssh/id_ed25519"' pgbr-ssh-key "$BACKUP_HOME" "$BACKUP_USER@pgbr-policy"
   fi
 }
 
-# Directories: created or corrected to the planned owner, group and mode.
-ensure_dir() {  # path owner group mode
-  local drift
-  if [ ! -e "$1" ]; then
-    change install -d -o "$2" -g "$3" -m "$4" "$1"
-    return
-  fi
-  if [ ! -d "$1" ] || [ -L "$1" ]; then die "$1 exists and is not a directory"; fi
-  drift=$(path_drift "$@")
-  case "$drift" in *owner*|*group*) change chown "$2:$3" "$1" ;; esac
-  case "$drift" in *mode*) change chmod "$4" "$1" ;; esac
-}
-
-# Files from the artifact tree: installed when their content differs, then modes.
-ensure_file() {  # source target owner group mode
-  local src=$1 target=$2
-  shift 2
-  if [ ! -f "$target" ] || ! cmp -s "$src" "$target"; then
-    if [ "$DRY_RUN" = 1 ]; then
-      CHANGES=$((CHANGES + 1)); say "would install $target"
-      if [ -f "$target" ]; then diff -u "$target" "$src" | sed 's/^/    /' || true; fi
-      return
-    fi
-    local tmp
-    tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-    cat "$src" > "$tmp"
-    chown "$1:$2" "$tmp"; chmod "$3" "$tmp"
-    mv -f "$tmp" "$target"
-    CHANGES=$((CHANGES + 1)); say "installed $target"
-    FILES_CHANGED+=("$target")
-    return
-  fi
-  local drift
-  drift=$(path_drift "$target" "$@")
-  case "$drift" in *owner*|*group*) change chown "$1:$2" "$target" ;; esac
-  case "$drift" in *mode*) change chmod "$3" "$target" ;; esac
-}
-FILES_CHANGED=()
-
+# As root, for every planned directory (ensure_dir: inside directories root alone can
+# write; a link or a directory of another user is refused by name).
 step_paths() {
   STEP=paths
-  local i kind path owner group mode
+  local i kind path owner group mode adopt
   for ((i = 0; i < ${#MANAGED_PATHS[@]}; i += 5)); do
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     [ "$kind" = dir ] || continue
     if [ "$DRY_RUN" = 1 ] && ! getent passwd "$owner" >/dev/null; then
       say "would create $path ($owner:$group $mode) once $owner exists"; CHANGES=$((CHANGES + 1)); continue
     fi
-    ensure_dir "$path" "$owner" "$group" "$mode"
+    # Debian's package gives the repository to the cluster owner: taken over (below).
+    adopt=""; [ "$path" != "$REPOSITORY" ] || adopt=$PG_OWNER
+    ensure_dir "$path" "$owner" "$group" "$mode" "$adopt"
   done
-  # The repository belongs to the backup user alone (facts.md §3); files a previous
-  # layout left owned by someone else are handed over, touching only those.
-  if [ -d "$REPOSITORY" ] && getent passwd "$BACKUP_USER" >/dev/null; then
-    local foreign
-    foreign=$(find "$REPOSITORY" \( ! -uid "$(uid_of "$BACKUP_USER")" -o ! -gid "$(gid_of "$BACKUP_GROUP")" \) -print -quit)
-    if [ -n "$foreign" ]; then
-      change find "$REPOSITORY" \( ! -uid "$(uid_of "$BACKUP_USER")" -o ! -gid "$(gid_of "$BACKUP_GROUP")" \) -exec chown -h "$BACKUP_USER:$BACKUP_GROUP" {} +
-    fi
+  repository_handover
+}
+
+# The repository belongs to the backup user alone (facts.md §3). Entries a previous
+# layout left to someone else are handed over with `chown -R -P`: it walks by
+# descriptor and never follows a link, so an entry swapped during the walk cannot
+# redirect it (find -exec chown can be raced). Root, because only root can give files
+# away; the repository itself was checked by ensure_dir. A read-only probe first, so a
+# re-run changes nothing.
+repository_handover() {
+  [ -d "$REPOSITORY" ] && getent passwd "$BACKUP_USER" >/dev/null || return 0
+  local foreign
+  foreign=$(find -P "$REPOSITORY" \( ! -uid "$(uid_of "$BACKUP_USER")" -o ! -gid "$(gid_of "$BACKUP_GROUP")" \) -print -quit 2>/dev/null || true)
+  if [ -n "$foreign" ]; then
+    change chown -R -P -h -- "$BACKUP_USER:$BACKUP_GROUP" "$REPOSITORY"
   fi
 }
 
+# The data directory's parents need search (x) for the backup user; then the
+# data-directory rule (lib/datadir.sh, as the cluster owner).
 step_pgdata() {
   STEP=data-directory
-  # The data directory's parents and the socket directory need search (x) for the
-  # backup user. Only a directory in the cluster's group is changed; anything else is
-  # the operator's decision.
-  local parent
+  local parent who
   for parent in "${SEARCH_PATHS[@]}"; do
     if getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -x "$parent"; then continue; fi
-    if [ "$(stat -c %G "$parent")" = "$PG_GROUP" ]; then
-      change chmod g+x "$parent"
-      if [ "$DRY_RUN" = 0 ]; then mkdir -p "$STATE_DIR"; printf '%s\n' "$parent" >> "$STATE_DIR/search-added"; fi
-    elif [ "$DRY_RUN" = 1 ]; then
-      say "would check that $BACKUP_USER can search $parent"
-    else
-      die "$BACKUP_USER cannot search $parent (owner $(stat -c %U:%G "$parent"), mode $(stat -c %a "$parent")): give it o+x, or group $PG_GROUP with g+x"
+    if [ "$(stat -L -c %G -- "$parent")" != "$PG_GROUP" ]; then
+      if [ "$DRY_RUN" = 1 ]; then say "would check that $BACKUP_USER can search $parent"; continue; fi
+      die "$BACKUP_USER cannot search $parent (owner $(stat -c %U:%G -- "$parent"), mode $(stat -c %a -- "$parent")): give it o+x, or group $PG_GROUP with g+x"
+    fi
+    # Only a directory in the cluster's group is changed, by its owner when that is the
+    # cluster owner, by root when no other user can write where it lies.
+    if [ "$(stat -L -c %u -- "$parent")" = "$(uid_of "$PG_OWNER")" ]; then who=$PG_OWNER; else
+      root_acts_in "$(dirname -- "$parent")" "give group search to $parent"; who=root
+    fi
+    change as_who "$who" chmod g+x -- "$parent"
+    if [ "$DRY_RUN" = 0 ]; then
+      { cat "$STATE_SEARCH_ADDED" 2>/dev/null || true; printf '%s\n' "$parent"; } | state_write "$STATE_SEARCH_ADDED"
     fi
   done
-  if [ "$((8#$(stat -c %a "$PGDATA")))" != "$((8#750))" ]; then
-    if [ "$DRY_RUN" = 0 ] && [ ! -f "$STATE_DIR/pgdata-mode.before" ]; then
-      mkdir -p "$STATE_DIR"; stat -c %a "$PGDATA" > "$STATE_DIR/pgdata-mode.before"
+  if [ "$((8#$(stat -c %a -- "$PGDATA")))" != "$((8#$DD_MODE))" ]; then
+    if [ "$DRY_RUN" = 0 ] && [ ! -f "$STATE_PGDATA_MODE_BEFORE" ]; then
+      stat -c %a -- "$PGDATA" | state_write "$STATE_PGDATA_MODE_BEFORE"
     fi
-    change chmod 0750 "$PGDATA"
+    change as_owner chmod -- "$DD_MODE" "$PGDATA"
   fi
-  fix_data_tree
-  local mode
-  mode=$(owner_query "SHOW data_directory_mode")
-  if [ "$mode" != 0750 ]; then
-    RESTART_REASONS+=("data_directory_mode is $mode: PostgreSQL applies the data directory's group access only at start; until then new files stay unreadable to $BACKUP_USER")
-  fi
-}
-
-# Group read on every entry of the data directory (and tablespaces, a linked pg_wal).
-# No fork per file; files PostgreSQL deletes meanwhile are ignored.
-fix_data_tree() {
   local count
   if [ "$DRY_RUN" = 1 ]; then
-    count=$(pgdata_needing_fix | wc -l)
+    datadir_load_roots || die "$DATADIR_PROBLEM"
+    count=$(datadir_breaking | wc -l)
     if [ "$count" -gt 0 ]; then
-      CHANGES=$((CHANGES + 1)); say "would give group read to $count entries (and remove group write / other access)"
+      CHANGES=$((CHANGES + 1)); say "would give group read to $count entries (and remove group write / other access), as $PG_OWNER"
     fi
   else
-    # A first conversion changes nearly every entry: then one `chmod -R` is cheapest.
-    # Otherwise (a re-run, a few new files) only the entries that need it are touched.
-    # The probe stops after the first 1000 it finds; with none found it has walked the
-    # tree once and nothing else runs.
-    count=$(pgdata_needing_fix | head -n 1000 | wc -l)
-    if [ "$count" -ge 1000 ]; then
-      local roots output; mapfile -t roots < <(pgdata_roots)
-      output=$(chmod -R g+rX,g-w,o-rwx "${roots[@]}" 2>&1) || true
-      die_on_chmod_errors "chmod -R g+rX,g-w,o-rwx on the data directory" <<<"$output"
-      CHANGES=$((CHANGES + 1)); say "gave group read to the whole tree (1000+ entries needed it; chmod -R g+rX,g-w,o-rwx)"
-    elif [ "$count" -gt 0 ]; then
-      count=$(fix_pgdata)
-      CHANGES=$((CHANGES + 1)); say "gave group read to $count entries"
-    fi
+    datadir_fix || die "giving group read in the data directory failed: $DATADIR_ERRORS"
+    case "$DATADIR_FIXED" in
+      0) ;;
+      all) CHANGES=$((CHANGES + 1)); say "gave group read to the whole tree as $PG_OWNER (chmod -R $DD_TREE_FIX: $DD_BULK_THRESHOLD+ entries needed it)" ;;
+      *) CHANGES=$((CHANGES + 1)); say "gave group read to $DATADIR_FIXED entries as $PG_OWNER" ;;
+    esac
   fi
-}
-
-# Fixes what pgdata_needing_fix would list, in the same single walk (batched chmod), and
-# prints how many entries it changed. An error other than an entry PostgreSQL removed
-# meanwhile (an immutable file, a read-only mount) stops the run.
-fix_pgdata() {
-  local roots output; mapfile -t roots < <(pgdata_roots)
-  output=$(find "${roots[@]}" -ignore_readdir_race \
-    \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -printf 'fix\n' -exec chmod g+rx,g-w,o-rwx {} + \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -printf 'fix\n' -exec chmod g+r,g-w,o-rwx {} + \) 2>&1) || true
-  die_on_chmod_errors "giving group read in the data directory" <<<"$output"
-  grep -cx fix <<<"$output" || true
-}
-
-# Reads the output of find/chmod; dies naming the first errors, unless they are only about
-# entries that vanished meanwhile (PostgreSQL removes files all the time).
-die_on_chmod_errors() {  # what-was-done
-  local errors
-  errors=$(grep -v -e '^fix$' -e '^$' -e 'No such file or directory' || true)
-  [ -z "$errors" ] || die "$1 failed: $(head -n 3 <<<"$errors" | tr '\n' ' ')"
 }
 
 step_configs() {
   STEP=configs
-  ensure_file "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF" root "$BACKUP_GROUP" 0640
-  ensure_file "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF" root "$PG_GROUP" 0640
-}
-
-# Makes key+certificate pairs with openssl, on this host: no key ever leaves it.
-issue_cert() {  # key cert cn san owner group
-  local key=$1 cert=$2 cn=$3 san=$4 owner=$5 group=$6 csr
-  if [ -s "$key" ] && [ -s "$cert" ] && openssl verify -CAfile "$TLS_CA_CERT" "$cert" >/dev/null 2>&1 \
-     && openssl x509 -in "$cert" -noout -subject -nameopt RFC2253 | grep -qxF "subject=CN=$cn" \
-     && openssl x509 -in "$cert" -noout -checkend 2592000 >/dev/null; then
-    ensure_owner_mode "$key" "$owner" "$group" 0600
-    ensure_owner_mode "$cert" "$owner" "$group" 0644
-    return
-  fi
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would issue $cert (CN=$cn)"; return; fi
-  csr=$(mktemp)
-  (umask 077; openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$key.new" -out "$csr" -subj "/CN=$cn" 2>/dev/null)
-  openssl x509 -req -in "$csr" -CA "$TLS_CA_CERT" -CAkey "$TLS_CA_KEY" -set_serial "0x$(openssl rand -hex 16)" -days 825 \
-    -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san") -out "$cert.new" 2>/dev/null
-  rm -f "$csr"
-  chown "$owner:$group" "$key.new" "$cert.new"; chmod 0600 "$key.new"; chmod 0644 "$cert.new"
-  mv -f "$key.new" "$key"; mv -f "$cert.new" "$cert"
-  CHANGES=$((CHANGES + 1)); say "issued $cert (CN=$cn)"
-  TLS_CHANGED=1
-}
-TLS_CHANGED=0
-
-ensure_owner_mode() {  # path owner group mode
-  local drift
-  drift=$(path_drift "$@")
-  case "$drift" in *owner*|*group*) change chown "$2:$3" "$1" ;; esac
-  case "$drift" in *mode*) change chmod "$4" "$1" ;; esac
+  for_installed_files install_file configs
 }
 
 step_tls() {
   STEP=tls
-  if [ ! -s "$TLS_CA_KEY" ] || [ ! -s "$TLS_CA_CERT" ]; then
-    if [ "$DRY_RUN" = 1 ]; then
-      CHANGES=$((CHANGES + 1)); say "would create the CA in $TLS_DIR and issue the server and client certificates"; return
-    fi
-    (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-      -keyout "$TLS_CA_KEY" -out "$TLS_CA_CERT" -subj "/CN=pgbr-policy CA $CLUSTER" 2>/dev/null)
-    chmod 0644 "$TLS_CA_CERT"
-    CHANGES=$((CHANGES + 1)); say "created the CA $TLS_CA_CERT"
-  fi
-  ensure_owner_mode "$TLS_CA_KEY" root root 0600
-  ensure_owner_mode "$TLS_CA_CERT" root root 0644
-  local server_san="DNS:$TLS_SERVER_CN"
-  case "$TLS_ADDRESS" in *[!0-9.]*) ;; *) server_san="$server_san,IP:$TLS_ADDRESS" ;; esac
-  issue_cert "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_SERVER_CN" "$server_san" "$BACKUP_USER" "$BACKUP_GROUP"
-  issue_cert "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT" "$TLS_CLIENT_CN" "DNS:$TLS_CLIENT_CN" "$PG_OWNER" "$PG_GROUP"
-}
-
-step_tls_server() {
-  STEP=tls-server
-  local unit_src="$ARTIFACTS/$SRC_UNIT"
-  ensure_file "$unit_src" "$UNIT_PATH" root root 0644
-  ensure_file "$ARTIFACTS/$SRC_TMPFILES" "$TMPFILES_PATH" root root 0644
-  [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
-  local restart_server=0
-  if [ "$TLS_CHANGED" = 1 ] || [ "${#FILES_CHANGED[@]}" -gt 0 ]; then restart_server=1; fi
-  if systemd_running; then
-    systemd-tmpfiles --create "$TMPFILES_PATH"
-    systemctl daemon-reload
-    if ! systemctl is-enabled --quiet "$UNIT_NAME"; then change systemctl enable "$UNIT_NAME"; fi
-    if ! systemctl is-active --quiet "$UNIT_NAME"; then
-      change systemctl start "$UNIT_NAME"
-    elif [ "$restart_server" = 1 ]; then
-      change systemctl restart "$UNIT_NAME"
-    fi
-  else
-    local pidfile="$STATE_DIR/tls-server.pid" pid
-    pid=$(tls_server_pid) || pid=""
-    if [ -n "$pid" ] && [ "$restart_server" = 1 ]; then
-      change kill "$pid"; sleep 1; pid=""
-    fi
-    if [ -z "$pid" ]; then
-      if tls_server_ping; then
-        say "a TLS server already answers on $TLS_HOST:$TLS_PORT (not started by this script)"
-      elif [ "$START_TLS" = 1 ]; then
-        mkdir -p "$STATE_DIR"
-        setsid runuser -u "$BACKUP_USER" -- "$PGBACKREST" --config="$REPO_CONF" server </dev/null >/dev/null 2>&1 &
-        echo $! > "$pidfile"
-        CHANGES=$((CHANGES + 1)); say "started the TLS server in the background (pid $(cat "$pidfile"))"
-      else
-        say "systemd is not running here: start the TLS server as $BACKUP_USER and keep it running, e.g."
-        printf '    runuser -u %q -- %q --config=%q server\n' "$BACKUP_USER" "$PGBACKREST" "$REPO_CONF"
-        say "or re-run with --start-tls-server; then run apply.sh again to finish (stanza, archive_command)"
-        exit 1
-      fi
-    fi
-  fi
-  local tries=0
-  until tls_server_ping; do
-    tries=$((tries + 1))
-    [ "$tries" -lt 20 ] || die "the TLS server does not answer server-ping on $TLS_HOST:$TLS_PORT (see $UNIT_NAME, and the log path in $REPO_CONF)"
-    sleep 0.5
-  done
-  say "TLS server answers on $TLS_HOST:$TLS_PORT"
+  tls_material
 }
 
 # A fingerprint of the role's privileges, to tell whether apply.sql changed anything.
@@ -609,31 +237,26 @@ step_sql() {
   fi
 }
 
-# libpq's .pgpass escaping: `:` and `\` inside a field are backslash-escaped.
-pgpass_field() { printf '%s' "$1" | sed -e 's/[\\:]/\\&/g'; }
-
-# scram-sha-256 only: the password is read now, from the file or variable the policy
-# names; the server receives its SCRAM verifier (computed here by `pgbr-policy
-# scram-verifier`, fed on stdin), never the password; the backup user's .pgpass (0600)
-# holds it for libpq. Nothing secret is ever a command argument.
+# scram-sha-256 only: the password was read at start (take_password) from the file or
+# variable the policy names; the server receives its SCRAM verifier (computed here by
+# `pgbr-policy scram-verifier`, fed on stdin), never the password; the backup user's
+# .pgpass (0600, written by that user: lib/pgpass.sh) holds it for libpq. Nothing secret
+# is ever a command argument or in the environment of a process of another user.
 step_password() {
   STEP=password
   [ "$ROLE_AUTH" = scram-sha-256 ] || return 0
-  local password
+  local password=$PASSWORD_VALUE
   if [ -n "$PASSWORD_FILE" ]; then
-    [ -f "$PASSWORD_FILE" ] || die "password file $PASSWORD_FILE does not exist"
-    if [ "$(stat -c %u "$PASSWORD_FILE")" != 0 ] || [ "$(( 8#$(stat -c %a "$PASSWORD_FILE") & 8#077 ))" != 0 ]; then
+    if [ ! -f "$PASSWORD_FILE" ] || [ -L "$PASSWORD_FILE" ]; then die "password file $PASSWORD_FILE does not exist or is not a regular file"; fi
+    if [ "$(stat -c %u -- "$PASSWORD_FILE")" != 0 ] || [ "$(( 8#$(stat -c %a -- "$PASSWORD_FILE") & 8#077 ))" != 0 ]; then
       die "password file $PASSWORD_FILE must be owned by root and mode 0600 or stricter"
     fi
-    password=$(head -n 1 "$PASSWORD_FILE")
-  else
-    password=${!PASSWORD_ENV:-}
+    password=$(head -n 1 -- "$PASSWORD_FILE")
   fi
   [ -n "$password" ] || die "no password: ${PASSWORD_FILE:-\$$PASSWORD_ENV} is empty"
-  local pgpass="$BACKUP_HOME/.pgpass" line tmp
-  line="$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):$(pgpass_field "$password")"
-  # Does the role already accept this password? (PGPASSWORD is in the environment, not argv.)
-  if PGPASSWORD=$password runuser -u "$PG_OWNER" --preserve-environment -- "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$ROLE_DB")" -c 'SELECT 1' >/dev/null 2>&1; then
+  # Does the role already accept this password? psql runs as root (its environment,
+  # which holds PGPASSWORD, is root's to read alone).
+  if PGPASSWORD=$password "$(psql_bin)" -X -q -w -h "$PG_SOCKET" -p "$PG_PORT" -U "$ROLE_NAME" -d "$(conninfo_db "$ROLE_DB")" -c 'SELECT 1' >/dev/null 2>&1; then
     say "role $ROLE_NAME already has this password"
   elif [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would set the password of $ROLE_NAME (as a SCRAM verifier)"
@@ -646,45 +269,47 @@ step_password() {
     printf '%s\n' "\\set verifier '$verifier'" "ALTER ROLE :\"role\" PASSWORD :'verifier';" | owner_psql "$ROLE_DB" -v role="$ROLE_NAME" >/dev/null
     CHANGES=$((CHANGES + 1)); say "password of $ROLE_NAME set (SCRAM verifier; the password itself never reached the server)"
   fi
-  if [ -f "$pgpass" ] && grep -qxF -- "$line" "$pgpass" && [ -z "$(path_drift "$pgpass" "$BACKUP_USER" "$BACKUP_GROUP" 0600)" ]; then
-    return 0
-  fi
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would write $pgpass (0600)"; return; fi
-  tmp=$(mktemp "$BACKUP_HOME/.pgpass.XXXXXX")
-  { [ -f "$pgpass" ] && grep -vF -- "$(pgpass_field "$PG_SOCKET"):$PG_PORT:$(pgpass_field "$ROLE_DB"):$(pgpass_field "$ROLE_NAME"):" "$pgpass"; printf '%s\n' "$line"; } > "$tmp" || true
-  chown "$BACKUP_USER:$BACKUP_GROUP" "$tmp"; chmod 0600 "$tmp"
-  mv -f "$tmp" "$pgpass"
-  CHANGES=$((CHANGES + 1)); say "wrote $pgpass (0600, readable by $BACKUP_USER only)"
+  local line
+  line="$(pgpass_prefix)$(pgpass_field "$password")"
+  if printf '%s\n' "$line" | pgpass_holds; then return 0; fi
+  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would write $BACKUP_HOME/.pgpass (0600) as $BACKUP_USER"; return; fi
+  printf '%s\n' "$line" | pgpass_write || die "cannot write $BACKUP_HOME/.pgpass as $BACKUP_USER"
+  CHANGES=$((CHANGES + 1)); say "wrote $BACKUP_HOME/.pgpass as $BACKUP_USER (0600, readable by $BACKUP_USER only)"
 }
 
+# The block spliced at the top of both live files (lib/hba_block.sh): read and written
+# as the user who owns their directory (the cluster owner on Debian and RHEL), never by
+# root there; the new content is assembled in root's state directory.
 step_hba() {
   STEP=pg_hba
-  local hba ident new_hba new_ident errors
+  local hba ident hba_user ident_user errors
   hba=$(live_file "$HBA_FILE" hba_file)
   ident=$(live_file "$IDENT_FILE" ident_file)
-  new_hba=$(mktemp); new_ident=$(mktemp)
-  { cat "$ARTIFACTS/hba/pg_hba.conf.snippet"; without_block "$hba"; } > "$new_hba"
-  { cat "$ARTIFACTS/hba/pg_ident.conf.snippet"; without_block "$ident"; } > "$new_ident"
-  if cmp -s "$new_hba" "$hba" && cmp -s "$new_ident" "$ident"; then
-    rm -f "$new_hba" "$new_ident"; say "$hba and $ident already start with the block"; return
+  hba_user=$(hba_user_of "$hba") || exit 1
+  ident_user=$(hba_user_of "$ident") || exit 1
+  hba_check_grammar "$hba_user" "$hba"; hba_check_grammar "$ident_user" "$ident"
+  if hba_spliced "$hba_user" "$hba" hba/pg_hba.conf.snippet && hba_spliced "$ident_user" "$ident" hba/pg_ident.conf.snippet; then
+    say "$hba and $ident already start with the block"; return
   fi
   if [ "$DRY_RUN" = 1 ]; then
-    CHANGES=$((CHANGES + 1)); say "would put the block at the top of $hba and $ident:"
-    diff -u "$hba" "$new_hba" | sed 's/^/    /' || true
-    diff -u "$ident" "$new_ident" | sed 's/^/    /' || true
-    rm -f "$new_hba" "$new_ident"; return
+    CHANGES=$((CHANGES + 1)); say "would put the block at the top of $hba and $ident (as $hba_user):"
+    diff -u --label "$hba" --label "$hba (new)" <(as_who "$hba_user" cat -- "$hba") <(hba_spliced_content "$hba_user" "$hba" hba/pg_hba.conf.snippet) | sed 's/^/    /' || true
+    diff -u --label "$ident" --label "$ident (new)" <(as_who "$ident_user" cat -- "$ident") <(hba_spliced_content "$ident_user" "$ident" hba/pg_ident.conf.snippet) | sed 's/^/    /' || true
+    return
   fi
   # Never reload over a file that is already invalid: that is someone else's change.
   errors=$(hba_errors)
-  [ -z "$errors" ] || { rm -f "$new_hba" "$new_ident"; die "the live pg_hba.conf/pg_ident.conf already have errors; fix them first, nothing was changed:
-$errors"; }
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  [ -f "$STATE_DIR/pg_hba.conf.orig" ] || cp -p "$hba" "$STATE_DIR/pg_hba.conf.orig"
-  [ -f "$STATE_DIR/pg_ident.conf.orig" ] || cp -p "$ident" "$STATE_DIR/pg_ident.conf.orig"
-  cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
-  hba_pending "$hba" "$ident"
-  replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
-  rm -f "$new_hba" "$new_ident"
+  [ -z "$errors" ] || die "the live pg_hba.conf/pg_ident.conf already have errors; fix them first, nothing was changed:
+$errors"
+  # Copies in root's state directory: the files as they were before the first change
+  # (kept once), and as they are now (restored if validation fails).
+  [ -f "$STATE_HBA_ORIG" ] || as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_ORIG"
+  [ -f "$STATE_IDENT_ORIG" ] || as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_ORIG"
+  as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_BEFORE"
+  as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_BEFORE"
+  hba_pending "$hba_user" "$hba" "$ident_user" "$ident"
+  hba_spliced_content "$hba_user" "$hba" hba/pg_hba.conf.snippet | hba_write "$hba_user" "$hba"
+  hba_spliced_content "$ident_user" "$ident" hba/pg_ident.conf.snippet | hba_write "$ident_user" "$ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
     restore_hba_files
@@ -693,12 +318,58 @@ $errors"
   fi
   hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
-  CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident, validated with pg_hba_file_rules, reloaded"
+  CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident (as $hba_user), validated with pg_hba_file_rules, reloaded"
+}
+
+step_tls_server() {
+  STEP=tls-server
+  for_installed_files install_file tls-server
+  [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
+  local restart_server=0
+  if [ "$TLS_CHANGED" = 1 ] || [ "${#FILES_CHANGED[@]}" -gt 0 ]; then restart_server=1; fi
+  if systemd_running; then
+    systemd-tmpfiles --create "$TMPFILES_PATH"
+    systemctl daemon-reload
+    if ! systemctl is-enabled --quiet "$UNIT_NAME"; then change systemctl enable "$UNIT_NAME"; fi
+    if ! systemctl is-active --quiet "$UNIT_NAME"; then
+      change systemctl start "$UNIT_NAME"
+    elif [ "$restart_server" = 1 ]; then
+      change systemctl restart "$UNIT_NAME"
+    fi
+  else
+    local pid
+    pid=$(tls_server_pid) || pid=""
+    if [ -n "$pid" ] && [ "$restart_server" = 1 ]; then
+      change kill "$pid"; sleep 1; pid=""
+    fi
+    if [ -z "$pid" ]; then
+      if tls_server_ping; then
+        say "a TLS server already answers on $TLS_HOST:$TLS_PORT (not started by this script)"
+      elif [ "$START_TLS" = 1 ]; then
+        state_dir_ready
+        setsid runuser -u "$BACKUP_USER" -- "$PGBACKREST" --config="$REPO_CONF" server </dev/null >/dev/null 2>&1 &
+        echo $! | state_write "$STATE_TLS_SERVER_PID"
+        CHANGES=$((CHANGES + 1)); say "started the TLS server in the background (pid $(cat "$STATE_TLS_SERVER_PID"))"
+      else
+        say "systemd is not running here: start the TLS server as $BACKUP_USER and keep it running, e.g."
+        printf '    runuser -u %q -- %q --config=%q server\n' "$BACKUP_USER" "$PGBACKREST" "$REPO_CONF"
+        say "or re-run with --start-tls-server; then run apply.sh again to finish (stanza, archive_command)"
+        exit 1
+      fi
+    fi
+  fi
+  local tries=0
+  until tls_server_ping; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 20 ] || die "the TLS server does not answer server-ping on $TLS_HOST:$TLS_PORT (see $UNIT_NAME, and the log path in $REPO_CONF)"
+    sleep 0.5
+  done
+  say "TLS server answers on $TLS_HOST:$TLS_PORT"
 }
 
 step_stanza() {
   STEP=stanza
-  if [ -f "$REPOSITORY/backup/$STANZA/backup.info" ]; then
+  if getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -f "$REPOSITORY/backup/$STANZA/backup.info"; then
     say "stanza $STANZA exists"; return
   fi
   change runuser -u "$PG_OWNER" -- "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn stanza-create
@@ -714,10 +385,9 @@ step_archive() {
     if [ "$DRY_RUN" = 1 ]; then
       CHANGES=$((CHANGES + 1)); say "would set archive_mode=on and archive_command to: $ARCHIVE_COMMAND"
     else
-      mkdir -p "$STATE_DIR"
       # What ALTER SYSTEM held before, for rollback.sh (RESET when it held nothing).
-      if [ ! -f "$STATE_DIR/archive.before" ]; then
-        { auto_conf_setting archive_mode; auto_conf_setting archive_command; } > "$STATE_DIR/archive.before"
+      if [ ! -f "$STATE_ARCHIVE_BEFORE" ]; then
+        { auto_conf_setting archive_mode; auto_conf_setting archive_command; } | state_write "$STATE_ARCHIVE_BEFORE"
       fi
       # ALTER SYSTEM cannot run inside a transaction block: no --single-transaction.
       owner_psql "$ROLE_DB" -f - < "$ARTIFACTS/sql/archive.sql" >/dev/null
@@ -726,21 +396,32 @@ step_archive() {
   else
     say "archive_command already set"
   fi
-  if [ "$(owner_query "SHOW archive_mode")" = off ]; then
-    RESTART_REASONS+=("archive_mode is off in the running server: it changes only at start; until then no WAL is archived and backups cannot complete")
-  fi
 }
 
-restart_postgres() {
+# Restarts only with --restart, only when the server's state says it is needed
+# (pending_restart_reasons), then gives group read to what PostgreSQL created meanwhile.
+step_restart() {
   STEP=restart
+  pending_restart_reasons
+  [ "${#RESTART_REASONS[@]}" -gt 0 ] || return 0
+  if [ "$RESTART" = 0 ] || [ "$DRY_RUN" = 1 ]; then
+    say "RESTART REQUIRED (not done: re-run with --restart, or restart PostgreSQL in your window):"
+    local reason
+    for reason in "${RESTART_REASONS[@]}"; do printf '    - %s\n' "$reason"; done
+    return 0
+  fi
   if systemd_running && systemctl is-active --quiet "$PG_SERVICE"; then
     change systemctl restart "$PG_SERVICE"
   else
     pg_ctl_restart
   fi
   # Files created between the chmod and the restart are still 0600: one more pass.
-  fix_pgdata >/dev/null
+  datadir_fix || die "giving group read in the data directory failed: $DATADIR_ERRORS"
 }
+
+STEPS=(os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server stanza archive restart)
+SELECTED=()
+selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 
 main() {
   while [ $# -gt 0 ]; do
@@ -748,35 +429,30 @@ main() {
       --dry-run) DRY_RUN=1 ;;
       --restart) RESTART=1 ;;
       --start-tls-server) START_TLS=1 ;;
+      --step)
+        [[ " ${STEPS[*]} " == *" ${2:-none} "* ]] || { printf 'apply.sh: unknown step %q (steps: %s)\n' "${2:-}" "${STEPS[*]}" >&2; exit 2; }
+        SELECTED+=("$2"); shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage >&2; exit 2 ;;
     esac
     shift
   done
+  take_password
   step_preflight
-  step_os_user
-  step_ssh_key
-  step_paths
-  step_pgdata
-  step_configs
-  step_tls
-  step_sql
-  step_password
-  step_hba
-  step_tls_server
-  step_stanza
-  step_archive
+  if selected os-user; then step_os_user; fi
+  if selected ssh-key; then step_ssh_key; fi
+  if selected paths; then step_paths; fi
+  if selected data-directory; then step_pgdata; fi
+  if selected configs; then step_configs; fi
+  if selected tls; then step_tls; fi
+  if selected sql; then step_sql; fi
+  if selected password; then step_password; fi
+  if selected pg_hba; then step_hba; fi
+  if selected tls-server; then step_tls_server; fi
+  if selected stanza; then step_stanza; fi
+  if selected archive; then step_archive; fi
+  if selected restart; then step_restart; fi
   STEP=finish
-  if [ "${#RESTART_REASONS[@]}" -gt 0 ]; then
-    if [ "$RESTART" = 1 ] && [ "$DRY_RUN" = 0 ]; then
-      restart_postgres
-      STEP=finish
-    else
-      say "RESTART REQUIRED (not done: re-run with --restart, or restart PostgreSQL in your window):"
-      local reason
-      for reason in "${RESTART_REASONS[@]}"; do printf '    - %s\n' "$reason"; done
-    fi
-  fi
   if [ "$CHANGES" = 0 ]; then
     say "no change: the host already matches the plan"
   elif [ "$DRY_RUN" = 1 ]; then

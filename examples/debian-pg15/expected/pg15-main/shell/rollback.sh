@@ -10,8 +10,10 @@
 #
 # It never deletes the repository (it holds the backups) or the logs, and never removes
 # the backup user unless --remove-user. Safe to re-run.
-set -euo pipefail
+set -Eeuo pipefail
 umask 022
+# A command that fails where no step expected it still says where, before the exit.
+trap 'printf "[%s] ERROR: unexpected failure of: %s (line %s)\n" "${STEP:-start}" "$BASH_COMMAND" "$LINENO" >&2' ERR
 
 usage() {
   cat <<'USAGE'
@@ -25,255 +27,8 @@ Exit status: 0 done, 1 failed, 2 usage.
 USAGE
 }
 
-# ---- The plan, as data. Every value was shell-quoted by pgbr-policy; nothing below
-# ---- this block contains a policy value.
-CLUSTER=pg15-main
-PG_MAJOR=15
-PGDATA=/var/lib/postgresql/15/main
-PG_OWNER=postgres
-PG_GROUP=postgres
-PG_SOCKET=/var/run/postgresql
-PG_PORT=5432
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_SERVICE=postgresql@15-main.service
-HBA_FILE=/etc/postgresql/15/main/pg_hba.conf     # empty: asked from the server (SHOW hba_file)
-IDENT_FILE=/etc/postgresql/15/main/pg_ident.conf
-HAS_IDENT_VIEW=1
-SEARCH_PATHS=( /var/lib/postgresql/15 /var/lib/postgresql /var/lib /var /var/run/postgresql /var/run )
-BACKUP_USER=backup_pg
-BACKUP_GROUP=backup_pg
-BACKUP_HOME=/var/lib/backup_pg
-BACKUP_SHELL=/bin/bash
-BACKUP_SSH_KEY=0
-ROLE_NAME=pgbr_backup
-ROLE_DB=postgres
-ROLE_AUTH=peer
-PASSWORD_FILE=''
-PASSWORD_ENV=''
-PGBACKREST=/usr/bin/pgbackrest
-STANZA=main
-REPOSITORY=/var/lib/pgbackrest
-REPO_CONF=/etc/pgbackrest/pg15-main/repository.conf
-DB_CONF=/etc/pgbackrest/pg15-main/database.conf
-TLS_DIR=/etc/pgbackrest/pg15-main/tls
-TLS_ADDRESS=127.0.0.1
-TLS_HOST=localhost
-TLS_PORT=8432
-TLS_CA_CERT=/etc/pgbackrest/pg15-main/tls/ca.crt
-TLS_CA_KEY=/etc/pgbackrest/pg15-main/tls/ca.key
-TLS_SERVER_CERT=/etc/pgbackrest/pg15-main/tls/server.crt
-TLS_SERVER_KEY=/etc/pgbackrest/pg15-main/tls/server.key
-TLS_CLIENT_CERT=/etc/pgbackrest/pg15-main/tls/client.crt
-TLS_CLIENT_KEY=/etc/pgbackrest/pg15-main/tls/client.key
-TLS_SERVER_CN=localhost
-TLS_CLIENT_CN=pgbr-pg15-main-postgres
-UNIT_NAME=pgbr-tls-pg15-main.service
-UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
-TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
-# The generated files installed on the host, relative to this cluster's directory.
-SRC_REPO_CONF=pgbackrest/repository.conf
-SRC_DB_CONF=pgbackrest/database.conf
-SRC_UNIT=systemd/pgbr-tls-pg15-main.service
-SRC_TMPFILES=systemd/pgbr-pg15-main.conf
-HBA_MARKER='pgbr-policy pg15-main'
-ARCHIVE_MANAGED=1
-ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
-STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
-
-# Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
-MANAGED_PATHS=(
-  pgdata /var/lib/postgresql/15/main postgres postgres 0750
-  dir /var/lib/backup_pg backup_pg backup_pg 0750
-  dir /var/lib/pgbackrest backup_pg backup_pg 0750
-  dir /tmp/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /var/log/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /tmp/pgbackrest postgres postgres 0750
-  dir /var/log/pgbackrest postgres postgres 0750
-  dir /var/spool/pgbackrest postgres postgres 0750
-  dir /etc/pgbackrest/pg15-main root root 0755
-  file /etc/pgbackrest/pg15-main/repository.conf root backup_pg 0640
-  file /etc/pgbackrest/pg15-main/database.conf root postgres 0640
-  dir /etc/pgbackrest/pg15-main/tls root root 0755
-  key /etc/pgbackrest/pg15-main/tls/ca.key root root 0600
-  cert /etc/pgbackrest/pg15-main/tls/ca.crt root root 0644
-  key /etc/pgbackrest/pg15-main/tls/server.key backup_pg backup_pg 0600
-  cert /etc/pgbackrest/pg15-main/tls/server.crt backup_pg backup_pg 0644
-  key /etc/pgbackrest/pg15-main/tls/client.key postgres postgres 0600
-  cert /etc/pgbackrest/pg15-main/tls/client.crt postgres postgres 0644
-)
-
-# ---- Helpers shared by apply.sh, rollback.sh and verify.sh.
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ARTIFACTS=$(dirname "$HERE")
-DRY_RUN=0
-CHANGES=0
-STEP=start
-
-say() { printf '[%s] %s\n' "$STEP" "$*"; }
-warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
-die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-
-# Runs a changing command, or shows it under --dry-run.
-change() {
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
-  else
-    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
-    "$@"
-  fi
-}
-
-as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
-
-psql_bin() {
-  if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
-}
-
-# psql reads -d as a connection string when the value holds `=` or starts with a URI
-# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
-# and a password, elsewhere): the name always goes inside one, quoted for libpq.
-conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
-
-# psql as the cluster owner over the Unix socket; extra arguments follow.
-owner_psql() {
-  local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
-}
-
-# One value from the server, as the cluster owner.
-owner_query() { owner_psql "$ROLE_DB" -At -c "$1"; }
-
-server_running() { as_user "$PG_OWNER" "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; }
-
-uid_of() { id -u "$1" 2>/dev/null; }
-gid_of() { getent group "$1" | cut -d: -f3; }
-
-# "uid gid mode" of a path (numeric, as facts.md advises: no name lookups per entry).
-stat_of() { stat -c '%u %g %a' "$1" 2>/dev/null; }
-
-# What differs between a path and its planned owner, group and mode: prints
-# "owner", "group", "mode" words (nothing when it matches), or "missing".
-path_drift() {  # path owner group mode
-  local now uid gid mode
-  now=$(stat_of "$1") || { echo missing; return; }
-  read -r uid gid mode <<<"$now"
-  [ "$uid" = "$(uid_of "$2")" ] || echo owner
-  [ "$gid" = "$(gid_of "$3")" ] || echo group
-  [ "$((8#$mode))" = "$((8#$4))" ] || echo mode
-}
-
-# The roots to walk for group read: PGDATA, plus tablespaces and a pg_wal symlinked
-# elsewhere (pgBackRest follows both).
-pgdata_roots() {
-  printf '%s\n' "$PGDATA"
-  local link
-  for link in "$PGDATA"/pg_tblspc/* "$PGDATA"/pg_wal; do
-    if [ -L "$link" ]; then readlink -f "$link"; fi
-  done
-}
-
-# Entries in the data directory that lack group read (or search), or that grant group
-# write or anything to others. One stat per entry, no fork per entry (facts.md §8).
-pgdata_needing_fix() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -print \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -print \) 2>/dev/null || true
-}
-
-# The marker-delimited block of this cluster removed from a file's content (stdout).
-without_block() {
-  awk -v begin="# BEGIN $HBA_MARKER" -v end="# END $HBA_MARKER" '
-    function is_marker(line, m) { return substr(line, 1, length(m)) == m && (length(line) == length(m) || substr(line, length(m) + 1, 1) == " ") }
-    is_marker($0, begin) { skipping = 1; next }
-    skipping && is_marker($0, end) { skipping = 0; next }
-    !skipping { print }
-  ' "$1"
-}
-
-# A setting as the configuration files ask for it (ALTER SYSTEM included), even before a
-# restart applies it; SHOW would print "(disabled)" for archive_command while archiving is off.
-configured_setting() {
-  owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
-}
-
-# What ALTER SYSTEM (postgresql.auto.conf) holds for a setting: "1 value", or "0" when unset.
-auto_conf_setting() {
-  owner_query "SELECT coalesce((SELECT '1 ' || setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1), '0')"
-}
-
-live_file() {  # hba|ident -> the path the server reads
-  local configured=$1 setting=$2
-  if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
-}
-
-hba_errors() {
-  owner_query "SELECT line_number || ': ' || error FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL"
-  if [ "$HAS_IDENT_VIEW" = 1 ]; then
-    owner_query "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_catalog.pg_ident_file_mappings WHERE error IS NOT NULL"
-  fi
-}
-
-# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
-# failure the temporary file is removed (it sits next to the target, often in PGDATA).
-replace_content() {  # target content-file
-  local target=$1 content=$2 tmp
-  tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
-    rm -f "$tmp"
-    return 1
-  fi
-}
-
-# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
-# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
-# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
-# run then splices the block afresh (it strips any block it finds first).
-HBA_PENDING=()
-restore_hba_files() {
-  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
-  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
-  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
-  HBA_PENDING=()
-}
-hba_pending() {  # hba ident (their copies are already in the state directory)
-  HBA_PENDING=("$1" "$2")
-  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
-}
-hba_settled() { HBA_PENDING=(); trap - EXIT; }
-
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-
-# server-ping only proves that something listens (it skips certificate checks); a short
-# io-timeout because a refused connection otherwise takes 2 x 60 s to report.
-tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
-
-# The TLS server started by apply.sh --start-tls-server, from its pid file: printed
-# only while that pid is still that server. A pid is reused once its process ends, and
-# a `kill` of a stale one, as root, hits whatever runs under it now (a postmaster, say).
-tls_server_pid() {
-  local pid cmdline
-  pid=$(cat "$STATE_DIR/tls-server.pid" 2>/dev/null) || return 1
-  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
-  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
-  case "$cmdline" in *" --config=$REPO_CONF server "*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
-}
-
-systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
-
-need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
-
-# Restarts with pg_ctl, which reuses the postmaster's own options (postmaster.opts). Its
-# output goes to a log in the state directory, not into PGDATA (it would be backed up).
-pg_ctl_restart() {
-  local log="$STATE_DIR/postgres-restart.log"
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would restart PostgreSQL with pg_ctl (log: $log)"; return; fi
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  touch "$log"; chown "$PG_OWNER" "$log"; chmod 0640 "$log"
-  CHANGES=$((CHANGES + 1)); say "restarting PostgreSQL (pg_ctl restart -m fast; log: $log)"
-  runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
-}
-
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RESTART=0
 REMOVE_USER=0
@@ -282,9 +37,9 @@ RESTART_REASONS=()
 step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || return 0
-  [ -f "$STATE_DIR/archive.before" ] || { say "apply.sh did not change the archive settings"; return; }
+  [ -f "$STATE_ARCHIVE_BEFORE" ] || { say "apply.sh did not change the archive settings"; return; }
   local mode command sql=()
-  { IFS= read -r mode; IFS= read -r command; } < "$STATE_DIR/archive.before"
+  { IFS= read -r mode; IFS= read -r command; } < "$STATE_ARCHIVE_BEFORE"
   if [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would restore archive_mode and archive_command as ALTER SYSTEM held them before apply.sh"; return
   fi
@@ -293,7 +48,7 @@ step_archive() {
   case "$command" in "1 "*) sql+=("ALTER SYSTEM SET archive_command = :'command';") ;; *) sql+=("ALTER SYSTEM RESET archive_command;") ;; esac
   sql+=("SELECT pg_catalog.pg_reload_conf();")
   printf '%s\n' "${sql[@]}" | owner_psql "$ROLE_DB" -v mode="${mode#1 }" -v command="${command#1 }" >/dev/null
-  rm -f "$STATE_DIR/archive.before"
+  rm -f -- "$STATE_ARCHIVE_BEFORE"
   CHANGES=$((CHANGES + 1)); say "archive_mode and archive_command restored"
   if [ "$(owner_query "SHOW archive_mode")" != "$(configured_setting archive_mode)" ]; then
     RESTART_REASONS+=("archive_mode goes back to $(configured_setting archive_mode) only at the next start")
@@ -305,37 +60,36 @@ step_tls_server() {
   if systemd_running && [ -f "$UNIT_PATH" ]; then
     change systemctl disable --now "$UNIT_NAME"
   fi
-  if [ -f "$STATE_DIR/tls-server.pid" ]; then
+  if [ -f "$STATE_TLS_SERVER_PID" ]; then
     local pid
     if pid=$(tls_server_pid); then change kill "$pid"; fi
-    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/tls-server.pid"
+    [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_TLS_SERVER_PID"
   fi
-  local file
-  for file in "$UNIT_PATH" "$TMPFILES_PATH"; do
-    if [ -f "$file" ]; then change rm -f "$file"; fi
-  done
+  for_installed_files remove_installed_file tls-server
   if systemd_running && [ "$DRY_RUN" = 0 ]; then systemctl daemon-reload; fi
 }
 
+# The block taken out of both live files, as the user who owns their directory
+# (lib/hba_block.sh), validated, restored if invalid.
 step_hba() {
   STEP=pg_hba
-  local hba ident new_hba new_ident errors
+  local hba ident hba_user ident_user errors
   hba=$(live_file "$HBA_FILE" hba_file)
   ident=$(live_file "$IDENT_FILE" ident_file)
-  new_hba=$(mktemp); new_ident=$(mktemp)
-  without_block "$hba" > "$new_hba"; without_block "$ident" > "$new_ident"
-  if cmp -s "$new_hba" "$hba" && cmp -s "$new_ident" "$ident"; then
-    rm -f "$new_hba" "$new_ident"; say "no block for $CLUSTER in $hba or $ident"; return
+  hba_user=$(hba_user_of "$hba") || exit 1
+  ident_user=$(hba_user_of "$ident") || exit 1
+  hba_check_grammar "$hba_user" "$hba"; hba_check_grammar "$ident_user" "$ident"
+  if ! hba_has_block "$hba_user" "$hba" && ! hba_has_block "$ident_user" "$ident"; then
+    say "no block for $CLUSTER in $hba or $ident"; return
   fi
   if [ "$DRY_RUN" = 1 ]; then
-    CHANGES=$((CHANGES + 1)); say "would remove the block from $hba and $ident"
-    rm -f "$new_hba" "$new_ident"; return
+    CHANGES=$((CHANGES + 1)); say "would remove the block from $hba and $ident (as $hba_user)"; return
   fi
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  cp -p "$hba" "$STATE_DIR/pg_hba.conf.before"; cp -p "$ident" "$STATE_DIR/pg_ident.conf.before"
-  hba_pending "$hba" "$ident"
-  replace_content "$hba" "$new_hba"; replace_content "$ident" "$new_ident"
-  rm -f "$new_hba" "$new_ident"
+  as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_BEFORE"
+  as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_BEFORE"
+  hba_pending "$hba_user" "$hba" "$ident_user" "$ident"
+  hba_unspliced_content "$hba_user" "$hba" | hba_write "$hba_user" "$hba"
+  hba_unspliced_content "$ident_user" "$ident" | hba_write "$ident_user" "$ident"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
     restore_hba_files
@@ -344,7 +98,7 @@ $errors"
   fi
   hba_settled
   owner_query "SELECT pg_catalog.pg_reload_conf()" >/dev/null
-  CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident, reloaded"
+  CHANGES=$((CHANGES + 1)); say "block removed from $hba and $ident (as $hba_user), reloaded"
 }
 
 step_sql() {
@@ -360,43 +114,51 @@ step_sql() {
 step_files() {
   STEP=files
   local file
-  if [ "$ROLE_AUTH" = scram-sha-256 ] && [ -f "$BACKUP_HOME/.pgpass" ]; then
-    change rm -f "$BACKUP_HOME/.pgpass"
+  # In the backup user's home: removed by the backup user.
+  if [ "$ROLE_AUTH" = scram-sha-256 ] && getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -e "$BACKUP_HOME/.pgpass"; then
+    change as_user "$BACKUP_USER" rm -f -- "$BACKUP_HOME/.pgpass"
   fi
-  for file in "$REPO_CONF" "$DB_CONF"; do
-    if [ -f "$file" ]; then change rm -f "$file"; fi
-  done
+  for_installed_files remove_installed_file configs
   # Only what apply.sh made there, then the directory if that left it empty: the policy
   # may name a directory that holds other files, so never a recursive removal.
-  for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
-    if [ -f "$file" ]; then change rm -f "$file"; fi
-  done
-  if [ -d "$TLS_DIR" ] && [ -z "$(ls -A "$TLS_DIR")" ]; then change rmdir "$TLS_DIR"; fi
+  if [ -d "$TLS_DIR" ] && [ ! -L "$TLS_DIR" ]; then
+    root_acts_in "$TLS_DIR" "remove TLS keys"
+    for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+      if [ -e "$file" ] || [ -L "$file" ]; then change rm -f -- "$file"; fi
+    done
+    if [ -z "$(ls -A -- "$TLS_DIR")" ]; then change rmdir -- "$TLS_DIR"; fi
+  fi
   local dir
-  for dir in "$(dirname "$REPO_CONF")" "$(dirname "$DB_CONF")"; do
-    if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then change rmdir "$dir"; fi
+  for dir in "$(dirname -- "$REPO_CONF")" "$(dirname -- "$DB_CONF")"; do
+    if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -z "$(ls -A -- "$dir")" ]; then change rmdir -- "$dir"; fi
   done
   say "kept: the repository $REPOSITORY (backups) and the log directories"
 }
 
+# Group search taken back from the directories apply.sh opened (by the same user that
+# opened them), then the data directory's group access (lib/datadir.sh, as the owner).
 step_pgdata() {
   STEP=data-directory
-  if [ -f "$STATE_DIR/search-added" ]; then
-    local dir
+  if [ -f "$STATE_SEARCH_ADDED" ]; then
+    local dir who
     while IFS= read -r dir; do
-      if [ -d "$dir" ]; then change chmod g-x "$dir"; fi
-    done < <(sort -u "$STATE_DIR/search-added")
-    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/search-added"
+      [ -d "$dir" ] || continue
+      if [ "$(stat -L -c %u -- "$dir")" = "$(uid_of "$PG_OWNER")" ]; then who=$PG_OWNER; else
+        root_acts_in "$(dirname -- "$dir")" "take group search back from $dir"; who=root
+      fi
+      change as_who "$who" chmod g-x -- "$dir"
+    done < <(sort -u -- "$STATE_SEARCH_ADDED")
+    [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_SEARCH_ADDED"
   fi
-  [ -f "$STATE_DIR/pgdata-mode.before" ] || { say "apply.sh did not change the data directory's mode"; return; }
+  [ -f "$STATE_PGDATA_MODE_BEFORE" ] || { say "apply.sh did not change the data directory's mode"; return; }
   local before
-  before=$(cat "$STATE_DIR/pgdata-mode.before")
+  before=$(cat -- "$STATE_PGDATA_MODE_BEFORE")
+  case "$before" in ''|*[!0-7]*) die "$STATE_PGDATA_MODE_BEFORE does not hold a mode" ;; esac
   if [ "$((8#$before & 8#070))" != 0 ]; then say "the data directory had group access before apply.sh: left as is"; return; fi
-  change chmod "$before" "$PGDATA"
+  change as_owner chmod -- "$before" "$PGDATA"
   # The same roots apply.sh opened: PGDATA, and a pg_wal or tablespaces it links to.
-  local roots; mapfile -t roots < <(pgdata_roots)
-  change find "${roots[@]}" \( -type d -o -type f \) -perm /g+rwx -exec chmod g-rwx {} +
-  [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/pgdata-mode.before"
+  change datadir_revoke
+  [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_PGDATA_MODE_BEFORE"
   RESTART_REASONS+=("data_directory_mode returns to $before only at the next start")
 }
 
@@ -406,9 +168,9 @@ step_os_user() {
   if id -nG "$BACKUP_USER" | tr ' ' '\n' | grep -qxF -- "$PG_GROUP"; then
     change gpasswd --delete "$BACKUP_USER" "$PG_GROUP"
   fi
-  if [ "$REMOVE_USER" = 1 ] && [ -f "$STATE_DIR/created-user" ]; then
+  if [ "$REMOVE_USER" = 1 ] && [ -f "$STATE_CREATED_USER" ]; then
     change userdel "$BACKUP_USER"
-    [ "$DRY_RUN" = 1 ] || rm -f "$STATE_DIR/created-user"
+    [ "$DRY_RUN" = 1 ] || rm -f -- "$STATE_CREATED_USER"
   fi
 }
 

@@ -18,255 +18,8 @@ Exit status: 0 every check holds, 1 some check failed, 2 usage.
 USAGE
 }
 
-# ---- The plan, as data. Every value was shell-quoted by pgbr-policy; nothing below
-# ---- this block contains a policy value.
-CLUSTER=pg15-main
-PG_MAJOR=15
-PGDATA=/var/lib/postgresql/15/main
-PG_OWNER=postgres
-PG_GROUP=postgres
-PG_SOCKET=/var/run/postgresql
-PG_PORT=5432
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_SERVICE=postgresql@15-main.service
-HBA_FILE=/etc/postgresql/15/main/pg_hba.conf     # empty: asked from the server (SHOW hba_file)
-IDENT_FILE=/etc/postgresql/15/main/pg_ident.conf
-HAS_IDENT_VIEW=1
-SEARCH_PATHS=( /var/lib/postgresql/15 /var/lib/postgresql /var/lib /var /var/run/postgresql /var/run )
-BACKUP_USER=backup_pg
-BACKUP_GROUP=backup_pg
-BACKUP_HOME=/var/lib/backup_pg
-BACKUP_SHELL=/bin/bash
-BACKUP_SSH_KEY=0
-ROLE_NAME=pgbr_backup
-ROLE_DB=postgres
-ROLE_AUTH=peer
-PASSWORD_FILE=''
-PASSWORD_ENV=''
-PGBACKREST=/usr/bin/pgbackrest
-STANZA=main
-REPOSITORY=/var/lib/pgbackrest
-REPO_CONF=/etc/pgbackrest/pg15-main/repository.conf
-DB_CONF=/etc/pgbackrest/pg15-main/database.conf
-TLS_DIR=/etc/pgbackrest/pg15-main/tls
-TLS_ADDRESS=127.0.0.1
-TLS_HOST=localhost
-TLS_PORT=8432
-TLS_CA_CERT=/etc/pgbackrest/pg15-main/tls/ca.crt
-TLS_CA_KEY=/etc/pgbackrest/pg15-main/tls/ca.key
-TLS_SERVER_CERT=/etc/pgbackrest/pg15-main/tls/server.crt
-TLS_SERVER_KEY=/etc/pgbackrest/pg15-main/tls/server.key
-TLS_CLIENT_CERT=/etc/pgbackrest/pg15-main/tls/client.crt
-TLS_CLIENT_KEY=/etc/pgbackrest/pg15-main/tls/client.key
-TLS_SERVER_CN=localhost
-TLS_CLIENT_CN=pgbr-pg15-main-postgres
-UNIT_NAME=pgbr-tls-pg15-main.service
-UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
-TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
-# The generated files installed on the host, relative to this cluster's directory.
-SRC_REPO_CONF=pgbackrest/repository.conf
-SRC_DB_CONF=pgbackrest/database.conf
-SRC_UNIT=systemd/pgbr-tls-pg15-main.service
-SRC_TMPFILES=systemd/pgbr-pg15-main.conf
-HBA_MARKER='pgbr-policy pg15-main'
-ARCHIVE_MANAGED=1
-ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
-STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
-
-# Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
-MANAGED_PATHS=(
-  pgdata /var/lib/postgresql/15/main postgres postgres 0750
-  dir /var/lib/backup_pg backup_pg backup_pg 0750
-  dir /var/lib/pgbackrest backup_pg backup_pg 0750
-  dir /tmp/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /var/log/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /tmp/pgbackrest postgres postgres 0750
-  dir /var/log/pgbackrest postgres postgres 0750
-  dir /var/spool/pgbackrest postgres postgres 0750
-  dir /etc/pgbackrest/pg15-main root root 0755
-  file /etc/pgbackrest/pg15-main/repository.conf root backup_pg 0640
-  file /etc/pgbackrest/pg15-main/database.conf root postgres 0640
-  dir /etc/pgbackrest/pg15-main/tls root root 0755
-  key /etc/pgbackrest/pg15-main/tls/ca.key root root 0600
-  cert /etc/pgbackrest/pg15-main/tls/ca.crt root root 0644
-  key /etc/pgbackrest/pg15-main/tls/server.key backup_pg backup_pg 0600
-  cert /etc/pgbackrest/pg15-main/tls/server.crt backup_pg backup_pg 0644
-  key /etc/pgbackrest/pg15-main/tls/client.key postgres postgres 0600
-  cert /etc/pgbackrest/pg15-main/tls/client.crt postgres postgres 0644
-)
-
-# ---- Helpers shared by apply.sh, rollback.sh and verify.sh.
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ARTIFACTS=$(dirname "$HERE")
-DRY_RUN=0
-CHANGES=0
-STEP=start
-
-say() { printf '[%s] %s\n' "$STEP" "$*"; }
-warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
-die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-
-# Runs a changing command, or shows it under --dry-run.
-change() {
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
-  else
-    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
-    "$@"
-  fi
-}
-
-as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
-
-psql_bin() {
-  if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
-}
-
-# psql reads -d as a connection string when the value holds `=` or starts with a URI
-# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
-# and a password, elsewhere): the name always goes inside one, quoted for libpq.
-conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
-
-# psql as the cluster owner over the Unix socket; extra arguments follow.
-owner_psql() {
-  local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
-}
-
-# One value from the server, as the cluster owner.
-owner_query() { owner_psql "$ROLE_DB" -At -c "$1"; }
-
-server_running() { as_user "$PG_OWNER" "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; }
-
-uid_of() { id -u "$1" 2>/dev/null; }
-gid_of() { getent group "$1" | cut -d: -f3; }
-
-# "uid gid mode" of a path (numeric, as facts.md advises: no name lookups per entry).
-stat_of() { stat -c '%u %g %a' "$1" 2>/dev/null; }
-
-# What differs between a path and its planned owner, group and mode: prints
-# "owner", "group", "mode" words (nothing when it matches), or "missing".
-path_drift() {  # path owner group mode
-  local now uid gid mode
-  now=$(stat_of "$1") || { echo missing; return; }
-  read -r uid gid mode <<<"$now"
-  [ "$uid" = "$(uid_of "$2")" ] || echo owner
-  [ "$gid" = "$(gid_of "$3")" ] || echo group
-  [ "$((8#$mode))" = "$((8#$4))" ] || echo mode
-}
-
-# The roots to walk for group read: PGDATA, plus tablespaces and a pg_wal symlinked
-# elsewhere (pgBackRest follows both).
-pgdata_roots() {
-  printf '%s\n' "$PGDATA"
-  local link
-  for link in "$PGDATA"/pg_tblspc/* "$PGDATA"/pg_wal; do
-    if [ -L "$link" ]; then readlink -f "$link"; fi
-  done
-}
-
-# Entries in the data directory that lack group read (or search), or that grant group
-# write or anything to others. One stat per entry, no fork per entry (facts.md §8).
-pgdata_needing_fix() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -print \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -print \) 2>/dev/null || true
-}
-
-# The marker-delimited block of this cluster removed from a file's content (stdout).
-without_block() {
-  awk -v begin="# BEGIN $HBA_MARKER" -v end="# END $HBA_MARKER" '
-    function is_marker(line, m) { return substr(line, 1, length(m)) == m && (length(line) == length(m) || substr(line, length(m) + 1, 1) == " ") }
-    is_marker($0, begin) { skipping = 1; next }
-    skipping && is_marker($0, end) { skipping = 0; next }
-    !skipping { print }
-  ' "$1"
-}
-
-# A setting as the configuration files ask for it (ALTER SYSTEM included), even before a
-# restart applies it; SHOW would print "(disabled)" for archive_command while archiving is off.
-configured_setting() {
-  owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
-}
-
-# What ALTER SYSTEM (postgresql.auto.conf) holds for a setting: "1 value", or "0" when unset.
-auto_conf_setting() {
-  owner_query "SELECT coalesce((SELECT '1 ' || setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1), '0')"
-}
-
-live_file() {  # hba|ident -> the path the server reads
-  local configured=$1 setting=$2
-  if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
-}
-
-hba_errors() {
-  owner_query "SELECT line_number || ': ' || error FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL"
-  if [ "$HAS_IDENT_VIEW" = 1 ]; then
-    owner_query "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_catalog.pg_ident_file_mappings WHERE error IS NOT NULL"
-  fi
-}
-
-# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
-# failure the temporary file is removed (it sits next to the target, often in PGDATA).
-replace_content() {  # target content-file
-  local target=$1 content=$2 tmp
-  tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
-    rm -f "$tmp"
-    return 1
-  fi
-}
-
-# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
-# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
-# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
-# run then splices the block afresh (it strips any block it finds first).
-HBA_PENDING=()
-restore_hba_files() {
-  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
-  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
-  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
-  HBA_PENDING=()
-}
-hba_pending() {  # hba ident (their copies are already in the state directory)
-  HBA_PENDING=("$1" "$2")
-  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
-}
-hba_settled() { HBA_PENDING=(); trap - EXIT; }
-
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-
-# server-ping only proves that something listens (it skips certificate checks); a short
-# io-timeout because a refused connection otherwise takes 2 x 60 s to report.
-tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
-
-# The TLS server started by apply.sh --start-tls-server, from its pid file: printed
-# only while that pid is still that server. A pid is reused once its process ends, and
-# a `kill` of a stale one, as root, hits whatever runs under it now (a postmaster, say).
-tls_server_pid() {
-  local pid cmdline
-  pid=$(cat "$STATE_DIR/tls-server.pid" 2>/dev/null) || return 1
-  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
-  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
-  case "$cmdline" in *" --config=$REPO_CONF server "*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
-}
-
-systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
-
-need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
-
-# Restarts with pg_ctl, which reuses the postmaster's own options (postmaster.opts). Its
-# output goes to a log in the state directory, not into PGDATA (it would be backed up).
-pg_ctl_restart() {
-  local log="$STATE_DIR/postgres-restart.log"
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would restart PostgreSQL with pg_ctl (log: $log)"; return; fi
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  touch "$log"; chown "$PG_OWNER" "$log"; chmod 0640 "$log"
-  CHANGES=$((CHANGES + 1)); say "restarting PostgreSQL (pg_ctl restart -m fast; log: $log)"
-  runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
-}
-
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSED=0
 FAILED=0
@@ -304,18 +57,16 @@ in_group() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$2"; }
 primary_group_is() { [ "$(id -gn "$1" 2>/dev/null)" = "$2" ]; }
 path_matches() { [ -z "$(path_drift "$@")" ]; }
 nothing_printed() { [ -z "$("$@")" ]; }
-pgdata_unreadable_entry() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d ! -perm -g+rx -print -quit \) -o \( -type f ! -perm -g+r -print -quit \) 2>/dev/null
-}
-pgdata_writable_entry() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d -o -type f \) -perm /g+w,o+rwx -print -quit 2>/dev/null
+# The data-directory rule (lib/datadir.sh, as the cluster owner): the first entry that
+# breaks it, or the refused root.
+datadir_first_breaking() {
+  datadir_load_roots || { printf '%s\n' "$DATADIR_PROBLEM"; return; }
+  datadir_find -print -quit -- -print -quit 2>/dev/null
 }
 # Tries to create a file as a user; removes it if that unexpectedly worked.
 can_create() {  # user directory
   local probe="$2/.pgbr-verify-probe.$$"
-  if runuser -u "$1" -- touch "$probe"; then rm -f "$probe"; return 0; fi
+  if runuser -u "$1" -- touch "$probe"; then runuser -u "$1" -- rm -f -- "$probe"; return 0; fi
   return 1
 }
 role_psql() {  # database host-or-socket sql
@@ -345,26 +96,25 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
+  for_installed_files verify_installed_file configs
 
   echo "== data directory"
   local parent
   for parent in "${SEARCH_PATHS[@]}"; do
     check "$BACKUP_USER can search $parent" as_user "$BACKUP_USER" test -x "$parent"
   done
-  check "no entry of the data directory lacks group read" nothing_printed pgdata_unreadable_entry
-  check "no entry of the data directory is group-writable or open to others" nothing_printed pgdata_writable_entry
+  check "every entry of the data directory (tablespaces, a linked pg_wal) gives group read, no group write, nothing to others" nothing_printed datadir_first_breaking
   check "$BACKUP_USER can read global/pg_control" as_user "$BACKUP_USER" test -r "$PGDATA/global/pg_control"
   check_denied "$BACKUP_USER cannot create a file in the data directory" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA"
   check_denied "$BACKUP_USER cannot create a file in global/" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA/global"
   check_not "$BACKUP_USER cannot write PG_VERSION" as_user "$BACKUP_USER" test -w "$PGDATA/PG_VERSION"
-  check "data_directory_mode is 0750 in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = 0750 ]
+  check "data_directory_mode is $DD_MODE in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = "$DD_MODE" ]
 
   echo "== repository"
   check_denied "cluster owner $PG_OWNER cannot create a file in the repository" 'Permission denied' can_create "$PG_OWNER" "$REPOSITORY"
   check_not "cluster owner $PG_OWNER cannot enter the repository" as_user "$PG_OWNER" test -x "$REPOSITORY"
   if systemd_running; then
+    for_installed_files verify_installed_file tls-server
     check "$UNIT_NAME is active" unit_active
   fi
   check "the TLS server answers server-ping on $TLS_HOST:$TLS_PORT" tls_server_ping

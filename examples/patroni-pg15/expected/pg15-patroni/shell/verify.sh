@@ -18,336 +18,8 @@ Exit status: 0 every check holds, 1 some check failed, 2 usage.
 USAGE
 }
 
-# ---- The plan, as data. Every value was shell-quoted by pgbr-policy; nothing below
-# ---- this block contains a policy value.
-CLUSTER=pg15-patroni
-PG_MAJOR=15
-PGDATA=/var/lib/postgresql/15/patroni
-PG_OWNER=postgres
-PG_GROUP=postgres
-PG_SOCKET=/var/run/postgresql
-PG_PORT=5432
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_SERVICE=postgresql@15-patroni.service
-HBA_FILE=''     # empty: asked from the server (SHOW hba_file)
-IDENT_FILE=''
-HAS_IDENT_VIEW=1
-SEARCH_PATHS=( /var/lib/postgresql/15 /var/lib/postgresql /var/lib /var /var/run/postgresql /var/run )
-BACKUP_USER=backup_pg
-BACKUP_GROUP=backup_pg
-BACKUP_HOME=/var/lib/backup_pg
-BACKUP_SHELL=/bin/bash
-BACKUP_SSH_KEY=0
-ROLE_NAME=pgbr_backup
-ROLE_DB=postgres
-ROLE_AUTH=peer
-PASSWORD_FILE=''
-PASSWORD_ENV=''
-PGBACKREST=/usr/bin/pgbackrest
-STANZA=patroni
-REPOSITORY=/var/lib/pgbackrest
-REPO_CONF=/etc/pgbackrest/pg15-patroni/repository.conf
-DB_CONF=/etc/pgbackrest/pg15-patroni/database.conf
-TLS_DIR=/etc/pgbackrest/pg15-patroni/tls
-TLS_ADDRESS=127.0.0.1
-TLS_HOST=localhost
-TLS_PORT=8432
-TLS_CA_CERT=/etc/pgbackrest/pg15-patroni/tls/ca.crt
-TLS_CA_KEY=/etc/pgbackrest/pg15-patroni/tls/ca.key
-TLS_SERVER_CERT=/etc/pgbackrest/pg15-patroni/tls/server.crt
-TLS_SERVER_KEY=/etc/pgbackrest/pg15-patroni/tls/server.key
-TLS_CLIENT_CERT=/etc/pgbackrest/pg15-patroni/tls/client.crt
-TLS_CLIENT_KEY=/etc/pgbackrest/pg15-patroni/tls/client.key
-TLS_SERVER_CN=localhost
-TLS_CLIENT_CN=pgbr-pg15-patroni-postgres
-UNIT_NAME=pgbr-tls-pg15-patroni.service
-UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-patroni.service
-TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-patroni.conf
-# The generated files installed on the host, relative to this cluster's directory.
-SRC_REPO_CONF=pgbackrest/repository.conf
-SRC_DB_CONF=pgbackrest/database.conf
-SRC_UNIT=systemd/pgbr-tls-pg15-patroni.service
-SRC_TMPFILES=systemd/pgbr-pg15-patroni.conf
-HBA_MARKER='pgbr-policy pg15-patroni'
-ARCHIVE_MANAGED=1
-ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-patroni/database.conf --stanza=patroni archive-push %p'
-STATE_DIR=/var/lib/pgbr-policy/"$CLUSTER"
-# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
-# (dynamic configuration) and restarts.
-PATRONI_CONFIG=/etc/patroni/config.yml
-PATRONI_SCRIPTS=/usr/local/lib/pgbr-policy/pg15-patroni
-PATRONI_HOOK=/usr/local/lib/pgbr-policy/pg15-patroni/patroni-hook.sh
-PATRONI_POST_BOOTSTRAP=/usr/local/lib/pgbr-policy/pg15-patroni/post-bootstrap.sh
-PATRONI_SERVICE=patroni.service
-PATRONI_UMASK_DROPIN=/etc/systemd/system/patroni.service.d/pgbr-umask.conf
-SRC_PATRONI_HOOK=patroni/patroni-hook.sh
-SRC_PATRONI_POST_BOOTSTRAP=patroni/post-bootstrap.sh
-SRC_PATRONI_UMASK_DROPIN=patroni/umask.conf
-SRC_PATRONI_DYNAMIC_CONFIG=patroni/dynamic-config.yml
-SRC_PATRONI_FRAGMENT=patroni/patroni.yml
-PATRONI_CALLBACKS=( on_start on_restart on_role_change on_reload )
-
-# Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
-MANAGED_PATHS=(
-  pgdata /var/lib/postgresql/15/patroni postgres postgres 0750
-  dir /var/lib/backup_pg backup_pg backup_pg 0750
-  dir /var/lib/pgbackrest backup_pg backup_pg 0750
-  dir /tmp/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /var/log/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /tmp/pgbackrest postgres postgres 0750
-  dir /var/log/pgbackrest postgres postgres 0750
-  dir /var/spool/pgbackrest postgres postgres 0750
-  dir /etc/pgbackrest/pg15-patroni root root 0755
-  file /etc/pgbackrest/pg15-patroni/repository.conf root backup_pg 0640
-  file /etc/pgbackrest/pg15-patroni/database.conf root postgres 0640
-  dir /etc/pgbackrest/pg15-patroni/tls root root 0755
-  key /etc/pgbackrest/pg15-patroni/tls/ca.key root root 0600
-  cert /etc/pgbackrest/pg15-patroni/tls/ca.crt root root 0644
-  key /etc/pgbackrest/pg15-patroni/tls/server.key backup_pg backup_pg 0600
-  cert /etc/pgbackrest/pg15-patroni/tls/server.crt backup_pg backup_pg 0644
-  key /etc/pgbackrest/pg15-patroni/tls/client.key postgres postgres 0600
-  cert /etc/pgbackrest/pg15-patroni/tls/client.crt postgres postgres 0644
-  dir /usr/local/lib/pgbr-policy/pg15-patroni root root 0755
-  file /usr/local/lib/pgbr-policy/pg15-patroni/patroni-hook.sh root root 0755
-  file /usr/local/lib/pgbr-policy/pg15-patroni/post-bootstrap.sh root root 0755
-  dir /etc/systemd/system/patroni.service.d root root 0755
-  file /etc/systemd/system/patroni.service.d/pgbr-umask.conf root root 0644
-)
-
-# ---- Helpers shared by apply.sh, rollback.sh and verify.sh.
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ARTIFACTS=$(dirname "$HERE")
-DRY_RUN=0
-CHANGES=0
-STEP=start
-
-say() { printf '[%s] %s\n' "$STEP" "$*"; }
-warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
-die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-
-# Runs a changing command, or shows it under --dry-run.
-change() {
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
-  else
-    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
-    "$@"
-  fi
-}
-
-as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
-
-psql_bin() {
-  if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
-}
-
-# psql reads -d as a connection string when the value holds `=` or starts with a URI
-# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
-# and a password, elsewhere): the name always goes inside one, quoted for libpq.
-conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
-
-# psql as the cluster owner over the Unix socket; extra arguments follow.
-owner_psql() {
-  local db=$1; shift
-  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
-}
-
-# One value from the server, as the cluster owner.
-owner_query() { owner_psql "$ROLE_DB" -At -c "$1"; }
-
-server_running() { as_user "$PG_OWNER" "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; }
-
-uid_of() { id -u "$1" 2>/dev/null; }
-gid_of() { getent group "$1" | cut -d: -f3; }
-
-# "uid gid mode" of a path (numeric, as facts.md advises: no name lookups per entry).
-stat_of() { stat -c '%u %g %a' "$1" 2>/dev/null; }
-
-# What differs between a path and its planned owner, group and mode: prints
-# "owner", "group", "mode" words (nothing when it matches), or "missing".
-path_drift() {  # path owner group mode
-  local now uid gid mode
-  now=$(stat_of "$1") || { echo missing; return; }
-  read -r uid gid mode <<<"$now"
-  [ "$uid" = "$(uid_of "$2")" ] || echo owner
-  [ "$gid" = "$(gid_of "$3")" ] || echo group
-  [ "$((8#$mode))" = "$((8#$4))" ] || echo mode
-}
-
-# The roots to walk for group read: PGDATA, plus tablespaces and a pg_wal symlinked
-# elsewhere (pgBackRest follows both).
-pgdata_roots() {
-  printf '%s\n' "$PGDATA"
-  local link
-  for link in "$PGDATA"/pg_tblspc/* "$PGDATA"/pg_wal; do
-    if [ -L "$link" ]; then readlink -f "$link"; fi
-  done
-}
-
-# Entries in the data directory that lack group read (or search), or that grant group
-# write or anything to others. One stat per entry, no fork per entry (facts.md §8).
-pgdata_needing_fix() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d \( ! -perm -g+rx -o -perm /g+w,o+rwx \) -print \) \
-    -o \( -type f \( ! -perm -g+r -o -perm /g+w,o+rwx \) -print \) 2>/dev/null || true
-}
-
-# The marker-delimited block of this cluster removed from a file's content (stdout).
-without_block() {
-  awk -v begin="# BEGIN $HBA_MARKER" -v end="# END $HBA_MARKER" '
-    function is_marker(line, m) { return substr(line, 1, length(m)) == m && (length(line) == length(m) || substr(line, length(m) + 1, 1) == " ") }
-    is_marker($0, begin) { skipping = 1; next }
-    skipping && is_marker($0, end) { skipping = 0; next }
-    !skipping { print }
-  ' "$1"
-}
-
-# A setting as the configuration files ask for it (ALTER SYSTEM included), even before a
-# restart applies it; SHOW would print "(disabled)" for archive_command while archiving is off.
-configured_setting() {
-  owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
-}
-
-# What ALTER SYSTEM (postgresql.auto.conf) holds for a setting: "1 value", or "0" when unset.
-auto_conf_setting() {
-  owner_query "SELECT coalesce((SELECT '1 ' || setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1), '0')"
-}
-
-live_file() {  # hba|ident -> the path the server reads
-  local configured=$1 setting=$2
-  if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
-}
-
-hba_errors() {
-  owner_query "SELECT line_number || ': ' || error FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL"
-  if [ "$HAS_IDENT_VIEW" = 1 ]; then
-    owner_query "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_catalog.pg_ident_file_mappings WHERE error IS NOT NULL"
-  fi
-}
-
-# Replaces a file's content keeping its owner, group and mode; atomic (rename). On a
-# failure the temporary file is removed (it sits next to the target, often in PGDATA).
-replace_content() {  # target content-file
-  local target=$1 content=$2 tmp
-  tmp=$(mktemp "$(dirname "$target")/.pgbr-XXXXXX")
-  if ! { cat "$content" > "$tmp" && chown --reference="$target" "$tmp" && chmod --reference="$target" "$tmp" && mv -f "$tmp" "$target"; }; then
-    rm -f "$tmp"
-    return 1
-  fi
-}
-
-# pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
-# hba_settled, any exit (a failed write, a psql that dies, a validation error) puts both
-# back from the copies in the state directory. Only SIGKILL escapes the trap; the next
-# run then splices the block afresh (it strips any block it finds first).
-HBA_PENDING=()
-restore_hba_files() {
-  [ "${#HBA_PENDING[@]}" = 2 ] || return 1
-  cp -p "$STATE_DIR/pg_hba.conf.before" "${HBA_PENDING[0]}"
-  cp -p "$STATE_DIR/pg_ident.conf.before" "${HBA_PENDING[1]}"
-  HBA_PENDING=()
-}
-hba_pending() {  # hba ident (their copies are already in the state directory)
-  HBA_PENDING=("$1" "$2")
-  trap 'if restore_hba_files; then warn "stopped before the new pg_hba.conf/pg_ident.conf validated: both restored byte for byte, nothing reloaded"; fi' EXIT
-}
-hba_settled() { HBA_PENDING=(); trap - EXIT; }
-
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-
-# server-ping only proves that something listens (it skips certificate checks); a short
-# io-timeout because a refused connection otherwise takes 2 x 60 s to report.
-tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
-
-# The TLS server started by apply.sh --start-tls-server, from its pid file: printed
-# only while that pid is still that server. A pid is reused once its process ends, and
-# a `kill` of a stale one, as root, hits whatever runs under it now (a postmaster, say).
-tls_server_pid() {
-  local pid cmdline
-  pid=$(cat "$STATE_DIR/tls-server.pid" 2>/dev/null) || return 1
-  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
-  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
-  case "$cmdline" in *" --config=$REPO_CONF server "*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
-}
-
-systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
-
-need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
-
-# Restarts with pg_ctl, which reuses the postmaster's own options (postmaster.opts). Its
-# output goes to a log in the state directory, not into PGDATA (it would be backed up).
-pg_ctl_restart() {
-  local log="$STATE_DIR/postgres-restart.log"
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would restart PostgreSQL with pg_ctl (log: $log)"; return; fi
-  mkdir -p "$STATE_DIR"; chmod 0711 "$STATE_DIR"
-  touch "$log"; chown "$PG_OWNER" "$log"; chmod 0640 "$log"
-  CHANGES=$((CHANGES + 1)); say "restarting PostgreSQL (pg_ctl restart -m fast; log: $log)"
-  runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
-}
-
-# ---- Patroni: patronictl with this cluster's configuration, and Patroni's own Python
-# ---- (PyYAML is one of its dependencies) to read YAML.
-patronictl_cfg() { patronictl -c "$PATRONI_CONFIG" "$@"; }
-
-patroni_python() {  # code args...
-  local code=$1 interpreter; shift
-  read -r -a interpreter < <(sed -n '1s/^#![[:space:]]*//p' "$(command -v patronictl)")
-  "${interpreter[@]}" -c "$code" "$@"
-}
-
-# "scope" and "name" of this member, one per line, from patroni.yml (a file, or a
-# directory of YAML files merged in name order as Patroni does).
-PY_IDENTITY='
-import os, sys, yaml
-path = sys.argv[1]
-files = [os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith((".yml", ".yaml"))] if os.path.isdir(path) else [path]
-conf = {}
-for name in files:
-    with open(name) as f:
-        conf.update(yaml.safe_load(f) or {})
-print(conf.get("scope") or "")
-print(conf.get("name") or "")
-'
-patroni_identity() { patroni_python "$PY_IDENTITY" "$PATRONI_CONFIG"; }
-
-# From `patronictl show-config` on stdin: the patch that puts archive_mode and
-# archive_command back as the dynamic configuration held them (null: absent).
-PY_ARCHIVE_BEFORE='
-import json, sys, yaml
-conf = yaml.safe_load(sys.stdin) or {}
-params = (conf.get("postgresql") or {}).get("parameters") or {}
-print(json.dumps({"postgresql": {"parameters": {k: params.get(k) for k in ("archive_mode", "archive_command")}}}))
-'
-
-# True when FILE holds this cluster's block exactly as SNIPPET, with no rule before it
-# (Patroni's own header comment may precede it).
-block_is_first() {  # file snippet
-  local block
-  block=$(awk -v begin="# BEGIN $HBA_MARKER" -v end="# END $HBA_MARKER" '
-    function is_marker(line, m) { return substr(line, 1, length(m)) == m && (length(line) == length(m) || substr(line, length(m) + 1, 1) == " ") }
-    done { next }
-    !inside && is_marker($0, begin) { inside = 1 }
-    inside { print; if (is_marker($0, end)) { inside = 0; done = 1 }; next }
-    $0 !~ /^[ \t]*(#|$)/ { exit 1 }
-  ' "$1") || return 1
-  [ -n "$block" ] && [ "$block" = "$(cat "$2")" ]
-}
-
-# Restarts this member through Patroni (which fires on_restart: the hook runs).
-patroni_restart() {
-  local scope member
-  { read -r scope; read -r member; } < <(patroni_identity)
-  if [ -z "$scope" ] || [ -z "$member" ]; then die "cannot read scope and name from $PATRONI_CONFIG"; fi
-  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would run: patronictl -c $PATRONI_CONFIG restart $scope $member --force"; return; fi
-  change patronictl -c "$PATRONI_CONFIG" restart "$scope" "$member" --force
-  local tries=0
-  until server_running && owner_query "SELECT 1" >/dev/null 2>&1; do
-    tries=$((tries + 1)); [ "$tries" -lt 120 ] || die "PostgreSQL did not come back after patronictl restart"
-    sleep 0.5
-  done
-}
-
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSED=0
 FAILED=0
@@ -385,18 +57,16 @@ in_group() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$2"; }
 primary_group_is() { [ "$(id -gn "$1" 2>/dev/null)" = "$2" ]; }
 path_matches() { [ -z "$(path_drift "$@")" ]; }
 nothing_printed() { [ -z "$("$@")" ]; }
-pgdata_unreadable_entry() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d ! -perm -g+rx -print -quit \) -o \( -type f ! -perm -g+r -print -quit \) 2>/dev/null
-}
-pgdata_writable_entry() {
-  local roots; mapfile -t roots < <(pgdata_roots)
-  find "${roots[@]}" \( -type d -o -type f \) -perm /g+w,o+rwx -print -quit 2>/dev/null
+# The data-directory rule (lib/datadir.sh, as the cluster owner): the first entry that
+# breaks it, or the refused root.
+datadir_first_breaking() {
+  datadir_load_roots || { printf '%s\n' "$DATADIR_PROBLEM"; return; }
+  datadir_find -print -quit -- -print -quit 2>/dev/null
 }
 # Tries to create a file as a user; removes it if that unexpectedly worked.
 can_create() {  # user directory
   local probe="$2/.pgbr-verify-probe.$$"
-  if runuser -u "$1" -- touch "$probe"; then rm -f "$probe"; return 0; fi
+  if runuser -u "$1" -- touch "$probe"; then runuser -u "$1" -- rm -f -- "$probe"; return 0; fi
   return 1
 }
 role_psql() {  # database host-or-socket sql
@@ -429,13 +99,10 @@ main() {
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
   done
-  check "$REPO_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_REPO_CONF" "$REPO_CONF"
-  check "$DB_CONF is the generated one" cmp -s "$ARTIFACTS/$SRC_DB_CONF" "$DB_CONF"
+  for_installed_files verify_installed_file configs
 
   echo "== Patroni"
-  check "$PATRONI_HOOK is the generated hook" cmp -s "$ARTIFACTS/$SRC_PATRONI_HOOK" "$PATRONI_HOOK"
-  check "$PATRONI_POST_BOOTSTRAP is the generated post-bootstrap script" cmp -s "$ARTIFACTS/$SRC_PATRONI_POST_BOOTSTRAP" "$PATRONI_POST_BOOTSTRAP"
-  check "$PATRONI_UMASK_DROPIN is the generated drop-in" cmp -s "$ARTIFACTS/$SRC_PATRONI_UMASK_DROPIN" "$PATRONI_UMASK_DROPIN"
+  for_installed_files verify_installed_file patroni-scripts
   local callback
   for callback in "${PATRONI_CALLBACKS[@]}"; do
     check "$PATRONI_CONFIG runs the hook on $callback" names_hook "$callback"
@@ -452,18 +119,18 @@ main() {
   for parent in "${SEARCH_PATHS[@]}"; do
     check "$BACKUP_USER can search $parent" as_user "$BACKUP_USER" test -x "$parent"
   done
-  check "no entry of the data directory lacks group read" nothing_printed pgdata_unreadable_entry
-  check "no entry of the data directory is group-writable or open to others" nothing_printed pgdata_writable_entry
+  check "every entry of the data directory (tablespaces, a linked pg_wal) gives group read, no group write, nothing to others" nothing_printed datadir_first_breaking
   check "$BACKUP_USER can read global/pg_control" as_user "$BACKUP_USER" test -r "$PGDATA/global/pg_control"
   check_denied "$BACKUP_USER cannot create a file in the data directory" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA"
   check_denied "$BACKUP_USER cannot create a file in global/" 'Permission denied' can_create "$BACKUP_USER" "$PGDATA/global"
   check_not "$BACKUP_USER cannot write PG_VERSION" as_user "$BACKUP_USER" test -w "$PGDATA/PG_VERSION"
-  check "data_directory_mode is 0750 in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = 0750 ]
+  check "data_directory_mode is $DD_MODE in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = "$DD_MODE" ]
 
   echo "== repository"
   check_denied "cluster owner $PG_OWNER cannot create a file in the repository" 'Permission denied' can_create "$PG_OWNER" "$REPOSITORY"
   check_not "cluster owner $PG_OWNER cannot enter the repository" as_user "$PG_OWNER" test -x "$REPOSITORY"
   if systemd_running; then
+    for_installed_files verify_installed_file tls-server
     check "$UNIT_NAME is active" unit_active
   fi
   check "the TLS server answers server-ping on $TLS_HOST:$TLS_PORT" tls_server_ping

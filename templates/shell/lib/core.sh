@@ -1,0 +1,154 @@
+# ---- Output, dry run, and running as the cluster's users.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ARTIFACTS=$(dirname "$HERE")
+DRY_RUN=0
+CHANGES=0
+STEP=start
+
+say() { printf '[%s] %s\n' "$STEP" "$*"; }
+warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
+
+# Runs a changing command, or shows it under --dry-run.
+change() {
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
+  else
+    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
+    "$@"
+  fi
+}
+
+as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
+
+# As the cluster owner: directly when this already is the owner (the Patroni hook),
+# through runuser otherwise (root).
+as_owner() {
+  if [ "$(id -u)" = "$(id -u "$PG_OWNER" 2>/dev/null)" ]; then "$@"; else runuser -u "$PG_OWNER" -- "$@"; fi
+}
+
+need_root() { [ "$(id -u)" = 0 ] || die "run me as root (I create users, change modes and run commands as $PG_OWNER and $BACKUP_USER)"; }
+
+uid_of() { id -u "$1" 2>/dev/null; }
+gid_of() { getent group "$1" | cut -d: -f3; }
+
+# "uid gid mode" of a path, not following a symlink (numeric, as facts.md advises: no
+# name lookups per entry).
+stat_of() { stat -c '%u %g %a' -- "$1" 2>/dev/null; }
+
+# What differs between a path and its planned owner, group and mode: prints
+# "owner", "group", "mode" words (nothing when it matches), or "missing".
+path_drift() {  # path owner group mode
+  local now uid gid mode
+  now=$(stat_of "$1") || { echo missing; return; }
+  read -r uid gid mode <<<"$now"
+  [ "$uid" = "$(uid_of "$2")" ] || echo owner
+  [ "$gid" = "$(gid_of "$3")" ] || echo group
+  [ "$((8#$mode))" = "$((8#$4))" ] || echo mode
+}
+
+# ---- The database, as the cluster owner over the Unix socket.
+psql_bin() {
+  if [ -x "$PG_BIN/psql" ]; then printf '%s\n' "$PG_BIN/psql"; else command -v psql || die "psql not found in $PG_BIN or PATH"; fi
+}
+
+# psql reads -d as a connection string when the value holds `=` or starts with a URI
+# scheme (a database named `dbname=postgres host=elsewhere` would send the connection,
+# and a password, elsewhere): the name always goes inside one, quoted for libpq.
+conninfo_db() { printf "dbname='%s'" "$(printf '%s' "$1" | sed -e "s/[\\\\']/\\\\&/g")"; }
+
+# psql as the cluster owner over the Unix socket; extra arguments follow.
+owner_psql() {
+  local db=$1; shift
+  as_user "$PG_OWNER" "$(psql_bin)" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PG_PORT" -d "$(conninfo_db "$db")" "$@"
+}
+
+# One value from the server, as the cluster owner.
+owner_query() { owner_psql "$ROLE_DB" -At -c "$1"; }
+
+server_running() { as_user "$PG_OWNER" "$PG_BIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; }
+
+# A setting as the configuration files ask for it (ALTER SYSTEM included), even before a
+# restart applies it; SHOW would print "(disabled)" for archive_command while archiving is off.
+configured_setting() {
+  owner_query "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
+}
+
+# What ALTER SYSTEM (postgresql.auto.conf) holds for a setting: "1 value", or "0" when unset.
+auto_conf_setting() {
+  owner_query "SELECT coalesce((SELECT '1 ' || setting FROM pg_catalog.pg_file_settings WHERE name = '$1' AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1), '0')"
+}
+
+live_file() {  # hba|ident -> the path the server reads
+  local configured=$1 setting=$2
+  if [ -n "$configured" ]; then printf '%s\n' "$configured"; else owner_query "SHOW $setting"; fi
+}
+
+hba_errors() {
+  owner_query "SELECT line_number || ': ' || error FROM pg_catalog.pg_hba_file_rules WHERE error IS NOT NULL"
+  if [ "$HAS_IDENT_VIEW" = 1 ]; then
+    owner_query "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_catalog.pg_ident_file_mappings WHERE error IS NOT NULL"
+  fi
+}
+
+# What still needs a restart, from the server's own state (so a run of one step, or a
+# re-run, knows it as well as the run that made the change).
+pending_restart_reasons() {
+  RESTART_REASONS=()
+  local mode
+  mode=$(owner_query "SHOW data_directory_mode")
+  if [ "$mode" != "$DD_MODE" ]; then
+    RESTART_REASONS+=("data_directory_mode is $mode: PostgreSQL applies the data directory's group access only at start; until then new files stay unreadable to $BACKUP_USER")
+  fi
+  if [ "$ARCHIVE_MANAGED" = 1 ] && [ "$(owner_query "SHOW archive_mode")" = off ]; then
+    # Under --dry-run archive_mode is not set yet: it will be.
+    case "$(configured_setting archive_mode)$DRY_RUN" in
+      on*|always*|*1) RESTART_REASONS+=("archive_mode is off in the running server: it changes only at start; until then no WAL is archived and backups cannot complete") ;;
+    esac
+  fi
+}
+
+# Restarts with pg_ctl, which reuses the postmaster's own options (postmaster.opts). Its
+# output goes to a log in the state directory, not into PGDATA (it would be backed up).
+pg_ctl_restart() {
+  local log="$STATE_RESTART_LOG"
+  if [ "$DRY_RUN" = 1 ]; then CHANGES=$((CHANGES + 1)); say "would restart PostgreSQL with pg_ctl (log: $log)"; return; fi
+  state_dir_ready
+  # Root's directory; the log file itself is the owner's (pg_ctl, as the owner, appends).
+  rm -f -- "$log"; touch -- "$log"; chown -- "$PG_OWNER" "$log"; chmod 0640 -- "$log"
+  CHANGES=$((CHANGES + 1)); say "restarting PostgreSQL (pg_ctl restart -m fast; log: $log)"
+  runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
+}
+
+# ---- pgBackRest and its TLS server.
+pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
+
+# server-ping only proves that something listens (it skips certificate checks); a short
+# io-timeout because a refused connection otherwise takes 2 x 60 s to report.
+tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
+
+# The TLS server started by apply.sh --start-tls-server, from its pid file: printed
+# only while that pid is still that server. A pid is reused once its process ends, and
+# a `kill` of a stale one, as root, hits whatever runs under it now (a postmaster, say).
+tls_server_pid() {
+  local pid cmdline
+  pid=$(cat "$STATE_TLS_SERVER_PID" 2>/dev/null) || return 1
+  case "$pid" in ''|*[!0-9]*) return 1 ;; esac
+  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
+  case "$cmdline" in *" --config=$REPO_CONF server "*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
+}
+
+systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
+
+# The password of a scram-sha-256 role, read once at start from the file or variable the
+# policy names, then the variable is removed from the environment: no process this
+# script starts (psql as the owner, the TLS server) inherits it.
+PASSWORD_VALUE=""
+take_password() {
+  [ "$ROLE_AUTH" = scram-sha-256 ] || return 0
+  if [ -n "$PASSWORD_ENV" ]; then
+    PASSWORD_VALUE=${!PASSWORD_ENV:-}
+    unset "$PASSWORD_ENV"
+  fi
+}
