@@ -6,8 +6,8 @@
 
 mod files;
 mod hba;
-mod patroni;
-mod pgbackrest;
+pub mod patroni;
+pub mod pgbackrest;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
