@@ -7,6 +7,7 @@
 use crate::generators::{self, Generator, Scope};
 use crate::plan::{ClusterPlan, Plan};
 use crate::render::Renderer;
+use crate::render::structured::{self, Body};
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -83,6 +84,12 @@ impl Rendering {
                         .with_context(|| format!("generator `{}`: the plan has no field `{field}`", generator.file))?;
                     context.insert("cfg", value);
                 }
+                if let Some(body) = output.body {
+                    let text = self.body(body, cluster, &context)?;
+                    context.insert("body", &text);
+                } else {
+                    context.remove("body");
+                }
                 let text = self.renderer.render(&output.template, &context)?;
                 out.push((
                     output.path_for(cluster),
@@ -94,6 +101,34 @@ impl Rendering {
             }
         }
         Ok(out)
+    }
+
+    /// The text of a structured artifact, serialized from the plan's typed values
+    /// (render/structured.rs). The fragment's managed hba/ident block is the rendered
+    /// snippet itself, so Patroni's lines and hba/*.snippet are one text.
+    fn body(&self, body: Body, cluster: &ClusterPlan, context: &tera::Context) -> Result<String> {
+        use crate::plan::patroni;
+        let missing = || anyhow::anyhow!("cluster `{}`: {body:?} needs Patroni", cluster.name);
+        Ok(match body {
+            Body::PatroniFragment => {
+                let p = cluster.patroni.as_ref().ok_or_else(missing)?;
+                let hba = self.renderer.render("hba/pg_hba.conf.snippet", context)?;
+                let ident = self.renderer.render("hba/pg_ident.conf.snippet", context)?;
+                structured::yaml(&patroni::fragment(cluster, p, &hba, &ident))?
+            }
+            Body::PatroniDynamicConfig => {
+                let dynamic = patroni::dynamic_config(cluster).ok_or_else(missing)?;
+                structured::yaml(&dynamic)?
+            }
+            Body::RepositoryConfig | Body::DatabaseConfig => {
+                let file = if body == Body::RepositoryConfig {
+                    &cluster.repository_config
+                } else {
+                    &cluster.database_config
+                };
+                structured::ini(file).map_err(|e| anyhow::anyhow!("cluster `{}`: {}", cluster.name, e.0))?
+            }
+        })
     }
 
     /// The files rendered once for the whole policy (`scope: tree`). They see the plan's
@@ -152,11 +187,9 @@ pub fn for_each(plan: &Plan, sink: &(dyn Fn(String, Artifact) -> Result<()> + Sy
                     if failure.lock().expect("failure lock").is_some() {
                         return;
                     }
-                    let result = rendering.cluster(plan, cluster).and_then(|files| {
-                        let files: Tree = files.into_iter().collect();
-                        crate::consistency::check_cluster(cluster, &files)?;
-                        files.into_iter().try_for_each(|(path, artifact)| sink(path, artifact))
-                    });
+                    let result = rendering
+                        .cluster(plan, cluster)
+                        .and_then(|files| files.into_iter().try_for_each(|(path, artifact)| sink(path, artifact)));
                     if let Err(e) = result {
                         failure.lock().expect("failure lock").get_or_insert(e);
                         return;

@@ -24,7 +24,7 @@ pub fn run(command: Command) -> Result<Outcome> {
         Command::Init { path } => init(path.as_deref()),
         Command::Validate { policy } => {
             let (plan, _) = load_plan(&policy)?;
-            // Rendering checks that the artifacts agree with each other (consistency.rs);
+            // Render everything (an unrepresentable value fails here, as in generate);
             // streamed and dropped, so memory stays flat however large the fleet.
             artifact::for_each(&plan, &|_, _| Ok(()))?;
             let clusters = plan.clusters.len();

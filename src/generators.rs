@@ -3,6 +3,7 @@
 //! a target means adding a generator file and its templates; the pipeline is unchanged.
 
 use crate::plan::ClusterPlan;
+use crate::render::structured::Body;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
@@ -32,6 +33,10 @@ pub struct Output {
     pub context: Option<String>,
     #[serde(default)]
     pub when: Option<String>,
+    /// The typed value serialized in Rust (render/structured.rs) that the template
+    /// interpolates as `{{ body | serialized }}` under its header comment.
+    #[serde(default)]
+    pub body: Option<Body>,
     /// `cluster` (default): rendered once per cluster with `c` and `plan`; `tree`:
     /// rendered once for the whole policy with `plan` only (e.g. an Ansible playbook).
     #[serde(default)]

@@ -6,7 +6,6 @@ pub mod artifact;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
-pub mod consistency;
 pub mod deployed;
 pub mod drift;
 pub mod generators;

@@ -7,8 +7,8 @@
 mod files;
 mod hba;
 mod host;
-mod patroni;
-mod pgbackrest;
+pub mod patroni;
+pub mod pgbackrest;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};

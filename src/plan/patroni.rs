@@ -2,16 +2,22 @@
 //! script are installed, which callbacks run the hook, the initdb options, the pg_hba and
 //! pg_ident lines that follow the role's own, and the umask drop-in for Patroni's unit.
 //! The role's own lines are the hba snippet itself, so the two can never disagree.
+//!
+//! [`Fragment`] and [`DynamicConfig`] are the two YAML files, as typed values that
+//! `render::structured` serializes: every name and path in them is a field of this plan,
+//! so they cannot disagree with the scripts, the SQL or the pgBackRest files (which read
+//! the same fields) however they are spelled.
 
+use super::ClusterPlan;
 use super::files::PathEntry;
 use crate::catalog::Version;
 use crate::policy::{Cluster, Patroni};
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap as _, Serializer};
 
 /// Patroni 3.1 creates its files in PGDATA with the data directory's group mode.
 const GROUP_AWARE: Version = Version(3, 1, 0);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PatroniPlan {
     /// What `patronictl -c` reads.
     pub config_file: String,
@@ -41,7 +47,7 @@ pub struct PatroniPlan {
     pub files: PatroniFiles,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PatroniFiles {
     pub fragment: String,
     pub dynamic_config: String,
@@ -77,6 +83,123 @@ pub fn plan(p: &Patroni) -> PatroniPlan {
             umask_dropin: "patroni/umask.conf".into(),
         },
     }
+}
+
+/// patroni/patroni.yml: pgbr-policy's part of Patroni's configuration, merged key by key
+/// into the site's (the header comment in templates/patroni/patroni.yml says why each key).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fragment {
+    pub bootstrap: Bootstrap,
+    pub postgresql: FragmentPostgresql,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Bootstrap {
+    /// `bootstrap.initdb`: [`PatroniPlan::initdb`].
+    pub initdb: Vec<&'static str>,
+    /// [`PatroniPlan::post_bootstrap`], the installed script.
+    pub post_bootstrap: String,
+    /// archive_mode on from the first start, when the policy manages archiving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcs: Option<Dcs>,
+    /// Ignored when `postgresql.pg_hba` is set, but `patroni --validate-config` (3.0)
+    /// wants it: the same list.
+    pub pg_hba: Vec<String>,
+}
+
+/// `dcs` of the bootstrap section, and the dynamic configuration patch itself: both hold
+/// `postgresql.parameters`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Dcs {
+    pub postgresql: DcsPostgresql,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DcsPostgresql {
+    pub parameters: ArchiveParameters,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveParameters {
+    /// Always `on` (archive_mode changes only at start).
+    pub archive_mode: &'static str,
+    /// [`super::ArchivePlan::command`]; absent at bootstrap, where it stays empty (WAL
+    /// kept in pg_wal) until the stanza exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_command: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FragmentPostgresql {
+    /// The managed block (hba/pg_hba.conf.snippet, line by line), then
+    /// [`PatroniPlan::pg_hba_after`]: Patroni writes pg_hba.conf from it verbatim.
+    pub pg_hba: Vec<String>,
+    /// The managed block of hba/pg_ident.conf.snippet, then [`PatroniPlan::pg_ident_after`].
+    pub pg_ident: Vec<String>,
+    pub callbacks: Callbacks,
+}
+
+/// `callback name: script`, in the plan's order (a YAML mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callbacks(pub Vec<(&'static str, String)>);
+
+impl Serialize for Callbacks {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, script) in &self.0 {
+            map.serialize_entry(name, script)?;
+        }
+        map.end()
+    }
+}
+
+/// patroni/dynamic-config.yml: the patch `patronictl edit-config` applies once the stanza
+/// exists (only when the policy manages archiving).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DynamicConfig {
+    pub postgresql: DcsPostgresql,
+}
+
+/// The fragment of a Patroni cluster. `hba_block` and `ident_block` are the rendered
+/// snippets (hba/pg_hba.conf.snippet, hba/pg_ident.conf.snippet): the managed block is
+/// those very lines, so the fragment and the snippets cannot differ.
+pub fn fragment(c: &ClusterPlan, p: &PatroniPlan, hba_block: &str, ident_block: &str) -> Fragment {
+    let lines = |block: &str, after: &[String]| -> Vec<String> {
+        block.lines().map(str::to_owned).chain(after.iter().cloned()).collect()
+    };
+    let pg_hba = lines(hba_block, &p.pg_hba_after);
+    Fragment {
+        bootstrap: Bootstrap {
+            initdb: p.initdb.clone(),
+            post_bootstrap: p.post_bootstrap.clone(),
+            dcs: c.archive.managed.then_some(Dcs {
+                postgresql: DcsPostgresql {
+                    parameters: ArchiveParameters {
+                        archive_mode: "on",
+                        archive_command: None,
+                    },
+                },
+            }),
+            pg_hba: pg_hba.clone(),
+        },
+        postgresql: FragmentPostgresql {
+            pg_hba,
+            pg_ident: lines(ident_block, &p.pg_ident_after),
+            callbacks: Callbacks(p.callbacks.iter().map(|cb| (*cb, p.hook.clone())).collect()),
+        },
+    }
+}
+
+/// The dynamic configuration patch, when the policy manages archiving.
+pub fn dynamic_config(c: &ClusterPlan) -> Option<DynamicConfig> {
+    c.archive.managed.then(|| DynamicConfig {
+        postgresql: DcsPostgresql {
+            parameters: ArchiveParameters {
+                archive_mode: "on",
+                archive_command: Some(c.archive.command.clone()),
+            },
+        },
+    })
 }
 
 fn entry(path: String, kind: &'static str, mode: &'static str, reason: &str) -> PathEntry {

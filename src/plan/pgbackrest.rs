@@ -8,6 +8,8 @@ use crate::catalog::Command;
 use crate::policy::Cluster;
 use serde::Serialize;
 
+/// One pgBackRest configuration file: where it is installed, for whom, and its sections
+/// with their options in order, written by `render::structured::ini`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigFile {
     pub path: String,
@@ -27,6 +29,7 @@ pub struct ConfigSection {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigOption {
+    /// An option name of pgBackRest's, a constant of this module.
     pub key: &'static str,
     pub value: String,
 }

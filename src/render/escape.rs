@@ -186,22 +186,19 @@ pub fn json(value: &str) -> Result<String, Unrepresentable> {
     serde_json::to_string(value).map_err(|e| Unrepresentable(format!("json: {e}")))
 }
 
-/// A block of text as a YAML block sequence, one JSON string per line, each item
-/// indented by `indent` spaces: how a rendered pg_hba/pg_ident snippet becomes Patroni's
-/// `postgresql.pg_hba` list, which Patroni writes back verbatim, line by line.
-pub fn yaml_lines(value: &str, indent: usize) -> Result<String, Unrepresentable> {
-    if let Some(c) = value.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+/// A whole document body that `render::structured` serialized from the plan's typed
+/// values (YAML through serde-saphyr, pgBackRest ini through its writer): already in its
+/// format's syntax, so it passes unchanged. Templates apply it to `body` and nothing else
+/// (the template scan enforces it); a control character other than a line feed is refused
+/// all the same.
+pub fn serialized(value: &str) -> Result<String, Unrepresentable> {
+    if let Some(c) = value.chars().find(|c| c.is_control() && *c != '\n') {
         return Err(Unrepresentable(format!(
-            "yaml_lines: the text contains the control character U+{:04X}",
+            "serialized: the text contains the control character U+{:04X}",
             c as u32
         )));
     }
-    let pad = " ".repeat(indent);
-    let mut out = Vec::new();
-    for line in value.strip_suffix('\n').unwrap_or(value).split('\n') {
-        out.push(format!("{pad}- {}", json(line)?));
-    }
-    Ok(out.join("\n"))
+    Ok(value.to_owned())
 }
 
 /// Text inside Markdown (prose or a table cell): markup characters are backslash-escaped
@@ -293,11 +290,8 @@ mod tests {
         assert_eq!(md_code("a`b|c").unwrap(), r"``a`b\|c``");
         assert_eq!(md_code("`x").unwrap(), "`` `x ``");
         assert!(comment("a\nb").is_err());
-        assert_eq!(
-            yaml_lines("# c\nlocal\tall\t\"a b\"\treject\n", 2).unwrap(),
-            "  - \"# c\"\n  - \"local\\tall\\t\\\"a b\\\"\\treject\""
-        );
-        assert!(yaml_lines("a\rb", 0).is_err());
+        assert_eq!(serialized("a: \"b\\tc\"\n").unwrap(), "a: \"b\\tc\"\n");
+        assert!(serialized("a\tb").is_err());
         assert!(comment("a\u{202e}b").is_err());
         assert!(md_code("a\u{200b}b").is_err());
     }

@@ -4,6 +4,7 @@
 //! than by review). Only the plan's view models reach templates.
 
 pub mod escape;
+pub mod structured;
 
 use anyhow::{Context as _, Result};
 use tera::{Kwargs, State, Tera, Value};
@@ -26,7 +27,7 @@ fn refuse_unfiltered(input: &str, output: &mut dyn std::io::Write) -> std::io::R
         return output.write_all(input.as_bytes());
     }
     Err(std::io::Error::other(format!(
-        "unfiltered interpolation of `{}`: every value must pass through an escaping filter (sh, sql_ident, sql_lit, sql_keyword, sql_signature, hba, hba_keyword, ini, systemd, json, md, md_code, comment, yaml_lines)",
+        "unfiltered interpolation of `{}`: every value must pass through an escaping filter (sh, sql_ident, sql_lit, sql_keyword, sql_signature, hba, hba_keyword, systemd, json, md, md_code, comment; serialized for a body written by render::structured)",
         crate::policy::names::printable(input)
     )))
 }
@@ -58,21 +59,12 @@ fn register(tera: &mut Tera) {
     filter!("sh", escape::sh);
     filter!("hba", escape::hba);
     filter!("hba_keyword", escape::hba_keyword);
-    filter!("ini", escape::ini);
     filter!("systemd", escape::systemd);
     filter!("json", escape::json);
     filter!("md", escape::md);
     filter!("md_code", escape::md_code);
     filter!("comment", escape::comment);
-    tera.register_filter(
-        "yaml_lines",
-        |value: Value, kwargs: Kwargs, _: &State| -> tera::TeraResult<Value> {
-            let indent: usize = kwargs.get("indent")?.unwrap_or(0);
-            escape::yaml_lines(&as_text(&value), indent)
-                .map(|s| Value::safe_string(&s))
-                .map_err(|e| tera::Error::message(e.0))
-        },
-    );
+    filter!("serialized", escape::serialized);
     // tera's own `safe` would mark any value as escaped and slip past refuse_unfiltered.
     tera.register_filter("safe", |_: Value, _: Kwargs, _: &State| -> tera::TeraResult<Value> {
         Err(tera::Error::message(

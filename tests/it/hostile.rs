@@ -2116,6 +2116,12 @@ fn scan_template(name: &str, text: &str, escaping: &BTreeSet<String>) -> Vec<Str
             ));
             continue;
         }
+        // `serialized` passes text unchanged: only the body render/structured.rs wrote.
+        if last == "serialized" && parts != ["body", "serialized"] {
+            problems.push(format!(
+                "{line}: {show} uses `serialized`, which is only for `body | serialized` (the text render/structured.rs wrote)"
+            ));
+        }
         if last == "comment" && parts.len() > 1 && !is_comment_line(here) {
             problems.push(format!(
                 "{line}: {show} uses `comment` outside a comment line (it escapes nothing but line breaks)"
@@ -2135,8 +2141,9 @@ fn scan_template(name: &str, text: &str, escaping: &BTreeSet<String>) -> Vec<Str
 
 /// Every template, as embedded in the binary: each interpolation ends with an escaping
 /// filter (those registered in src/render/mod.rs), or is a number field, or names a
-/// `{% set %}` binding that was escaped; `comment` only on comment lines; in scripts,
-/// values only in the plan block (through `sh`). Fails naming file and line.
+/// `{% set %}` binding that was escaped; `comment` only on comment lines; `serialized`
+/// only as `body | serialized`; in scripts, values only in the plan block (through `sh`).
+/// Fails naming file and line.
 #[test]
 fn templates_interpolate_only_through_escaping_filters() {
     let escaping = registered_filters();
@@ -2170,6 +2177,8 @@ fn templates_interpolate_only_through_escaping_filters() {
         ),
         ("x={{ c.name ~ \"|\" }}", "does not end with an escaping filter"),
         ("x=\"{{ c.name | comment }}\"", "outside a comment line"),
+        ("x={{ c.role.name | serialized }}", "only for `body | serialized`"),
+        ("x={{ body | sh | serialized }}", "only for `body | serialized`"),
         (
             "# ok {{ c.name | comment }}\nrun {{ c.postgres.port }}",
             "outside its plan block",

@@ -10,6 +10,7 @@ mod datadir;
 mod drift;
 mod golden;
 mod hostile;
+mod patroni;
 mod postgres;
 mod shell;
 mod validation;
