@@ -4,7 +4,7 @@
 
 use crate::plan::ClusterPlan;
 use crate::render::structured::Body;
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
 static GENERATOR_FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/generators.rs"));
@@ -31,8 +31,10 @@ pub struct Output {
     /// Extra context: the plan field to expose as `cfg` (e.g. `repository_config`).
     #[serde(default)]
     pub context: Option<String>,
+    /// The condition under which the output exists (default: always). A typed name: an
+    /// unknown one fails to parse the generator file (a test parses them all).
     #[serde(default)]
-    pub when: Option<String>,
+    pub when: When,
     /// The typed value serialized in Rust (render/structured.rs) that the template
     /// interpolates as `{{ body | serialized }}` under its header comment.
     #[serde(default)]
@@ -41,6 +43,21 @@ pub struct Output {
     /// rendered once for the whole policy with `plan` only (e.g. an Ansible playbook).
     #[serde(default)]
     pub scope: Scope,
+}
+
+/// When an output exists for a cluster.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    #[default]
+    Always,
+    /// The plan needs a tmpfiles.d entry (lock directories recreated at boot).
+    HasTmpfiles,
+    ArchiveManaged,
+    /// ALTER SYSTEM for archive settings only without Patroni, which owns them.
+    ArchiveByAlterSystem,
+    Patroni,
+    PatroniArchive,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,15 +76,13 @@ impl Output {
 
     /// Whether this output exists for `cluster`.
     pub fn applies_to(&self, cluster: &ClusterPlan) -> Result<bool> {
-        Ok(match self.when.as_deref() {
-            None | Some("always") => true,
-            Some("has_tmpfiles") => !cluster.systemd.tmpfiles.is_empty(),
-            Some("archive_managed") => cluster.archive.managed,
-            // ALTER SYSTEM for archive settings only without Patroni, which owns them.
-            Some("archive_by_alter_system") => cluster.archive.managed && cluster.patroni.is_none(),
-            Some("patroni") => cluster.patroni.is_some(),
-            Some("patroni_archive") => cluster.archive.managed && cluster.patroni.is_some(),
-            Some(other) => bail!("unknown condition `when: {other}` for `{}`", self.path),
+        Ok(match self.when {
+            When::Always => true,
+            When::HasTmpfiles => !cluster.systemd.tmpfiles.is_empty(),
+            When::ArchiveManaged => cluster.archive.managed,
+            When::ArchiveByAlterSystem => cluster.archive.managed && cluster.patroni.is_none(),
+            When::Patroni => cluster.patroni.is_some(),
+            When::PatroniArchive => cluster.archive.managed && cluster.patroni.is_some(),
         })
     }
 
