@@ -154,7 +154,8 @@ pub struct SystemdPlan {
     pub unit_name: String,
     pub unit_path: String,
     pub tmpfiles_path: String,
-    /// tmpfiles.d `d` lines for lock directories under /tmp (emptied at boot).
+    /// tmpfiles.d `d` lines for the planned directories under /run (a tmpfs emptied at
+    /// boot): the lock directories by default.
     pub tmpfiles: Vec<PathEntry>,
 }
 
@@ -212,12 +213,12 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         Auth::Peer => (String::new(), String::new()),
     };
     let tls = pgbackrest::tls_plan(c);
-    let systemd = files::systemd_plan(c);
     let patroni = c.patroni.as_ref().map(patroni::plan);
     let mut paths = files::paths(c);
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));
     }
+    let systemd = files::systemd_plan(c, &paths);
     let mut warnings = Vec::new();
     if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
         warnings.push(format!(

@@ -73,11 +73,11 @@ clusters:
       retention_full: 2
       tls: {port: $tls_port, directory: $D/tls}
       config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
-      backup_user_paths: {lock: /tmp/pgbr-lab-ans-bkp, log: $D/log-bkp}
+      backup_user_paths: {lock: /run/pgbr-lab-ans-bkp, log: $D/log-bkp}
       owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
 YAML
   register_cluster "$cluster"
-  echo "/tmp/pgbr-lab-ans-bkp" >> "$LAB/tmp-paths"
+  echo "/run/pgbr-lab-ans-bkp" >> "$LAB/tmp-paths"
   echo "$bkp" >> "$LAB/users"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
   local tree="$D/out/$cluster"

@@ -44,11 +44,11 @@ clusters:
       repository: $D/repo
       tls: {port: 18685, directory: $D/tls}
       config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
-      backup_user_paths: {lock: /tmp/pgbr-lab-drift-bkp, log: $D/log-bkp}
+      backup_user_paths: {lock: /run/pgbr-lab-drift-bkp, log: $D/log-bkp}
       owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
 YAML
   register_cluster "$cluster"
-  echo "/tmp/pgbr-lab-drift-bkp" >> "$LAB/tmp-paths"
+  echo "/run/pgbr-lab-drift-bkp" >> "$LAB/tmp-paths"
   echo "$bkp" >> "$LAB/users"
   step generate "$PGBR" generate "$DRIFT_POLICY" --out "$D/out" || return
   step apply "$D/out/$cluster/shell/apply.sh" --restart --start-tls-server || return

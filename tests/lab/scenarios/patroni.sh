@@ -173,7 +173,7 @@ scenario_patroni() {
       repository: $D/repo$x
       tls: {port: $((tls_port + ${x:-0})), directory: $D/tls$x}
       config: {repository_side: $D/etc$x/repository.conf, database_side: $D/etc$x/database.conf}
-      backup_user_paths: {lock: /tmp/pgbr-lab-patroni-bkp$x, log: $D/log-bkp$x}
+      backup_user_paths: {lock: /run/pgbr-lab-patroni-bkp$x, log: $D/log-bkp$x}
       owner_paths: {lock: $D/lock-owner$x, log: $D/log-owner$x, spool: $D/spool$x}
     patroni:
       enabled: true
@@ -187,7 +187,7 @@ scenario_patroni() {
         - "host replication replicator 127.0.0.1/32 scram-sha-256"
 YAML
     register_cluster "$name"
-    printf '%s\n' "/etc/systemd/system/pgbr-$name.service.d" "/tmp/pgbr-lab-patroni-bkp$x" >> "$LAB/tmp-paths"
+    printf '%s\n' "/etc/systemd/system/pgbr-$name.service.d" "/run/pgbr-lab-patroni-bkp$x" >> "$LAB/tmp-paths"
   done
   echo "$bkp" >> "$LAB/users"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
