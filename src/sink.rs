@@ -9,6 +9,7 @@
 //! grow with the fleet.
 
 use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
+use crate::drift::{self, Found};
 use crate::plan::Plan;
 use anyhow::{Context as _, Result, bail};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -50,9 +51,9 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
     let fresh = !out.exists();
     let on_disk = OnDisk {
         out,
-        previous: match fs::read_to_string(out.join(MANIFEST)) {
-            Ok(text) => parse_manifest(&text),
-            Err(_) => Default::default(),
+        previous: match drift::inspect(out, MANIFEST)? {
+            Found::File { bytes, .. } => parse_manifest(&String::from_utf8_lossy(&bytes)),
+            _ => Default::default(),
         },
         fresh,
         plain_dirs: Mutex::new(HashSet::new()),
@@ -166,23 +167,22 @@ impl OnDisk<'_> {
         if let Some(found) = self.first_symlink(rel) {
             bail!("refusing to write through the symbolic link `{found}`");
         }
-        match fs::read(&path) {
-            Ok(current) if current == artifact.bytes => {
-                let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
-                Ok(if mode == artifact.mode {
-                    Decision::Unchanged
-                } else {
-                    Decision::FixMode
-                })
-            }
-            Ok(current) => {
-                let generated_before = self.previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&current));
+        // No symlink is followed and nothing but a regular file is opened (a FIFO would
+        // block, a device never end); the read is bounded.
+        match drift::inspect(self.out, rel)? {
+            Found::File { bytes, mode } if bytes == artifact.bytes => Ok(if mode == artifact.mode {
+                Decision::Unchanged
+            } else {
+                Decision::FixMode
+            }),
+            Found::File { bytes, .. } => {
+                let generated_before = self.previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&bytes));
                 Ok(Decision::Write {
                     hand_edited: !generated_before && rel != MANIFEST,
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Decision::Write { hand_edited: false }),
-            Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+            Found::Missing => Ok(Decision::Write { hand_edited: false }),
+            Found::Other(what) => bail!("refusing to replace `{}`: it is {what}", path.display()),
         }
     }
 

@@ -223,3 +223,149 @@ fn live_database_extra_and_missing_grants_are_both_reported() {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
 }
+
+/// A tree holding symlinks (to a secret, to /dev/zero, for a directory), a FIFO, a
+/// device and a file too large to read: each is reported by what it is, nothing is
+/// followed or opened, and the comparison ends at once (a FIFO read blocks for ever).
+#[test]
+fn against_a_tree_with_links_fifos_and_devices_nothing_is_followed_or_opened() {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), MINIMAL);
+    let out = dir.path().join("out");
+    assert_eq!(
+        run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]).0,
+        0
+    );
+    let secret = dir.path().join("secret");
+    fs::write(&secret, "PGBR_SECRET_CONTENT\n").unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("pg_hba.conf.snippet"), "PGBR_ELSEWHERE_CONTENT\n").unwrap();
+    let main = out.join("main");
+    fs::remove_file(main.join("sql/apply.sql")).unwrap();
+    std::os::unix::fs::symlink(&secret, main.join("sql/apply.sql")).unwrap();
+    fs::remove_dir_all(main.join("hba")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, main.join("hba")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", main.join("zero")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", main.join("environ")).unwrap();
+    fs::remove_file(main.join("sql/verify.sql")).unwrap();
+    let made = |args: &[&str]| assert!(Command::new(args[0]).args(&args[1..]).status().unwrap().success());
+    made(&["mkfifo", main.join("sql/verify.sql").to_str().unwrap()]);
+    made(&["mkfifo", main.join("extra.fifo").to_str().unwrap()]);
+    made(&["mknod", main.join("null").to_str().unwrap(), "c", "1", "3"]);
+    let big = fs::File::create(main.join("big")).unwrap();
+    big.set_len((64 << 20) + 1).unwrap();
+    fs::remove_file(main.join("sql/rollback.sql")).unwrap();
+    fs::File::create(main.join("sql/rollback.sql"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+
+    for command in ["check", "diff"] {
+        let started = std::time::Instant::now();
+        let output = Command::new("timeout")
+            .args([
+                "-s",
+                "KILL",
+                "60",
+                bin(),
+                command,
+                policy.to_str().unwrap(),
+                "--against",
+            ])
+            .arg(&out)
+            .env("PGBR_SECRET_ENV", "PGBR_SECRET_IN_ENVIRONMENT")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command}: {stdout}{stderr}");
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{command} took {:?}",
+            started.elapsed()
+        );
+        for secret in [
+            "PGBR_SECRET_CONTENT",
+            "PGBR_ELSEWHERE_CONTENT",
+            "PGBR_SECRET_IN_ENVIRONMENT",
+        ] {
+            assert!(!stdout.contains(secret), "{command} read through a link:\n{stdout}");
+        }
+        for needle in [
+            &format!(
+                "main/sql/apply.sql: modified (found a symbolic link to `{}` (not followed))",
+                secret.display()
+            )[..],
+            "main/hba/pg_hba.conf.snippet: modified (found `main/hba` on the way is a symbolic link to",
+            "main/sql/verify.sql: modified (found a FIFO (not opened))",
+            "main/sql/rollback.sql: modified (found a file of 1099511627776 bytes, larger than the 67108864 bytes read (not read))",
+            "main/zero: removed (found a symbolic link to `/dev/zero` (not followed))",
+            "main/environ: removed (found a symbolic link to `/proc/self/environ` (not followed))",
+            "main/extra.fifo: removed (found a FIFO (not opened))",
+            "main/null: removed (found a device (not opened))",
+            "main/big: removed (found a file of 67108865 bytes",
+        ] {
+            assert!(stdout.contains(needle), "{command}: missing {needle:?} in:\n{stdout}");
+        }
+    }
+    // The JSON report says what was found.
+    let (code, stdout, _) = run(&[
+        "check",
+        policy.to_str().unwrap(),
+        "--against",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let zero = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "main/zero")
+        .unwrap();
+    assert_eq!(zero["status"], "removed");
+    assert_eq!(zero["found_sha256"], serde_json::Value::Null);
+    assert!(zero["found_type"].as_str().unwrap().contains("/dev/zero"), "{zero}");
+    // generate refuses to replace a FIFO (and does not block on it), writes nothing.
+    let before = listing(&out);
+    let output = Command::new("timeout")
+        .args(["-s", "KILL", "60", bin(), "generate", policy.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("it is a FIFO (not opened)") || stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(before, listing(&out));
+}
+
+/// Every entry below `dir` by lstat (type, size, mtime): reads no file, opens no FIFO.
+fn listing(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                todo.push(path.clone());
+            }
+            out.push(format!(
+                "{} {:?} {} {}",
+                path.display(),
+                meta.file_type(),
+                meta.len(),
+                meta.mtime_nsec()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
