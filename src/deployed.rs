@@ -6,7 +6,7 @@
 //! does not grow with the number of files.
 
 use crate::artifact::{Rendering, Tree};
-use crate::plan::{ClusterPlan, Plan};
+use crate::plan::{ClusterPlan, DataDirRule, Plan, Verdict};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs;
@@ -96,9 +96,10 @@ pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Finding>> {
             );
         }
         managed_blocks(cluster, tree, root, &mut finding);
-        let pgdata = on_root(root, &cluster.postgres.data_directory);
+        let rule = &cluster.data_dir;
+        let pgdata = on_root(root, &rule.data_directory);
         if pgdata.is_dir() {
-            let report = walk_pgdata(&pgdata);
+            let report = walk_pgdata(&data_roots(rule, root), rule);
             for (problem, examples, count) in [
                 (
                     "entries of the data directory lack group read",
@@ -343,16 +344,55 @@ struct Queue {
     busy: usize,
 }
 
-/// Walks a directory tree with two threads (one stat per entry, no name lookups),
+/// The trees the rule covers on the host under `root`, as apply.sh's `pgdata_roots`:
+/// the data directory, then the target of every symlink in each of the rule's link
+/// directories (tablespaces) and of each of its links (a linked `pg_wal`). A target
+/// is a host path: under a fake root it is read below that root. Targets inside a
+/// root already listed are not listed again (they would be counted twice).
+fn data_roots(rule: &DataDirRule, root: &Path) -> Vec<PathBuf> {
+    let pgdata = on_root(root, &rule.data_directory);
+    let mut links: Vec<PathBuf> = Vec::new();
+    for dir in &rule.link_directories {
+        if let Ok(entries) = fs::read_dir(pgdata.join(dir)) {
+            let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            found.sort();
+            links.extend(found);
+        }
+    }
+    links.extend(rule.links.iter().map(|l| pgdata.join(l)));
+    let mut roots = vec![pgdata];
+    for link in links {
+        let Ok(target) = fs::read_link(&link) else { continue }; // not a symlink
+        let resolved = if root == Path::new("/") {
+            // On the host itself, exactly `readlink -f`.
+            match fs::canonicalize(&link) {
+                Ok(p) => p,
+                Err(_) => continue,
+            }
+        } else if target.is_absolute() {
+            on_root(root, &target.to_string_lossy())
+        } else {
+            link.parent().map(|p| p.join(&target)).unwrap_or(target)
+        };
+        if resolved.is_dir() && !roots.iter().any(|r| resolved.starts_with(r)) {
+            roots.push(resolved);
+        }
+    }
+    roots
+}
+
+/// Walks directory trees with two threads (one stat per entry, no name lookups),
 /// following no symlinks; memory holds only directories not yet read.
-fn walk_pgdata(root: &Path) -> WalkReport {
+fn walk_pgdata(roots: &[PathBuf], rule: &DataDirRule) -> WalkReport {
     let queue = Mutex::new(Queue {
-        dirs: vec![root.to_path_buf()],
+        dirs: roots.to_vec(),
         busy: 0,
     });
     let wake = Condvar::new();
     let report = Mutex::new(WalkReport::default());
-    check_entry(root, &fs::symlink_metadata(root).ok(), &report);
+    for root in roots {
+        check_entry(root, &fs::symlink_metadata(root).ok(), rule, &report);
+    }
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -385,7 +425,7 @@ fn walk_pgdata(root: &Path) -> WalkReport {
                             if meta.as_ref().is_some_and(|m| m.is_dir()) {
                                 found_dirs.push(entry.path());
                             }
-                            check_entry(&entry.path(), &meta, &report);
+                            check_entry(&entry.path(), &meta, rule, &report);
                         }
                     }
                     let mut q = queue.lock().expect("queue lock");
@@ -399,16 +439,12 @@ fn walk_pgdata(root: &Path) -> WalkReport {
     report.into_inner().expect("report lock")
 }
 
-fn check_entry(path: &Path, meta: &Option<fs::Metadata>, report: &Mutex<WalkReport>) {
+fn check_entry(path: &Path, meta: &Option<fs::Metadata>, rule: &DataDirRule, report: &Mutex<WalkReport>) {
     let Some(meta) = meta else { return };
-    let mode = meta.permissions().mode();
-    let (unreadable, too_open) = if meta.is_dir() {
-        (mode & 0o050 != 0o050, mode & 0o027 != 0)
-    } else if meta.is_file() {
-        (mode & 0o040 == 0, mode & 0o027 != 0)
-    } else {
-        (false, false) // symlinks (tablespaces) and sockets are not copied as such
-    };
+    let Verdict {
+        lacks_group_read: unreadable,
+        too_open,
+    } = rule.judge(meta);
     let mut r = report.lock().expect("report lock");
     r.entries += 1;
     if unreadable {
@@ -443,7 +479,7 @@ mod tests {
         for d in [&root, &root.join("base"), &root.join("base/1")] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o750)).unwrap();
         }
-        let report = walk_pgdata(&root);
+        let report = walk_pgdata(&[root.clone()], &DataDirRule::new("/data"));
         assert_eq!(report.entries, 7);
         assert_eq!(report.unreadable_count, 1);
         assert_eq!(report.too_open_count, 1);

@@ -4,6 +4,7 @@
 //! target renders the same plan, so SQL, hba, shell and configuration cannot disagree
 //! about a name or a path.
 
+mod datadir;
 mod files;
 mod hba;
 mod patroni;
@@ -13,6 +14,7 @@ use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
 use serde::Serialize;
 
+pub use datadir::{DataDirRule, Mode, Verdict};
 pub use files::PathEntry;
 pub use hba::{HbaLine, IdentLine};
 pub use patroni::PatroniPlan;
@@ -57,6 +59,9 @@ pub struct ClusterPlan {
     pub ident_lines: Vec<IdentLine>,
     /// Every path the plan manages, with owner, group, mode and why.
     pub paths: Vec<PathEntry>,
+    /// The data-directory rule: its roots (tablespaces, a linked pg_wal), the bits
+    /// every entry needs and the bits none may have.
+    pub data_dir: DataDirRule,
     /// Directories the backup user must be able to search (x): the data directory's
     /// parents, the socket directory and its parents.
     pub search_paths: Vec<String>,
@@ -287,6 +292,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         hba_lines: hba::hba_lines(c),
         ident_lines: hba::ident_lines(c),
         paths,
+        data_dir: DataDirRule::new(c.postgres.data_directory.as_str()),
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),
         database_config: pgbackrest::database_config(c, &tls),

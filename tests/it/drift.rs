@@ -369,3 +369,81 @@ fn listing(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// check --deployed walks the same trees as apply.sh: the data directory, every
+/// tablespace linked from pg_tblspc/ and a linked pg_wal (symlink targets are host
+/// paths, read below --root).
+#[test]
+fn deployed_check_walks_tablespaces_and_a_linked_pg_wal() {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), HOST_POLICY);
+    let out = dir.path().join("out");
+    assert_eq!(
+        run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]).0,
+        0
+    );
+    let root = dir.path().join("root");
+    deploy(&root, &out.join("main"));
+    let pgdata = root.join("srv/pg/15/data");
+    let tablespace = root.join("srv/ts/fast");
+    let wal = root.join("srv/wal");
+    for d in [
+        tablespace.join("PG_15_202209061/5"),
+        wal.clone(),
+        pgdata.join("pg_tblspc"),
+    ] {
+        fs::create_dir_all(&d).unwrap();
+    }
+    for d in [
+        root.join("srv/ts/fast"),
+        root.join("srv/ts/fast/PG_15_202209061"),
+        root.join("srv/ts/fast/PG_15_202209061/5"),
+        wal.clone(),
+        pgdata.join("pg_tblspc"),
+    ] {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o750)).unwrap();
+    }
+    let table = tablespace.join("PG_15_202209061/5/16500");
+    let segment = wal.join("000000010000000000000001");
+    for f in [&table, &segment] {
+        fs::write(f, "x").unwrap();
+        fs::set_permissions(f, fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    // Host paths, as PostgreSQL writes them (absolute).
+    std::os::unix::fs::symlink("/srv/ts/fast", pgdata.join("pg_tblspc/16400")).unwrap();
+    std::os::unix::fs::symlink("/srv/wal", pgdata.join("pg_wal")).unwrap();
+    let check = || {
+        run(&[
+            "check",
+            policy.to_str().unwrap(),
+            "--deployed",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+    };
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, 0, "in sync with group-readable linked trees:\n{stdout}{stderr}");
+
+    fs::set_permissions(&table, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(&segment, fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, stdout, _) = check();
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("entries of the data directory lack group read: expected none, found 2, e.g."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("srv/ts/fast/PG_15_202209061/5/16500"), "{stdout}");
+    assert!(stdout.contains("srv/wal/000000010000000000000001"), "{stdout}");
+
+    fs::set_permissions(&table, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&segment, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&wal, fs::Permissions::from_mode(0o757)).unwrap();
+    let (code, stdout, _) = check();
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "entries of the data directory are group-writable or open to others: expected none, found 1, e.g."
+        ) && stdout.contains("srv/wal"),
+        "{stdout}"
+    );
+}
