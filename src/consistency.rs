@@ -258,16 +258,14 @@ fn heredoc(script: &str, delimiter: &str) -> Option<String> {
     None
 }
 
-/// The lines from `# BEGIN <marker>` to `# END <marker>`.
+/// The lines from `# BEGIN <marker>` to `# END <marker>` (the one grammar of
+/// `plan::block`); none when the block is missing or malformed (then the rule count
+/// differs from the plan's, which is reported).
 fn managed_block(lines: &[String], marker: &str) -> Vec<String> {
-    let begin = format!("# BEGIN {marker}");
-    let end = format!("# END {marker}");
-    lines
-        .iter()
-        .skip_while(|l| !l.starts_with(&begin))
-        .take_while(|l| !l.starts_with(&end))
-        .cloned()
-        .collect()
+    match crate::plan::block::find(lines, marker) {
+        Ok(Some(span)) => lines[span.begin..=span.end].to_vec(),
+        _ => Vec::new(),
+    }
 }
 
 /// The rules of pg_hba/pg_ident lines as tokens, double quotes removed (names cannot

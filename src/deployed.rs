@@ -6,6 +6,7 @@
 //! does not grow with the number of files.
 
 use crate::artifact::{Rendering, Tree};
+use crate::plan::block::{self, Span};
 use crate::plan::{ClusterPlan, DataDirRule, Plan, Verdict};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -288,13 +289,9 @@ fn managed_blocks(
             continue;
         };
         let expected = String::from_utf8_lossy(&expected.bytes);
-        let begin = format!("# BEGIN {}", cluster.hba_marker);
-        let end = format!("# END {}", cluster.hba_marker);
         let lines: Vec<&str> = text.lines().collect();
-        let start = lines.iter().position(|l| l.starts_with(&begin));
-        let stop = lines.iter().position(|l| l.starts_with(&end));
-        match (start, stop) {
-            (Some(a), Some(b)) if a < b => {
+        match block::find(&lines, &cluster.hba_marker) {
+            Ok(Some(Span { begin: a, end: b })) => {
                 let block = lines[a..=b].join("\n") + "\n";
                 if block != expected {
                     let first = first_changed_line(expected.as_bytes(), block.as_bytes());
@@ -313,11 +310,17 @@ fn managed_blocks(
                     );
                 }
             }
-            _ => finding(
+            Ok(None) => finding(
                 &live,
                 "managed block missing",
-                format!("lines between `{begin}` and `{end}`"),
+                format!("lines between `# BEGIN {0}` and `# END {0}`", cluster.hba_marker),
                 "no block".into(),
+            ),
+            Err(e) => finding(
+                &live,
+                "managed block malformed",
+                "one block between its BEGIN and END markers".into(),
+                e.to_string(),
             ),
         }
     }

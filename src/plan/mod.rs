@@ -4,6 +4,7 @@
 //! target renders the same plan, so SQL, hba, shell and configuration cannot disagree
 //! about a name or a path.
 
+pub mod block;
 mod datadir;
 mod files;
 mod hba;

@@ -447,3 +447,52 @@ fn deployed_check_walks_tablespaces_and_a_linked_pg_wal() {
         "{stdout}"
     );
 }
+
+/// The managed block is found by its exact marker (cluster `main` is not `main-2`), and
+/// a BEGIN without END is reported as malformed, not read to the end of the file.
+#[test]
+fn deployed_block_markers_are_exact_and_an_unterminated_block_is_malformed() {
+    let dir = tempdir();
+    let policy = write_policy(dir.path(), HOST_POLICY);
+    let out = dir.path().join("out");
+    assert_eq!(
+        run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]).0,
+        0
+    );
+    let root = dir.path().join("root");
+    deploy(&root, &out.join("main"));
+    let check = || {
+        run(&[
+            "check",
+            policy.to_str().unwrap(),
+            "--deployed",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+    };
+    let hba = root.join("srv/pg/15/data/pg_hba.conf");
+    let ours = fs::read_to_string(out.join("main/hba/pg_hba.conf.snippet")).unwrap();
+    // Only another cluster's block (`main-2`), with the same lines otherwise.
+    fs::write(
+        &hba,
+        ours.replace("pgbr-policy main", "pgbr-policy main-2") + "local all all peer\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = check();
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("pg_hba.conf: managed block missing"), "{stdout}");
+    // Our BEGIN line and the rest of the file, no END.
+    let begin = ours.lines().next().unwrap();
+    fs::write(&hba, format!("{begin}\nlocal all all peer\n")).unwrap();
+    let (code, stdout, _) = check();
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("pg_hba.conf: managed block malformed")
+            && stdout.contains("the BEGIN marker on line 1 has no END marker"),
+        "{stdout}"
+    );
+    // CRLF line ends: the same block.
+    fs::write(&hba, (ours + "local all all peer\n").replace('\n', "\r\n")).unwrap();
+    let (code, stdout, _) = check();
+    assert_eq!(code, 0, "{stdout}");
+}
