@@ -482,7 +482,7 @@ mod tests {
         for d in [&root, &root.join("base"), &root.join("base/1")] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o750)).unwrap();
         }
-        let report = walk_pgdata(&[root.clone()], &DataDirRule::new("/data"));
+        let report = walk_pgdata(std::slice::from_ref(&root), &DataDirRule::new("/data"));
         assert_eq!(report.entries, 7);
         assert_eq!(report.unreadable_count, 1);
         assert_eq!(report.too_open_count, 1);

@@ -239,7 +239,7 @@ fn managed_paths_in_world_writable_directories_are_refused() {
         assert_has(
             &err,
             &[
-                &format!("policy.yaml:6:"),
+                "policy.yaml:6:",
                 &format!("clusters[0].{field}: `{value}`"),
                 "every local user can write",
             ],
