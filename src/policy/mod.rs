@@ -2,10 +2,13 @@
 //! the [`Policy`] that planning reads. `load` is the only entry point.
 
 pub mod diagnostic;
+mod fields;
 pub mod model;
 pub mod names;
 mod patroni;
+mod places;
 pub mod raw;
+mod resolve;
 mod validate;
 
 pub use diagnostic::{Diagnostic, PolicyErrors};
