@@ -470,6 +470,35 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn roots_are_the_data_directory_its_tablespaces_and_a_linked_pg_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let data = base.join("data");
+        for d in ["data/pg_tblspc", "ts1", "ts2", "wal", "data/base"] {
+            fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink(base.join("ts1"), data.join("pg_tblspc/16400")).unwrap();
+        std::os::unix::fs::symlink("../../ts2", data.join("pg_tblspc/16401")).unwrap();
+        std::os::unix::fs::symlink(base.join("wal"), data.join("pg_wal")).unwrap();
+        // A link into the data directory itself is not a second root.
+        std::os::unix::fs::symlink(data.join("base"), data.join("pg_tblspc/16402")).unwrap();
+        let rule = DataDirRule::new(data.to_str().unwrap());
+        // On the host (root `/`): as `readlink -f`.
+        assert_eq!(
+            data_roots(&rule, Path::new("/")),
+            [data.clone(), base.join("ts1"), base.join("ts2"), base.join("wal")]
+        );
+        // Under a fake root, absolute targets are host paths below it.
+        let fake = base.join("root");
+        let pgdata = fake.join("srv/pg");
+        fs::create_dir_all(pgdata.join("pg_tblspc")).unwrap();
+        fs::create_dir_all(fake.join("srv/ts")).unwrap();
+        std::os::unix::fs::symlink("/srv/ts", pgdata.join("pg_tblspc/1")).unwrap();
+        let rule = DataDirRule::new("/srv/pg");
+        assert_eq!(data_roots(&rule, &fake), [pgdata, fake.join("srv/ts")]);
+    }
+
+    #[test]
     fn walk_counts_unreadable_and_open_entries() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
