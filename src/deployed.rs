@@ -6,6 +6,7 @@
 //! does not grow with the number of files.
 
 use crate::artifact::{Rendering, Tree};
+use crate::drift::{self, Found};
 use crate::plan::block::{self, Span};
 use crate::plan::{ClusterPlan, DataDirRule, Plan, Verdict};
 use serde::Serialize;
@@ -170,14 +171,20 @@ fn installed_files(
     }
     for (host_path, artifact, mode) in files {
         let Some(expected) = tree.get(&artifact) else { continue };
-        match fs::read(on_root(root, &host_path)) {
-            Err(_) => finding(
+        match drift::read_file(&on_root(root, &host_path)) {
+            Err(_) | Ok(Found::Missing) => finding(
                 &host_path,
                 "missing",
                 format!("the content of {artifact}"),
                 "no file".into(),
             ),
-            Ok(found) if found != expected.bytes => {
+            Ok(Found::Other(what)) => finding(
+                &host_path,
+                "not a regular file",
+                format!("the content of {artifact}"),
+                what,
+            ),
+            Ok(Found::File { bytes: found, .. }) if found != expected.bytes => {
                 let first = first_changed_line(&expected.bytes, &found);
                 finding(
                     &host_path,
@@ -186,10 +193,7 @@ fn installed_files(
                     first,
                 );
             }
-            Ok(_) => {
-                let found_mode = fs::metadata(on_root(root, &host_path))
-                    .map(|m| m.permissions().mode() & 0o7777)
-                    .unwrap_or(0);
+            Ok(Found::File { mode: found_mode, .. }) => {
                 if found_mode != mode {
                     finding(&host_path, "mode", format!("{mode:04o}"), format!("{found_mode:04o}"));
                 }
@@ -279,14 +283,24 @@ fn managed_blocks(
         let Some(expected) = tree.get(&format!("{}/{snippet}", cluster.name)) else {
             continue;
         };
-        let Ok(text) = fs::read_to_string(on_root(root, &live)) else {
-            finding(
-                &live,
-                "missing",
-                "the managed block at the top".into(),
-                "no file".into(),
-            );
-            continue;
+        // The live files lie in a directory the cluster owner can write (PGDATA, or
+        // /etc/postgresql/<v>/<c> on Debian): a symlink there is not followed (it could
+        // point at a secret this report would quote), a FIFO not opened.
+        let text = match drift::read_file(&on_root(root, &live)) {
+            Ok(Found::File { bytes, .. }) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(Found::Other(what)) => {
+                finding(&live, "not a regular file", "the managed block at the top".into(), what);
+                continue;
+            }
+            Err(_) | Ok(Found::Missing) => {
+                finding(
+                    &live,
+                    "missing",
+                    "the managed block at the top".into(),
+                    "no file".into(),
+                );
+                continue;
+            }
         };
         let expected = String::from_utf8_lossy(&expected.bytes);
         let lines: Vec<&str> = text.lines().collect();

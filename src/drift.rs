@@ -98,15 +98,33 @@ pub fn inspect(root: &Path, rel: &str) -> Result<Found> {
             }
             continue;
         }
-        if !meta.is_file() {
-            return Ok(Found::Other(what));
-        }
-        if meta.len() > READ_LIMIT {
-            return Ok(Found::Other(too_large(meta.len())));
-        }
-        return read_no_follow(&path, &meta);
+        return judged_read(&path, &meta, what);
     }
     Ok(Found::Missing)
+}
+
+/// Reads one file whose last component must be a regular file (a symlink there is
+/// reported, not followed; a FIFO or device is not opened), bounded by [`READ_LIMIT`].
+/// The directories on the way are the host's and are followed.
+pub fn read_file(path: &Path) -> Result<Found> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => {
+            let what = describe(path, &meta);
+            judged_read(path, &meta, what)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Missing),
+        Err(e) => Err(e).with_context(|| format!("cannot inspect `{}`", path.display())),
+    }
+}
+
+fn judged_read(path: &Path, meta: &fs::Metadata, what: String) -> Result<Found> {
+    if !meta.is_file() {
+        return Ok(Found::Other(what));
+    }
+    if meta.len() > READ_LIMIT {
+        return Ok(Found::Other(too_large(meta.len())));
+    }
+    read_no_follow(path, meta)
 }
 
 fn too_large(len: u64) -> String {

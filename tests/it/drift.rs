@@ -492,7 +492,48 @@ fn deployed_block_markers_are_exact_and_an_unterminated_block_is_malformed() {
         "{stdout}"
     );
     // CRLF line ends: the same block.
-    fs::write(&hba, (ours + "local all all peer\n").replace('\n', "\r\n")).unwrap();
+    fs::write(&hba, (ours.clone() + "local all all peer\n").replace('\n', "\r\n")).unwrap();
     let (code, stdout, _) = check();
     assert_eq!(code, 0, "{stdout}");
+    // The live file swapped (by the owner of its directory) for a link to a secret, or
+    // for a FIFO: reported, neither followed nor opened.
+    let secret = dir.path().join("secret");
+    fs::write(&secret, "PGBR_SECRET_LINE\n").unwrap();
+    fs::remove_file(&hba).unwrap();
+    std::os::unix::fs::symlink(&secret, &hba).unwrap();
+    let (code, stdout, _) = check();
+    assert_eq!(code, 1, "{stdout}");
+    assert!(!stdout.contains("PGBR_SECRET_LINE"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "pg_hba.conf: not a regular file: expected the managed block at the top, found a symbolic link to"
+        ),
+        "{stdout}"
+    );
+    fs::remove_file(&hba).unwrap();
+    assert!(Command::new("mkfifo").arg(&hba).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let output = Command::new("timeout")
+        .args([
+            "-s",
+            "KILL",
+            "60",
+            bin(),
+            "check",
+            policy.to_str().unwrap(),
+            "--deployed",
+            "--root",
+        ])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(started.elapsed().as_secs() < 30);
+    assert!(
+        stdout.contains(
+            "pg_hba.conf: not a regular file: expected the managed block at the top, found a FIFO (not opened)"
+        ),
+        "{stdout}"
+    );
 }
