@@ -211,9 +211,10 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
 
 fn print_file_changes(changes: &[drift::Change], quiet: bool, colour: bool) {
     for change in changes {
-        let note = match change.cause {
-            Some(cause) => format!(" ({})", cause.describe()),
-            None => String::new(),
+        let note = match (change.cause, &change.found_type) {
+            (_, Some(what)) => format!(" (found {what})"),
+            (Some(cause), None) => format!(" ({})", cause.describe()),
+            (None, None) => String::new(),
         };
         if quiet || change.diff.is_empty() {
             println!("{}: {}{note}", change.path, change.status.word());

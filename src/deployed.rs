@@ -6,7 +6,9 @@
 //! does not grow with the number of files.
 
 use crate::artifact::{Rendering, Tree};
-use crate::plan::{ClusterPlan, Plan};
+use crate::drift::{self, Found};
+use crate::plan::block::{self, Span};
+use crate::plan::{ClusterPlan, DataDirRule, Plan, Verdict};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs;
@@ -96,9 +98,10 @@ pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Finding>> {
             );
         }
         managed_blocks(cluster, tree, root, &mut finding);
-        let pgdata = on_root(root, &cluster.postgres.data_directory);
+        let rule = &cluster.datadir;
+        let pgdata = on_root(root, &rule.data_directory);
         if pgdata.is_dir() {
-            let report = walk_pgdata(&pgdata);
+            let report = walk_pgdata(&data_roots(rule, root), rule);
             for (problem, examples, count) in [
                 (
                     "entries of the data directory lack group read",
@@ -168,14 +171,20 @@ fn installed_files(
     }
     for (host_path, artifact, mode) in files {
         let Some(expected) = tree.get(&artifact) else { continue };
-        match fs::read(on_root(root, &host_path)) {
-            Err(_) => finding(
+        match drift::read_file(&on_root(root, &host_path)) {
+            Err(_) | Ok(Found::Missing) => finding(
                 &host_path,
                 "missing",
                 format!("the content of {artifact}"),
                 "no file".into(),
             ),
-            Ok(found) if found != expected.bytes => {
+            Ok(Found::Other(what)) => finding(
+                &host_path,
+                "not a regular file",
+                format!("the content of {artifact}"),
+                what,
+            ),
+            Ok(Found::File { bytes: found, .. }) if found != expected.bytes => {
                 let first = first_changed_line(&expected.bytes, &found);
                 finding(
                     &host_path,
@@ -184,10 +193,7 @@ fn installed_files(
                     first,
                 );
             }
-            Ok(_) => {
-                let found_mode = fs::metadata(on_root(root, &host_path))
-                    .map(|m| m.permissions().mode() & 0o7777)
-                    .unwrap_or(0);
+            Ok(Found::File { mode: found_mode, .. }) => {
                 if found_mode != mode {
                     finding(&host_path, "mode", format!("{mode:04o}"), format!("{found_mode:04o}"));
                 }
@@ -277,23 +283,29 @@ fn managed_blocks(
         let Some(expected) = tree.get(&format!("{}/{snippet}", cluster.name)) else {
             continue;
         };
-        let Ok(text) = fs::read_to_string(on_root(root, &live)) else {
-            finding(
-                &live,
-                "missing",
-                "the managed block at the top".into(),
-                "no file".into(),
-            );
-            continue;
+        // The live files lie in a directory the cluster owner can write (PGDATA, or
+        // /etc/postgresql/<v>/<c> on Debian): a symlink there is not followed (it could
+        // point at a secret this report would quote), a FIFO not opened.
+        let text = match drift::read_file(&on_root(root, &live)) {
+            Ok(Found::File { bytes, .. }) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(Found::Other(what)) => {
+                finding(&live, "not a regular file", "the managed block at the top".into(), what);
+                continue;
+            }
+            Err(_) | Ok(Found::Missing) => {
+                finding(
+                    &live,
+                    "missing",
+                    "the managed block at the top".into(),
+                    "no file".into(),
+                );
+                continue;
+            }
         };
         let expected = String::from_utf8_lossy(&expected.bytes);
-        let begin = format!("# BEGIN {}", cluster.hba_marker);
-        let end = format!("# END {}", cluster.hba_marker);
         let lines: Vec<&str> = text.lines().collect();
-        let start = lines.iter().position(|l| l.starts_with(&begin));
-        let stop = lines.iter().position(|l| l.starts_with(&end));
-        match (start, stop) {
-            (Some(a), Some(b)) if a < b => {
+        match block::find(&lines, &cluster.hba_marker) {
+            Ok(Some(Span { begin: a, end: b })) => {
                 let block = lines[a..=b].join("\n") + "\n";
                 if block != expected {
                     let first = first_changed_line(expected.as_bytes(), block.as_bytes());
@@ -312,11 +324,17 @@ fn managed_blocks(
                     );
                 }
             }
-            _ => finding(
+            Ok(None) => finding(
                 &live,
                 "managed block missing",
-                format!("lines between `{begin}` and `{end}`"),
+                format!("lines between `# BEGIN {0}` and `# END {0}`", cluster.hba_marker),
                 "no block".into(),
+            ),
+            Err(e) => finding(
+                &live,
+                "managed block malformed",
+                "one block between its BEGIN and END markers".into(),
+                e.to_string(),
             ),
         }
     }
@@ -343,16 +361,55 @@ struct Queue {
     busy: usize,
 }
 
-/// Walks a directory tree with two threads (one stat per entry, no name lookups),
+/// The trees the rule covers on the host under `root`, as apply.sh's `pgdata_roots`:
+/// the data directory, then the target of every symlink in each of the rule's link
+/// directories (tablespaces) and of each of its links (a linked `pg_wal`). A target
+/// is a host path: under a fake root it is read below that root. Targets inside a
+/// root already listed are not listed again (they would be counted twice).
+fn data_roots(rule: &DataDirRule, root: &Path) -> Vec<PathBuf> {
+    let pgdata = on_root(root, &rule.data_directory);
+    let mut links: Vec<PathBuf> = Vec::new();
+    for dir in &rule.link_directories {
+        if let Ok(entries) = fs::read_dir(pgdata.join(dir)) {
+            let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            found.sort();
+            links.extend(found);
+        }
+    }
+    links.extend(rule.links.iter().map(|l| pgdata.join(l)));
+    let mut roots = vec![pgdata];
+    for link in links {
+        let Ok(target) = fs::read_link(&link) else { continue }; // not a symlink
+        let resolved = if root == Path::new("/") {
+            // On the host itself, exactly `readlink -f`.
+            match fs::canonicalize(&link) {
+                Ok(p) => p,
+                Err(_) => continue,
+            }
+        } else if target.is_absolute() {
+            on_root(root, &target.to_string_lossy())
+        } else {
+            link.parent().map(|p| p.join(&target)).unwrap_or(target)
+        };
+        if resolved.is_dir() && !roots.iter().any(|r| resolved.starts_with(r)) {
+            roots.push(resolved);
+        }
+    }
+    roots
+}
+
+/// Walks directory trees with two threads (one stat per entry, no name lookups),
 /// following no symlinks; memory holds only directories not yet read.
-fn walk_pgdata(root: &Path) -> WalkReport {
+fn walk_pgdata(roots: &[PathBuf], rule: &DataDirRule) -> WalkReport {
     let queue = Mutex::new(Queue {
-        dirs: vec![root.to_path_buf()],
+        dirs: roots.to_vec(),
         busy: 0,
     });
     let wake = Condvar::new();
     let report = Mutex::new(WalkReport::default());
-    check_entry(root, &fs::symlink_metadata(root).ok(), &report);
+    for root in roots {
+        check_entry(root, &fs::symlink_metadata(root).ok(), rule, &report);
+    }
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -385,7 +442,7 @@ fn walk_pgdata(root: &Path) -> WalkReport {
                             if meta.as_ref().is_some_and(|m| m.is_dir()) {
                                 found_dirs.push(entry.path());
                             }
-                            check_entry(&entry.path(), &meta, &report);
+                            check_entry(&entry.path(), &meta, rule, &report);
                         }
                     }
                     let mut q = queue.lock().expect("queue lock");
@@ -399,16 +456,12 @@ fn walk_pgdata(root: &Path) -> WalkReport {
     report.into_inner().expect("report lock")
 }
 
-fn check_entry(path: &Path, meta: &Option<fs::Metadata>, report: &Mutex<WalkReport>) {
+fn check_entry(path: &Path, meta: &Option<fs::Metadata>, rule: &DataDirRule, report: &Mutex<WalkReport>) {
     let Some(meta) = meta else { return };
-    let mode = meta.permissions().mode();
-    let (unreadable, too_open) = if meta.is_dir() {
-        (mode & 0o050 != 0o050, mode & 0o027 != 0)
-    } else if meta.is_file() {
-        (mode & 0o040 == 0, mode & 0o027 != 0)
-    } else {
-        (false, false) // symlinks (tablespaces) and sockets are not copied as such
-    };
+    let Verdict {
+        lacks_group_read: unreadable,
+        too_open,
+    } = rule.judge(meta);
     let mut r = report.lock().expect("report lock");
     r.entries += 1;
     if unreadable {
@@ -431,6 +484,35 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn roots_are_the_data_directory_its_tablespaces_and_a_linked_pg_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let data = base.join("data");
+        for d in ["data/pg_tblspc", "ts1", "ts2", "wal", "data/base"] {
+            fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink(base.join("ts1"), data.join("pg_tblspc/16400")).unwrap();
+        std::os::unix::fs::symlink("../../ts2", data.join("pg_tblspc/16401")).unwrap();
+        std::os::unix::fs::symlink(base.join("wal"), data.join("pg_wal")).unwrap();
+        // A link into the data directory itself is not a second root.
+        std::os::unix::fs::symlink(data.join("base"), data.join("pg_tblspc/16402")).unwrap();
+        let rule = DataDirRule::new(data.to_str().unwrap());
+        // On the host (root `/`): as `readlink -f`.
+        assert_eq!(
+            data_roots(&rule, Path::new("/")),
+            [data.clone(), base.join("ts1"), base.join("ts2"), base.join("wal")]
+        );
+        // Under a fake root, absolute targets are host paths below it.
+        let fake = base.join("root");
+        let pgdata = fake.join("srv/pg");
+        fs::create_dir_all(pgdata.join("pg_tblspc")).unwrap();
+        fs::create_dir_all(fake.join("srv/ts")).unwrap();
+        std::os::unix::fs::symlink("/srv/ts", pgdata.join("pg_tblspc/1")).unwrap();
+        let rule = DataDirRule::new("/srv/pg");
+        assert_eq!(data_roots(&rule, &fake), [pgdata, fake.join("srv/ts")]);
+    }
+
+    #[test]
     fn walk_counts_unreadable_and_open_entries() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
@@ -443,7 +525,7 @@ mod tests {
         for d in [&root, &root.join("base"), &root.join("base/1")] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o750)).unwrap();
         }
-        let report = walk_pgdata(&root);
+        let report = walk_pgdata(std::slice::from_ref(&root), &DataDirRule::new("/data"));
         assert_eq!(report.entries, 7);
         assert_eq!(report.unreadable_count, 1);
         assert_eq!(report.too_open_count, 1);

@@ -53,8 +53,131 @@ pub struct Change {
     pub found_sha256: Option<String>,
     pub expected_mode: Option<String>,
     pub found_mode: Option<String>,
+    /// What is there instead of a regular file, when it is not one (a symbolic link, a
+    /// FIFO, a device, a directory, a file too large to read): never followed or opened.
+    pub found_type: Option<String>,
     #[serde(skip)]
     pub diff: String,
+}
+
+/// Files larger than this are reported, not read: generated files are a few hundred KB.
+pub const READ_LIMIT: u64 = 64 << 20;
+
+/// What is at a path of the tree, read without following a symbolic link anywhere on
+/// the way and without opening anything but a regular file.
+pub enum Found {
+    Missing,
+    File {
+        bytes: Vec<u8>,
+        mode: u32,
+    },
+    /// Not a regular file: what it is, in words.
+    Other(String),
+}
+
+/// Inspects `root/rel`: every component below `root` is checked with lstat (a symbolic
+/// link or a non-directory on the way is reported, not followed); the file itself is
+/// opened with O_NOFOLLOW and O_NONBLOCK (a FIFO swapped in does not block), checked to
+/// be the regular file lstat saw, and read up to [`READ_LIMIT`].
+pub fn inspect(root: &Path, rel: &str) -> Result<Found> {
+    let mut path = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e) => return Err(e).with_context(|| format!("cannot inspect `{}`", path.display())),
+        };
+        let last = i + 1 == parts.len();
+        let what = describe(&path, &meta);
+        let shown = parts[..=i].join("/");
+        if !last {
+            if !meta.is_dir() {
+                return Ok(Found::Other(format!("`{shown}` on the way is {what}")));
+            }
+            continue;
+        }
+        return judged_read(&path, &meta, what);
+    }
+    Ok(Found::Missing)
+}
+
+/// Reads one file whose last component must be a regular file (a symlink there is
+/// reported, not followed; a FIFO or device is not opened), bounded by [`READ_LIMIT`].
+/// The directories on the way are the host's and are followed.
+pub fn read_file(path: &Path) -> Result<Found> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => {
+            let what = describe(path, &meta);
+            judged_read(path, &meta, what)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Missing),
+        Err(e) => Err(e).with_context(|| format!("cannot inspect `{}`", path.display())),
+    }
+}
+
+fn judged_read(path: &Path, meta: &fs::Metadata, what: String) -> Result<Found> {
+    if !meta.is_file() {
+        return Ok(Found::Other(what));
+    }
+    if meta.len() > READ_LIMIT {
+        return Ok(Found::Other(too_large(meta.len())));
+    }
+    read_no_follow(path, meta)
+}
+
+fn too_large(len: u64) -> String {
+    format!("a file of {len} bytes, larger than the {READ_LIMIT} bytes read (not read)")
+}
+
+fn read_no_follow(path: &Path, seen: &fs::Metadata) -> Result<Found> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // Swapped for a symbolic link since lstat: not followed.
+        Err(rustix::io::Errno::LOOP) => return Ok(Found::Other("a symbolic link (not followed)".into())),
+        Err(e) => return Err(std::io::Error::from(e)).with_context(|| format!("cannot read `{}`", path.display())),
+    };
+    let file = fs::File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.ino() != seen.ino() || meta.dev() != seen.dev() {
+        return Ok(Found::Other("an entry replaced while it was read (not read)".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(READ_LIMIT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > READ_LIMIT {
+        return Ok(Found::Other(too_large(bytes.len() as u64)));
+    }
+    Ok(Found::File {
+        bytes,
+        mode: meta.permissions().mode() & 0o7777,
+    })
+}
+
+/// An entry in words, from its lstat: what a reader of the report needs to act on it.
+fn describe(path: &Path, meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = meta.file_type();
+    if t.is_symlink() {
+        match fs::read_link(path) {
+            Ok(target) => format!("a symbolic link to `{}` (not followed)", target.display()),
+            Err(_) => "a symbolic link (not followed)".into(),
+        }
+    } else if t.is_dir() {
+        "a directory".into()
+    } else if t.is_fifo() {
+        "a FIFO (not opened)".into()
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device (not opened)".into()
+    } else if t.is_socket() {
+        "a socket (not opened)".into()
+    } else {
+        "a regular file".into()
+    }
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
@@ -85,9 +208,10 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
     if !against.is_dir() {
         anyhow::bail!("`{}` is not a directory", against.display());
     }
-    let recorded = fs::read_to_string(against.join(MANIFEST))
-        .map(|t| parse_manifest(&t))
-        .unwrap_or_default();
+    let recorded = match inspect(against, MANIFEST)? {
+        Found::File { bytes, .. } => parse_manifest(&String::from_utf8_lossy(&bytes)),
+        _ => Default::default(),
+    };
     let mut on_disk = Vec::new();
     walk(against, against, &mut on_disk)?;
     let changes = Mutex::new(Vec::new());
@@ -110,17 +234,26 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
     changes.extend(compare_one(against, &recorded, MANIFEST, &manifest, &manifest_hash)?);
     for rel in on_disk {
         if !hashes.contains_key(&rel) && rel != MANIFEST {
-            let found = fs::read(against.join(&rel)).unwrap_or_default();
+            let (found_sha256, found_type, diff) = match inspect(against, &rel)? {
+                Found::File { bytes, .. } => (
+                    Some(sha256_hex(&bytes)),
+                    None,
+                    unified(&rel, &String::from_utf8_lossy(&bytes), ""),
+                ),
+                Found::Other(what) => (None, Some(what), String::new()),
+                Found::Missing => continue,
+            };
             changes.push(Change {
                 path: rel.clone(),
                 status: Status::Removed,
                 edited_by_hand: false,
                 cause: None,
                 expected_sha256: None,
-                found_sha256: Some(sha256_hex(&found)),
+                found_sha256,
                 expected_mode: None,
                 found_mode: None,
-                diff: unified(&rel, &String::from_utf8_lossy(&found), ""),
+                found_type,
+                diff,
             });
         }
     }
@@ -136,21 +269,37 @@ fn compare_one(
     artifact: &Artifact,
     expected_sha: &str,
 ) -> Result<Option<Change>> {
-    let path = against.join(rel);
-    let Ok(found) = fs::read(&path) else {
-        return Ok(Some(Change {
-            path: rel.to_owned(),
-            status: Status::Added,
-            edited_by_hand: false,
-            cause: None,
-            expected_sha256: Some(expected_sha.to_owned()),
-            found_sha256: None,
-            expected_mode: Some(format!("{:04o}", artifact.mode)),
-            found_mode: None,
-            diff: unified(rel, "", &String::from_utf8_lossy(&artifact.bytes)),
-        }));
+    let (found, mode) = match inspect(against, rel)? {
+        Found::File { bytes, mode } => (bytes, mode),
+        Found::Missing => {
+            return Ok(Some(Change {
+                path: rel.to_owned(),
+                status: Status::Added,
+                edited_by_hand: false,
+                cause: None,
+                expected_sha256: Some(expected_sha.to_owned()),
+                found_sha256: None,
+                expected_mode: Some(format!("{:04o}", artifact.mode)),
+                found_mode: None,
+                found_type: None,
+                diff: unified(rel, "", &String::from_utf8_lossy(&artifact.bytes)),
+            }));
+        }
+        Found::Other(what) => {
+            return Ok(Some(Change {
+                path: rel.to_owned(),
+                status: Status::Modified,
+                edited_by_hand: false,
+                cause: None,
+                expected_sha256: Some(expected_sha.to_owned()),
+                found_sha256: None,
+                expected_mode: Some(format!("{:04o}", artifact.mode)),
+                found_mode: None,
+                diff: String::new(),
+                found_type: Some(what),
+            }));
+        }
     };
-    let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
     let status = if found != artifact.bytes {
         Status::Modified
     } else if mode != artifact.mode {
@@ -183,6 +332,7 @@ fn compare_one(
         found_sha256: Some(found_sha),
         expected_mode: Some(format!("{:04o}", artifact.mode)),
         found_mode: Some(format!("{mode:04o}")),
+        found_type: None,
     }))
 }
 

@@ -9,6 +9,7 @@
 //! grow with the fleet.
 
 use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
+use crate::drift::{self, Found};
 use crate::plan::Plan;
 use anyhow::{Context as _, Result, bail};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -48,11 +49,12 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
         bail!("`{}` exists and is not a directory", out.display());
     }
     let fresh = !out.exists();
+    check_owner(out, fresh)?;
     let on_disk = OnDisk {
         out,
-        previous: match fs::read_to_string(out.join(MANIFEST)) {
-            Ok(text) => parse_manifest(&text),
-            Err(_) => Default::default(),
+        previous: match drift::inspect(out, MANIFEST)? {
+            Found::File { bytes, .. } => parse_manifest(&String::from_utf8_lossy(&bytes)),
+            _ => Default::default(),
         },
         fresh,
         plain_dirs: Mutex::new(HashSet::new()),
@@ -166,23 +168,22 @@ impl OnDisk<'_> {
         if let Some(found) = self.first_symlink(rel) {
             bail!("refusing to write through the symbolic link `{found}`");
         }
-        match fs::read(&path) {
-            Ok(current) if current == artifact.bytes => {
-                let mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
-                Ok(if mode == artifact.mode {
-                    Decision::Unchanged
-                } else {
-                    Decision::FixMode
-                })
-            }
-            Ok(current) => {
-                let generated_before = self.previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&current));
+        // No symlink is followed and nothing but a regular file is opened (a FIFO would
+        // block, a device never end); the read is bounded.
+        match drift::inspect(self.out, rel)? {
+            Found::File { bytes, mode } if bytes == artifact.bytes => Ok(if mode == artifact.mode {
+                Decision::Unchanged
+            } else {
+                Decision::FixMode
+            }),
+            Found::File { bytes, .. } => {
+                let generated_before = self.previous.get(rel).is_some_and(|hash| *hash == sha256_hex(&bytes));
                 Ok(Decision::Write {
                     hand_edited: !generated_before && rel != MANIFEST,
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Decision::Write { hand_edited: false }),
-            Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+            Found::Missing => Ok(Decision::Write { hand_edited: false }),
+            Found::Other(what) => bail!("refusing to replace `{}`: it is {what}", path.display()),
         }
     }
 
@@ -229,7 +230,14 @@ struct Staging {
 
 impl Staging {
     fn create(out: &Path, fresh: bool) -> Result<Self> {
-        fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+        if fresh {
+            // The parents as needed, then `out` itself, which must not exist: a
+            // directory someone made in between (in a shared parent) is not adopted.
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+            }
+            fs::create_dir(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+        }
         let mut staging = Self {
             out: out.to_path_buf(),
             dir: None,
@@ -349,6 +357,55 @@ impl Drop for Staging {
 }
 
 const STAGING_PREFIX: &str = ".pgbr-staging-";
+
+/// Refuses an output directory (or, when it is to be made, the nearest existing
+/// directory above it) that belongs to a user other than the one running generate or
+/// root: that user could swap the directory's entries while the files are written
+/// (as root, through a symlink, anywhere).
+fn check_owner(out: &Path, fresh: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = rustix::process::geteuid().as_raw();
+    let (dir, what) = if fresh {
+        let mut dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        while fs::symlink_metadata(dir).is_err() {
+            match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(up) => dir = up,
+                None => {
+                    dir = Path::new(".");
+                    break;
+                }
+            }
+        }
+        (dir, "the directory it would be created in, ")
+    } else {
+        (out, "")
+    };
+    let meta = fs::metadata(dir).with_context(|| format!("cannot inspect `{}`", dir.display()))?;
+    let owner = meta.uid();
+    if owner != me && owner != 0 {
+        bail!(
+            "refusing to write into `{}`: {what}`{}`, belongs to {} (uid {owner}), not to the user running generate or root; that user could swap its entries while the files are written. Use a directory of your own",
+            out.display(),
+            dir.display(),
+            user_name(owner).map_or_else(|| "another user".to_owned(), |n| format!("`{n}`")),
+        );
+    }
+    Ok(())
+}
+
+/// The name of a user id, from /etc/passwd.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_owned())
+    })
+}
 
 /// Removes the staging directories of runs that were killed (their process is gone, or
 /// the pid is ours now): they hold only copies of generated files.

@@ -230,34 +230,21 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
     out
 }
 
-pub fn systemd_plan(c: &Cluster) -> SystemdPlan {
+/// The TLS server's unit, and one tmpfiles.d `d` line for every planned directory under
+/// `/run` (a tmpfs emptied at boot: the lock directories by default), so that each is
+/// recreated at boot with its owner and mode before anyone else can claim the name.
+pub fn systemd_plan(c: &Cluster, paths: &[PathEntry]) -> SystemdPlan {
     let unit_name = format!("pgbr-tls-{}.service", c.name);
-    let tmp = AbsPath::parse("/tmp").expect("constant path");
-    let mut tmpfiles = Vec::new();
-    for (path, owner, group) in [
-        (
-            &c.pgbackrest.backup_user_lock,
-            c.backup_user.name.as_str(),
-            c.backup_user.group.as_str(),
-        ),
-        (
-            &c.pgbackrest.owner_lock,
-            c.postgres.owner.as_str(),
-            c.postgres.group.as_str(),
-        ),
-    ] {
-        if path.is_within(&tmp) {
-            tmpfiles.push(entry(
-                path,
-                "dir",
-                (owner, group),
-                "0750",
-                "",
-                "lock-path",
-                "recreated at boot with the right owner before anyone else can claim the name",
-            ));
-        }
-    }
+    let tmpfiles = paths
+        .iter()
+        .filter(|p| p.kind == "dir")
+        .filter(|p| AbsPath::parse(&p.path).is_ok_and(|p| p.is_volatile()))
+        .map(|p| PathEntry {
+            backup_user_access: "",
+            reason: "recreated at boot with the right owner before anyone else can claim the name".into(),
+            ..p.clone()
+        })
+        .collect();
     SystemdPlan {
         unit_path: format!("/etc/systemd/system/{unit_name}"),
         unit_name,

@@ -1,6 +1,7 @@
 //! pg_hba.conf and pg_ident.conf lines in first-match order (facts.md §2): the role's
 //! one allowed line, then a reject for every other database over the socket, then a
-//! reject for any TCP attempt; all of it placed above every broader line.
+//! reject for any TCP attempt, then the same two for replication connections (which
+//! `all` does not match); all of it placed above every broader line.
 
 use crate::policy::{Auth, Cluster};
 use serde::Serialize;
@@ -64,11 +65,33 @@ pub fn hba_lines(c: &Cluster) -> Vec<HbaLine> {
             kind: "host",
             database: "all".into(),
             database_is_keyword: true,
-            user: role,
+            user: role.clone(),
             address: "all",
             method: "reject",
             options: String::new(),
             reason: "no TCP connection at all (pgBackRest uses only the socket)",
+        },
+        // `all` in the database field does not match replication connections: without
+        // these, a broader `replication` line further down could still let the role in.
+        HbaLine {
+            kind: "local",
+            database: "replication".into(),
+            database_is_keyword: true,
+            user: role.clone(),
+            address: "",
+            method: "reject",
+            options: String::new(),
+            reason: "no replication connection over the socket (`all` above does not cover replication; pgBackRest never uses it)",
+        },
+        HbaLine {
+            kind: "host",
+            database: "replication".into(),
+            database_is_keyword: true,
+            user: role,
+            address: "all",
+            method: "reject",
+            options: String::new(),
+            reason: "no replication connection over TCP",
         },
     ]
 }
@@ -81,5 +104,30 @@ pub fn ident_lines(c: &Cluster) -> Vec<IdentLine> {
             database_user: c.role.name.to_string(),
         }],
         Auth::Scram(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replication_is_rejected_too() {
+        let text = "version: 1\nclusters:\n  - name: c\n    postgres: {major: 15}\n";
+        let loaded = crate::policy::parse(text.as_bytes(), std::path::Path::new("p.yaml"), "p.yaml").unwrap();
+        let lines = super::hba_lines(&loaded.policy.clusters[0]);
+        let rules: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{} {} {} {}", l.kind, l.database, l.user, l.method))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "local postgres pgbackrest peer",
+                "local all pgbackrest reject",
+                "host all pgbackrest reject",
+                "local replication pgbackrest reject",
+                "host replication pgbackrest reject",
+            ]
+        );
+        assert!(lines[3].database_is_keyword && lines[4].address == "all");
     }
 }

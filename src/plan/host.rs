@@ -1,23 +1,13 @@
 //! The host procedures' data, decided once and typed: which generated files are installed
-//! where (with owner, group, mode and the apply.sh step that installs them), the
-//! data-directory rule (its roots and permission bits), and the state directory's file
-//! names (apply.sh writes them, rollback.sh reads them, the role and the drift checks
+//! where (with owner, group, mode and the apply.sh step that installs them) and the
+//! state directory's file names (apply.sh writes them, rollback.sh reads them, the role and the drift checks
 //! know them from here). The shell library (`templates/shell/lib/*.sh`) renders these
 //! values; `src/deployed.rs` evaluates the same ones.
 
+use super::datadir::Mode;
 use super::patroni::PatroniPlan;
 use super::{ArtifactNames, SystemdPlan};
 use serde::Serialize;
-
-/// An octal file mode, rendered with four digits ("0640").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode(pub u32);
-
-impl Serialize for Mode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:04o}", self.0))
-    }
-}
 
 /// Which apply.sh step installs a file (and so which Ansible task runs it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,69 +101,6 @@ pub fn installed_files(
     out
 }
 
-/// The data-directory rule (facts.md §4): the backup user reads every entry through the
-/// cluster's group and changes none. Applied by the cluster owner (it owns every entry,
-/// so a link planted in a tablespace or pg_wal can only point chmod at the owner's own
-/// files), checked by verify.sh, the Patroni hook and `check --deployed`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DataDirRule {
-    /// The data directory itself; PostgreSQL takes its group mode at start.
-    pub mode: Mode,
-    /// Bits every directory needs (group read and search) ...
-    pub dir_needs: Mode,
-    /// ... and every file (group read).
-    pub file_needs: Mode,
-    /// Bits no entry may have: group write, anything for others.
-    pub forbids: Mode,
-    /// More entries than this to fix: one `chmod -R` beats a targeted walk (a first
-    /// conversion); fewer: only the entries that need it are touched.
-    pub bulk_threshold: u32,
-    /// The same bits as chmod arguments, derived here so no target spells them again:
-    /// for a directory, a file, a whole tree (`X`: search on directories only), and the
-    /// inverse rollback.sh applies (every group bit taken back).
-    pub dir_fix: String,
-    pub file_fix: String,
-    pub tree_fix: String,
-    pub revoke: String,
-}
-
-pub fn datadir_rule() -> DataDirRule {
-    let (dir_needs, file_needs, forbids) = (0o050, 0o040, 0o027);
-    let search_only_on_dirs = dir_needs & !file_needs;
-    DataDirRule {
-        mode: Mode(0o750),
-        dir_needs: Mode(dir_needs),
-        file_needs: Mode(file_needs),
-        forbids: Mode(forbids),
-        bulk_threshold: 1000,
-        dir_fix: symbolic(dir_needs, forbids, 0),
-        file_fix: symbolic(file_needs, forbids, 0),
-        tree_fix: symbolic(file_needs, forbids, search_only_on_dirs),
-        revoke: symbolic(0, 0o070, 0),
-    }
-}
-
-/// chmod's symbolic spelling of "add these bits, remove those" ("g+rx,g-w,o-rwx");
-/// `capital_x` bits are added as `X` (search on directories only).
-fn symbolic(add: u32, remove: u32, capital_x: u32) -> String {
-    let mut clauses = Vec::new();
-    for (who, shift) in [('u', 6), ('g', 3), ('o', 0)] {
-        for (op, bits) in [('+', add | capital_x), ('-', remove)] {
-            let mut letters = String::new();
-            for (letter, bit) in [('r', 4), ('w', 2), ('x', 1)] {
-                if (bits >> shift) & bit != 0 {
-                    let big = letter == 'x' && (capital_x >> shift) & bit != 0;
-                    letters.push(if big { 'X' } else { letter });
-                }
-            }
-            if !letters.is_empty() {
-                clauses.push(format!("{who}{op}{letters}"));
-            }
-        }
-    }
-    clauses.join(",")
-}
-
 /// The state directory: what apply.sh must remember for rollback.sh, root's alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatePlan {
@@ -230,21 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn chmod_spellings_follow_the_bits() {
-        let r = datadir_rule();
-        assert_eq!(r.dir_fix, "g+rx,g-w,o-rwx");
-        assert_eq!(r.file_fix, "g+r,g-w,o-rwx");
-        assert_eq!(r.tree_fix, "g+rX,g-w,o-rwx");
-        assert_eq!(r.revoke, "g-rwx");
-    }
-
-    #[test]
-    fn the_rule_forbids_what_it_needs_nowhere() {
-        let r = datadir_rule();
-        assert_eq!(r.dir_needs.0 & r.forbids.0, 0);
-        assert_eq!(r.file_needs.0 & r.forbids.0, 0);
-        // The data directory's own mode satisfies the rule it sets for directories.
-        assert_eq!(r.mode.0 & r.dir_needs.0, r.dir_needs.0);
-        assert_eq!(r.mode.0 & r.forbids.0, 0);
+    fn state_files_live_in_the_cluster_state_directory() {
+        let s = state_plan("c");
+        for f in [&s.pgdata_mode_before, &s.hba_before, &s.tls_server_pid, &s.restart_log] {
+            assert!(f.starts_with("/var/lib/pgbr-policy/c/"), "{f}");
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! target renders the same plan, so SQL, hba, shell and configuration cannot disagree
 //! about a name or a path.
 
+pub mod block;
+mod datadir;
 mod files;
 mod hba;
 mod host;
@@ -14,9 +16,10 @@ use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
 use serde::Serialize;
 
+pub use datadir::{DataDirRule, Mode, Verdict};
 pub use files::PathEntry;
 pub use hba::{HbaLine, IdentLine};
-pub use host::{DataDirRule, InstallStep, InstalledFile, Mode, StatePlan};
+pub use host::{InstallStep, InstalledFile, StatePlan};
 pub use patroni::PatroniPlan;
 pub use pgbackrest::ConfigFile;
 
@@ -63,7 +66,8 @@ pub struct ClusterPlan {
     pub repository: String,
     /// Generated files installed on the host, with owner, group, mode and step.
     pub installed_files: Vec<InstalledFile>,
-    /// The data-directory rule every target applies or checks.
+    /// The data-directory rule every target applies or checks: its roots (tablespaces,
+    /// a linked pg_wal), the bits every entry needs and the bits none may have.
     pub datadir: DataDirRule,
     /// What apply.sh remembers for rollback.sh.
     pub state: StatePlan,
@@ -164,7 +168,8 @@ pub struct SystemdPlan {
     pub unit_name: String,
     pub unit_path: String,
     pub tmpfiles_path: String,
-    /// tmpfiles.d `d` lines for lock directories under /tmp (emptied at boot).
+    /// tmpfiles.d `d` lines for the planned directories under /run (a tmpfs emptied at
+    /// boot): the lock directories by default.
     pub tmpfiles: Vec<PathEntry>,
 }
 
@@ -222,12 +227,12 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         Auth::Peer => (String::new(), String::new()),
     };
     let tls = pgbackrest::tls_plan(c);
-    let systemd = files::systemd_plan(c);
     let patroni = c.patroni.as_ref().map(patroni::plan);
     let mut paths = files::paths(c);
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));
     }
+    let systemd = files::systemd_plan(c, &paths);
     let mut warnings = Vec::new();
     if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
         warnings.push(format!(
@@ -313,7 +318,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         paths,
         repository: c.pgbackrest.repository.to_string(),
         installed_files,
-        datadir: host::datadir_rule(),
+        datadir: DataDirRule::new(c.postgres.data_directory.as_str()),
         state: host::state_plan(c.name.as_str()),
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),

@@ -2,10 +2,13 @@
 //! the [`Policy`] that planning reads. `load` is the only entry point.
 
 pub mod diagnostic;
+mod fields;
 pub mod model;
 pub mod names;
 mod patroni;
+mod places;
 pub mod raw;
+mod resolve;
 mod validate;
 
 pub use diagnostic::{Diagnostic, PolicyErrors};
@@ -25,12 +28,30 @@ pub struct Loaded {
 
 /// Reads, parses and validates `path`. On failure every diagnostic is returned.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read policy `{}`: {e}", path.display()))?;
+    let bytes = read_bounded(path).map_err(|e| anyhow::anyhow!("cannot read policy `{}`: {e}", path.display()))?;
     let source_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "policy.yaml".into());
     parse(&bytes, path, &source_name).map_err(anyhow::Error::new)
+}
+
+/// Reads at most one byte more than a policy may hold, so that a huge file (or an
+/// endless one: a FIFO, /dev/zero) is refused without being held in memory. A regular
+/// file too large is refused by its size, before any read, naming it.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.len() > MAX_POLICY_BYTES as u64 {
+        return Err(std::io::Error::other(format!(
+            "the file is {} bytes; a policy may be at most {MAX_POLICY_BYTES}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_POLICY_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Parses policy text; `path` is used only in messages.
@@ -55,13 +76,15 @@ pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, Pol
         });
     }
     if bytes.len() > MAX_POLICY_BYTES {
+        let size = match bytes.len() {
+            // read_bounded stops one byte past the limit: the real size is unknown.
+            n if n == MAX_POLICY_BYTES + 1 => format!("more than {MAX_POLICY_BYTES} bytes"),
+            n => format!("{n} bytes"),
+        };
         out.error(
             None,
             "",
-            format!(
-                "the file is {} bytes; a policy may be at most {MAX_POLICY_BYTES}",
-                bytes.len()
-            ),
+            format!("the file is {size}; a policy may be at most {MAX_POLICY_BYTES}"),
         );
         return Err(PolicyErrors {
             diagnostics: out.diagnostics,

@@ -320,6 +320,39 @@ impl AbsPath {
         self.0.matches('/').count() <= 1 || SHARED.contains(&self.0.as_str())
     }
 
+    /// The world-writable directory (`/tmp`, `/var/tmp`, `/dev/shm`, the lock
+    /// directory `/run/lock`) that `self` is or lies below, if any: any local user can
+    /// claim a name there first (a directory or a symlink), before root makes it.
+    pub fn world_writable_area(&self) -> Option<&'static str> {
+        const AREAS: &[&str] = &[
+            "/tmp",
+            "/var/tmp",
+            "/dev/shm",
+            "/run/shm",
+            "/run/lock",
+            "/var/lock",
+            "/var/run/lock",
+        ];
+        AREAS.iter().copied().find(|area| {
+            self.0 == *area || (self.0.starts_with(area) && self.0.as_bytes().get(area.len()) == Some(&b'/'))
+        })
+    }
+
+    /// The path with `/var/run` spelled `/run` (a symlink to it on every current
+    /// distribution), so that two spellings of one directory compare equal.
+    pub fn canonical(&self) -> AbsPath {
+        match self.0.strip_prefix("/var/run") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => AbsPath(format!("/run{rest}")),
+            _ => self.clone(),
+        }
+    }
+
+    /// True when `self` is `/run` or lies below it (or `/var/run`): a tmpfs emptied at
+    /// boot, where a directory must be recreated by systemd-tmpfiles.
+    pub fn is_volatile(&self) -> bool {
+        self.canonical().is_within(&AbsPath("/run".to_owned()))
+    }
+
     /// True when `self` is `other` or lies below it.
     pub fn is_within(&self, other: &AbsPath) -> bool {
         self == other

@@ -2,10 +2,10 @@
 //! the role's own, and the warnings that depend on the Patroni version (facts.md §5).
 //! Called by `validate` once the cluster's other fields are known.
 
+use super::fields::{Fields, at};
 use super::model::Patroni;
 use super::names::{AbsPath, UnitName, printable};
 use super::raw::{self, S};
-use super::validate::{Fields, at};
 use crate::catalog::{PgMajor, Version};
 
 /// Patroni 3.1 gives the files it creates in PGDATA the data directory's group mode;

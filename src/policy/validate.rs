@@ -3,97 +3,13 @@
 //! reports each problem with its line and field path. Nothing downstream re-checks.
 
 use super::diagnostic::Collector;
+use super::fields::{Fields, at, string};
 use super::model::*;
-use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza, UnitName};
+use super::names::{AbsPath, ClusterName};
+use super::places;
 use super::raw::{self, S};
-use crate::catalog::{Command, PgMajor, Version};
-
-/// Which distribution's conventions set the default paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    Debian,
-    Rhel,
-}
-
-pub(super) fn at<T>(value: &S<T>) -> Option<(usize, usize)> {
-    Some((value.referenced.line() as usize, value.referenced.column() as usize))
-}
-
-/// Reads one cluster's fields, recording errors instead of stopping at the first.
-pub(super) struct Fields<'c, 'f> {
-    pub(super) out: &'c mut Collector<'f>,
-    prefix: String,
-    /// Where the cluster itself starts, for errors about missing keys.
-    pub(super) cluster_at: Option<(usize, usize)>,
-}
-
-impl Fields<'_, '_> {
-    pub(super) fn path(&self, field: &str) -> String {
-        format!("{}.{field}", self.prefix)
-    }
-
-    /// A string field parsed into a typed value, or the default when absent.
-    pub(super) fn parse<T>(
-        &mut self,
-        value: Option<&S<String>>,
-        field: &str,
-        default: impl FnOnce() -> Option<String>,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        match value {
-            Some(v) => match parse(&v.value) {
-                Ok(t) => Some(t),
-                Err(message) => {
-                    let path = self.path(field);
-                    self.out.error(at(v), &path, message);
-                    None
-                }
-            },
-            None => match default() {
-                Some(d) => match parse(&d) {
-                    Ok(t) => Some(t),
-                    // A default derived from another field fails only when that field
-                    // is itself invalid, and that error is already reported.
-                    Err(message) => {
-                        if !self.out.has_errors() {
-                            let path = self.path(field);
-                            self.out.error(
-                                self.cluster_at,
-                                &path,
-                                format!("the default derived from other fields is invalid: {message}"),
-                            );
-                        }
-                        None
-                    }
-                },
-                None => {
-                    let path = self.path(field);
-                    self.out.error(self.cluster_at, &path, "is required");
-                    None
-                }
-            },
-        }
-    }
-
-    fn port(&mut self, value: Option<&S<u32>>, field: &str, default: u16) -> Option<u16> {
-        match value {
-            None => Some(default),
-            Some(v) => match u16::try_from(v.value) {
-                Ok(port) if port > 0 => Some(port),
-                _ => {
-                    let path = self.path(field);
-                    self.out
-                        .error(at(v), &path, format!("{} is not a TCP port (1 to 65535)", v.value));
-                    None
-                }
-            },
-        }
-    }
-}
-
-fn string<T>(v: &Option<S<T>>) -> Option<&S<T>> {
-    v.as_ref()
-}
+use super::resolve::{backup_user, pgbackrest, postgres, role};
+use crate::catalog::Version;
 
 /// Output grows with the clusters (~170 KB each): this bounds what any policy file,
 /// however crafted, makes the tool hold in memory (~170 MB).
@@ -183,286 +99,25 @@ fn resolve_cluster(
     };
     let name = f.parse(string(&spec.name), "name", || None, ClusterName::parse);
 
-    let pg = spec.postgres.unwrap_or_default();
-    let major = match &pg.major {
-        Some(m) => match PgMajor::new(m.value) {
-            Ok(major) => Some(major),
-            Err(message) => {
-                let path = f.path("postgres.major");
-                f.out.error(at(m), &path, message);
-                None
-            }
-        },
-        None => {
-            let path = f.path("postgres.major");
-            f.out.error(
-                cluster_at,
-                &path,
-                "is required (the PostgreSQL major version, 10 to 18)",
-            );
-            None
-        }
-    };
-    let layout = f.parse(
-        string(&pg.layout),
-        "postgres.layout",
-        || Some("debian".into()),
-        |v| match v {
-            "debian" => Ok(Layout::Debian),
-            "rhel" => Ok(Layout::Rhel),
-            other => Err(format!(
-                "`{}` is not a known layout: use `debian` or `rhel` (it sets the default paths)",
-                super::names::printable(other)
-            )),
-        },
-    );
-    let m = major.map(|m| m.get()).unwrap_or(0);
-    let lay = layout.unwrap_or(Layout::Debian);
-    let data_directory = f.parse(
-        string(&pg.data_directory),
-        "postgres.data_directory",
-        || {
-            Some(match lay {
-                Layout::Debian => format!("/var/lib/postgresql/{m}/main"),
-                Layout::Rhel => format!("/var/lib/pgsql/{m}/data"),
-            })
-        },
-        AbsPath::parse,
-    );
-    let owner = f.parse(
-        string(&pg.owner),
-        "postgres.owner",
-        || Some("postgres".into()),
-        OsName::parse,
-    );
-    let owner_name = owner.as_ref().map(|o| o.to_string()).unwrap_or_default();
-    let group = f.parse(
-        string(&pg.group),
-        "postgres.group",
-        || Some(owner_name.clone()),
-        OsName::parse,
-    );
-    let socket_directory = f.parse(
-        string(&pg.socket_directory),
-        "postgres.socket_directory",
-        || {
-            Some(match lay {
-                Layout::Debian => "/var/run/postgresql".into(),
-                Layout::Rhel => "/run/postgresql".into(),
-            })
-        },
-        AbsPath::parse,
-    );
-    let port = f.port(pg.port.as_ref(), "postgres.port", 5432);
-    let bin_directory = f.parse(
-        string(&pg.bin_directory),
-        "postgres.bin_directory",
-        || {
-            Some(match lay {
-                Layout::Debian => format!("/usr/lib/postgresql/{m}/bin"),
-                Layout::Rhel => format!("/usr/pgsql-{m}/bin"),
-            })
-        },
-        AbsPath::parse,
-    );
-    let hba_file = pg
-        .hba_file
-        .as_ref()
-        .and_then(|v| f.parse(Some(v), "postgres.hba_file", || None, AbsPath::parse));
-    let ident_file = pg
-        .ident_file
-        .as_ref()
-        .and_then(|v| f.parse(Some(v), "postgres.ident_file", || None, AbsPath::parse));
-    // Debian runs cluster <major>/<name> as postgresql@<major>-<name>; PGDG RPMs as postgresql-<major>.
-    let debian_cluster = data_directory
-        .as_ref()
-        .and_then(|d| d.as_str().rsplit('/').next().map(str::to_owned))
-        .unwrap_or_else(|| "main".into());
-    let service = f.parse(
-        string(&pg.service),
-        "postgres.service",
-        || {
-            Some(match lay {
-                Layout::Debian => format!("postgresql@{m}-{debian_cluster}.service"),
-                Layout::Rhel => format!("postgresql-{m}.service"),
-            })
-        },
-        UnitName::parse,
-    );
-
-    let bu = spec.backup_user.unwrap_or_default();
-    let bu_name = f.parse(
-        string(&bu.name),
-        "backup_user.name",
-        || Some("pgbackrest".into()),
-        OsName::parse,
-    );
-    let bu_str = bu_name.as_ref().map(|n| n.to_string()).unwrap_or_default();
-    let bu_group = f.parse(
-        string(&bu.group),
-        "backup_user.group",
-        || Some(bu_str.clone()),
-        OsName::parse,
-    );
-    let home = f.parse(
-        string(&bu.home),
-        "backup_user.home",
-        || Some(format!("/home/{bu_str}")),
-        AbsPath::parse,
-    );
-    let shell = f.parse(
-        string(&bu.shell),
-        "backup_user.shell",
-        || Some("/bin/bash".into()),
-        AbsPath::parse,
-    );
-    let ssh_key = bu.ssh_key.as_ref().map(|v| v.value).unwrap_or(false);
-
-    let role = spec.role.unwrap_or_default();
-    let role_name = f.parse(
-        string(&role.name),
-        "role.name",
-        || Some("pgbackrest".into()),
-        SqlName::parse,
-    );
-    if let (Some(name), Some(v)) = (&role_name, &role.name) {
-        let path = f.path("role.name");
-        if name.as_str().starts_with("pg_") {
-            f.out.error(
-                at(v),
-                &path,
-                "role names starting with `pg_` are reserved by PostgreSQL",
-            );
-        } else if matches!(name.as_str(), "public" | "none") {
-            f.out.error(
-                at(v),
-                &path,
-                format!("`{name}` is reserved by PostgreSQL (CREATE ROLE refuses it)"),
-            );
-        } else if owner.as_ref().is_some_and(|o| o.as_str() == name.as_str()) {
-            // By convention the cluster owner's database role is the superuser that
-            // apply.sh connects as: converging it would take SUPERUSER away, and the
-            // reject lines of pg_hba.conf would lock it out.
-            f.out.error(
-                at(v),
-                &path,
-                format!("`{name}` is the cluster owner's own role (the superuser apply.sh connects as): the backup role must be a role of its own"),
-            );
-        }
-    }
-    let database = f.parse(
-        string(&role.database),
-        "role.database",
-        || Some("postgres".into()),
-        SqlName::parse,
-    );
-    let auth = resolve_auth(&mut f, &role);
-    let revoke_public_create = role.revoke_public_create.as_ref().map(|v| v.value).unwrap_or(true);
-    if let (Some(major), Some(v)) = (major, &role.revoke_public_create) {
-        if !v.value && major.public_may_create_in_public_schema() {
-            let path = f.path("role.revoke_public_create");
-            f.out.warning(at(v), &path, format!("on PostgreSQL {major} every role, the backup role included, may CREATE in schema public unless this is true"));
-        }
-    }
-
-    let pb = spec.pgbackrest.unwrap_or_default();
+    let locations = places::Locations::of(&spec);
+    let pg_spec = spec.postgres.unwrap_or_default();
+    let pg = postgres::resolve(&mut f, &pg_spec);
+    let owner_name = pg.owner_name();
+    let bu_spec = spec.backup_user.unwrap_or_default();
+    let bu = backup_user::resolve(&mut f, &bu_spec);
+    let role_spec = spec.role.unwrap_or_default();
+    let role = role::resolve(&mut f, &role_spec, pg.owner.as_ref(), pg.major);
+    let pb_spec = spec.pgbackrest.unwrap_or_default();
     let cluster_str = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
-    let stanza = f.parse(
-        string(&pb.stanza),
-        "pgbackrest.stanza",
-        || Some(cluster_str.clone()),
-        Stanza::parse,
-    );
-    let version = pb
-        .version
-        .as_ref()
-        .and_then(|v| f.parse(Some(v), "pgbackrest.version", || None, Version::parse));
-    let binary = f.parse(
-        string(&pb.binary),
-        "pgbackrest.binary",
-        || Some("/usr/bin/pgbackrest".into()),
-        AbsPath::parse,
-    );
-    let commands = resolve_commands(&mut f, pb.commands.as_ref(), major);
-    let repository = f.parse(
-        string(&pb.repository),
-        "pgbackrest.repository",
-        || Some("/var/lib/pgbackrest".into()),
-        AbsPath::parse,
-    );
-    let retention_full = match &pb.retention_full {
-        Some(v) if v.value == 0 || v.value > 9_999_999 => {
-            let path = f.path("pgbackrest.retention_full");
-            f.out
-                .error(at(v), &path, "must be between 1 and 9999999 (full backups kept)");
-            None
-        }
-        Some(v) => Some(v.value),
-        None => Some(2),
-    };
-    let start_fast = pb.start_fast.as_ref().map(|v| v.value).unwrap_or(true);
-    let tls = pb.tls.clone().unwrap_or_default();
-    let tls_address = f.parse(
-        string(&tls.address),
-        "pgbackrest.tls.address",
-        || Some("127.0.0.1".into()),
-        HostName::parse,
-    );
-    let tls_port = f.port(tls.port.as_ref(), "pgbackrest.tls.port", 8432);
-    let tls_directory = f.parse(
-        string(&tls.directory),
-        "pgbackrest.tls.directory",
-        || Some(format!("/etc/pgbackrest/{cluster_str}/tls")),
-        AbsPath::parse,
-    );
-    let cfg = pb.config.clone().unwrap_or_default();
-    let repository_config = f.parse(
-        string(&cfg.repository_side),
-        "pgbackrest.config.repository_side",
-        || Some(format!("/etc/pgbackrest/{cluster_str}/repository.conf")),
-        AbsPath::parse,
-    );
-    let database_config = f.parse(
-        string(&cfg.database_side),
-        "pgbackrest.config.database_side",
-        || Some(format!("/etc/pgbackrest/{cluster_str}/database.conf")),
-        AbsPath::parse,
-    );
-    let bup = pb.backup_user_paths.clone().unwrap_or_default();
-    if let Some(v) = &bup.spool {
-        let path = f.path("pgbackrest.backup_user_paths.spool");
-        f.out.error(at(v), &path, "the spool path belongs to the cluster owner (asynchronous archiving); the backup user needs none: set it under owner_paths");
-    }
-    let backup_user_lock = f.parse(
-        string(&bup.lock),
-        "pgbackrest.backup_user_paths.lock",
-        || Some(format!("/tmp/pgbackrest-{bu_str}")),
-        AbsPath::parse,
-    );
-    let backup_user_log = f.parse(
-        string(&bup.log),
-        "pgbackrest.backup_user_paths.log",
-        || Some(format!("/var/log/pgbackrest-{bu_str}")),
-        AbsPath::parse,
-    );
-    let op = pb.owner_paths.clone().unwrap_or_default();
-    let owner_lock = f.parse(
-        string(&op.lock),
-        "pgbackrest.owner_paths.lock",
-        || Some("/tmp/pgbackrest".into()),
-        AbsPath::parse,
-    );
-    let owner_log = f.parse(
-        string(&op.log),
-        "pgbackrest.owner_paths.log",
-        || Some("/var/log/pgbackrest".into()),
-        AbsPath::parse,
-    );
-    let owner_spool = f.parse(
-        string(&op.spool),
-        "pgbackrest.owner_paths.spool",
-        || Some("/var/spool/pgbackrest".into()),
-        AbsPath::parse,
+    let pb = pgbackrest::resolve(
+        &mut f,
+        &pb_spec,
+        &pgbackrest::Context {
+            cluster: &cluster_str,
+            backup_user: &bu.name_str(),
+            owner: &owner_name,
+            major: pg.major,
+        },
     );
     let archive_managed = spec.archive.and_then(|a| a.managed).map(|v| v.value).unwrap_or(true);
     let patroni = super::patroni::resolve(
@@ -470,156 +125,25 @@ fn resolve_cluster(
         spec.patroni.as_ref(),
         &super::patroni::Context {
             cluster: &cluster_str,
-            major,
-            data_directory: data_directory.as_ref(),
-            owner_log: owner_log.as_ref(),
-            role_database: database.as_ref().map(|d| d.as_str()),
+            major: pg.major,
+            data_directory: pg.data_directory.as_ref(),
+            owner_log: pb.owner_log.as_ref(),
+            role_database: role.database.as_ref().map(|d| d.as_str()),
         },
     );
 
     let cluster = Cluster {
         name: name?,
-        postgres: Postgres {
-            major: major?,
-            data_directory: data_directory?,
-            owner: owner?,
-            group: group?,
-            socket_directory: socket_directory?,
-            port: port?,
-            bin_directory: bin_directory?,
-            hba_file,
-            ident_file,
-            service: service?,
-        },
-        backup_user: BackupUser {
-            name: bu_name?,
-            group: bu_group?,
-            home: home?,
-            shell: shell?,
-            ssh_key,
-        },
-        role: Role {
-            name: role_name?,
-            database: database?,
-            auth: auth?,
-            revoke_public_create,
-        },
-        pgbackrest: Pgbackrest {
-            stanza: stanza?,
-            version: version.unwrap_or(Version(0, 0, 0)),
-            binary: binary?,
-            commands: commands?,
-            repository: repository?,
-            retention_full: retention_full?,
-            start_fast,
-            tls_address: tls_address?,
-            tls_port: tls_port?,
-            tls_directory: tls_directory?,
-            repository_config: repository_config?,
-            database_config: database_config?,
-            backup_user_lock: backup_user_lock?,
-            backup_user_log: backup_user_log?,
-            owner_lock: owner_lock?,
-            owner_log: owner_log?,
-            owner_spool: owner_spool?,
-        },
+        postgres: pg.finish()?,
+        backup_user: bu.finish()?,
+        role: role.finish()?,
+        pgbackrest: pb.finish()?,
         archive_managed,
         patroni,
     };
-    check_combinations(&mut f, &cluster, &bu, &pb);
+    check_combinations(&mut f, &cluster, &bu_spec, &pb_spec);
+    places::check(&mut f, &cluster, &locations);
     Some(cluster)
-}
-
-fn resolve_auth(f: &mut Fields<'_, '_>, role: &raw::RoleSpec) -> Option<Auth> {
-    let method = role.auth.as_ref().map(|v| v.value.as_str()).unwrap_or("peer");
-    match method {
-        "peer" => {
-            for (value, field) in [
-                (&role.password_file, "role.password_file"),
-                (&role.password_env, "role.password_env"),
-            ] {
-                if let Some(v) = value {
-                    let path = f.path(field);
-                    f.out.error(
-                        at(v),
-                        &path,
-                        "is only used with `auth: scram-sha-256`; peer authentication needs no password",
-                    );
-                }
-            }
-            Some(Auth::Peer)
-        }
-        "scram-sha-256" => match (&role.password_file, &role.password_env) {
-            (Some(file), None) => f
-                .parse(Some(file), "role.password_file", || None, AbsPath::parse)
-                .map(|p| Auth::Scram(PasswordSource::File(p))),
-            (None, Some(env)) => f
-                .parse(Some(env), "role.password_env", || None, EnvName::parse)
-                .map(|e| Auth::Scram(PasswordSource::Env(e))),
-            (Some(_), Some(env)) => {
-                let path = f.path("role.password_env");
-                f.out
-                    .error(at(env), &path, "give either password_file or password_env, not both");
-                None
-            }
-            (None, None) => {
-                let path = f.path("role.auth");
-                let where_ = role.auth.as_ref().and_then(at);
-                f.out.error(where_, &path, "scram-sha-256 needs the password's source: `password_file` (a path read at apply time) or `password_env` (a variable name); the password itself never goes in the policy");
-                None
-            }
-        },
-        other => {
-            let path = f.path("role.auth");
-            let where_ = role.auth.as_ref().and_then(at);
-            f.out.error(
-                where_,
-                &path,
-                format!(
-                    "`{}` is not supported: use `peer` (default, no secret) or `scram-sha-256`",
-                    super::names::printable(other)
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn resolve_commands(
-    f: &mut Fields<'_, '_>,
-    value: Option<&S<Vec<S<String>>>>,
-    major: Option<PgMajor>,
-) -> Option<Vec<Command>> {
-    let Some(list) = value else {
-        return Some(vec![Command::Check, Command::Backup]);
-    };
-    if list.value.is_empty() {
-        let path = f.path("pgbackrest.commands");
-        f.out.error(at(list), &path, "lists no command: allow at least `check`");
-        return None;
-    }
-    let mut commands = Vec::new();
-    let mut ok = true;
-    for (i, item) in list.value.iter().enumerate() {
-        let path = f.path(&format!("pgbackrest.commands[{i}]"));
-        match Command::parse(&item.value) {
-            Ok(Command::BackupStandby) if major.is_some_and(|m| !m.has_pg_checkpoint_role()) => {
-                f.out.error(at(item), &path, format!(
-                    "backup-standby needs a superuser on PostgreSQL {} (it runs CHECKPOINT on the standby; the pg_checkpoint role exists from PostgreSQL 15)",
-                    major.map(|m| m.get()).unwrap_or(0)
-                ));
-                ok = false;
-            }
-            Ok(c) => commands.push(c),
-            Err(message) => {
-                f.out.error(at(item), &path, message);
-                ok = false;
-            }
-        }
-    }
-    commands.sort();
-    commands.dedup();
-    ok.then_some(commands)
 }
 
 fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserSpec, pb: &raw::PgbackrestSpec) {

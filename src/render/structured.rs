@@ -286,7 +286,8 @@ clusters:
         assert_eq!(fragment.postgresql.pg_ident, want_ident);
 
         // The hba lines: every rule is for the plan's role, the first for its database.
-        assert_eq!(c.hba_lines.len(), 3);
+        // local <db>, then reject: local all, host all, local replication, host replication.
+        assert_eq!(c.hba_lines.len(), 5);
         assert!(c.hba_lines.iter().all(|l| l.user == role));
         assert_eq!(c.hba_lines[0].database, c.role.database);
         let user = escape::hba(role).unwrap();

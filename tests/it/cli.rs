@@ -265,3 +265,48 @@ fn a_killed_generate_leaves_staging_that_the_next_run_removes() {
     assert!(!abandoned.exists(), "the abandoned staging directory is still there");
     assert!(out.join(".pgbr-staging-notes").exists());
 }
+
+/// Root writing into a directory another user owns could be redirected by that user
+/// (entries swapped for symlinks while it writes): generate refuses, naming the owner.
+#[test]
+fn generate_refuses_a_directory_owned_by_another_user() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempdir();
+    assert_eq!(
+        std::fs::metadata(dir.path()).unwrap().uid(),
+        0,
+        "this test chowns a directory to `nobody` and must run as root"
+    );
+    let policy = write_policy(dir.path(), MINIMAL);
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let status = std::process::Command::new("chown")
+        .args(["nobody", theirs.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The directory itself.
+    let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", theirs.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("belongs to `nobody`") && err.contains(theirs.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0, "nothing may be written");
+    // A new directory inside it (and deeper).
+    for out in [theirs.join("out"), theirs.join("a/b/out")] {
+        let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("the directory it would be created in") && err.contains("belongs to `nobody`"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0, "nothing may be created");
+    }
+    // Root's own directory, new or existing, is fine.
+    let mine = dir.path().join("mine/out");
+    for _ in 0..2 {
+        let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", mine.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+}

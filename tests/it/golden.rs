@@ -99,7 +99,9 @@ fn the_article_example_corrects_the_article() {
         [
             "local\tpostgres\tbackrest\tpeer\tmap=pgbr_foobar",
             "local\tall\tbackrest\treject",
-            "host\tall\tbackrest\tall\treject"
+            "host\tall\tbackrest\tall\treject",
+            "local\treplication\tbackrest\treject",
+            "host\treplication\tbackrest\tall\treject",
         ]
     );
     let repo = fs::read_to_string(tree.join("pgbackrest/repository.conf")).unwrap();

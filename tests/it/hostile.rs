@@ -1585,7 +1585,7 @@ fn hba_reads_back(server: &Server, tree_dir: &Path, cluster: &Value) -> Result<(
     let lines = cluster["hba_lines"].as_array().unwrap();
     for (i, line) in lines.iter().enumerate() {
         let database_field = if line["database_is_keyword"] == true {
-            "all".to_owned()
+            text_of(&line["database"])
         } else {
             database.clone()
         };

@@ -247,6 +247,28 @@ fn apply_twice_then_verify_then_drift_is_caught_and_repaired() {
         "{text}"
     );
 
+    assert!(
+        text.contains("ok  |pg_hba.conf rule 5 is: host replication pgbackrest reject"),
+        "{text}"
+    );
+    // `all` does not cover replication: the role's replication connections are refused
+    // by its own lines, before any broader `replication` line (initdb's `local
+    // replication all peer` here) can match.
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--", "psql", "-X", "-At", "-c", "IDENTIFY_SYSTEM"])
+        .arg(format!(
+            "host={} port={} user=pgbackrest dbname=postgres replication=true",
+            server.sock().display(),
+            server.port()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("pg_hba.conf rejects replication connection"),
+        "{err}"
+    );
+
     // An extra privilege is drift as much as a missing one.
     server.psql_ok(
         "postgres",

@@ -122,7 +122,7 @@ fn scram_without_a_password_source() {
 #[test]
 fn shared_lock_path_is_refused() {
     let err = rejected(
-        "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15}\n    pgbackrest:\n      backup_user_paths: {lock: /tmp/pgbackrest}\n",
+        "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15}\n    pgbackrest:\n      backup_user_paths: {lock: /run/pgbackrest-postgres}\n",
     );
     assert_has(&err, &["backup_user_paths.lock", "[050]"]);
 }
@@ -175,4 +175,154 @@ fn pg16_without_a_pgbackrest_version_warns() {
     let (code, _, err) = run(&["validate", path.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(err.contains(":5:27") && err.contains("needs pgBackRest 2.46"), "{err}");
+}
+
+#[test]
+fn lock_directories_default_to_run_with_a_tmpfiles_entry() {
+    let dir = tempdir();
+    let path = write_policy(dir.path(), MINIMAL);
+    let out = dir.path().join("out");
+    let (code, _, err) = run(&["generate", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let conf = std::fs::read_to_string(out.join("main/pgbackrest/repository.conf")).unwrap();
+    assert!(conf.contains("lock-path=/run/pgbackrest-pgbackrest"), "{conf}");
+    let conf = std::fs::read_to_string(out.join("main/pgbackrest/database.conf")).unwrap();
+    assert!(conf.contains("lock-path=/run/pgbackrest-postgres"), "{conf}");
+    let tmpfiles = std::fs::read_to_string(out.join("main/systemd/pgbr-main.conf")).unwrap();
+    for line in [
+        "d /run/pgbackrest-pgbackrest 0750 pgbackrest pgbackrest -",
+        "d /run/pgbackrest-postgres 0750 postgres postgres -",
+    ] {
+        assert!(tmpfiles.lines().any(|l| l == line), "missing {line:?} in:\n{tmpfiles}");
+    }
+    assert!(
+        !std::fs::read_to_string(out.join("main/CHANGE.md"))
+            .unwrap()
+            .contains("/tmp/")
+    );
+}
+
+#[test]
+fn managed_paths_in_world_writable_directories_are_refused() {
+    for (field, yaml, value) in [
+        (
+            "pgbackrest.backup_user_paths.lock",
+            "backup_user_paths: {lock: /tmp/pgbackrest}",
+            "/tmp/pgbackrest",
+        ),
+        (
+            "pgbackrest.owner_paths.lock",
+            "owner_paths: {lock: /var/tmp/pgbr}",
+            "/var/tmp/pgbr",
+        ),
+        (
+            "pgbackrest.owner_paths.log",
+            "owner_paths: {log: /dev/shm/log}",
+            "/dev/shm/log",
+        ),
+        ("pgbackrest.repository", "repository: /tmp/repo", "/tmp/repo"),
+        ("pgbackrest.tls.directory", "tls: {directory: /tmp/tls}", "/tmp/tls"),
+        (
+            "pgbackrest.config.database_side",
+            "config: {database_side: /tmp/c/db.conf}",
+            "/tmp/c",
+        ),
+        (
+            "pgbackrest.backup_user_paths.lock",
+            "backup_user_paths: {lock: /run/lock/pgbr}",
+            "/run/lock/pgbr",
+        ),
+    ] {
+        let err = rejected(&format!(
+            "version: 1\nclusters:\n  - name: main\n    postgres: {{major: 15}}\n    pgbackrest:\n      {yaml}\n"
+        ));
+        assert_has(
+            &err,
+            &[
+                "policy.yaml:6:",
+                &format!("clusters[0].{field}: `{value}`"),
+                "every local user can write",
+            ],
+        );
+    }
+}
+
+#[test]
+fn root_paths_inside_a_users_directory_are_refused() {
+    for (yaml, field, needles) in [
+        (
+            "backup_user: {home: /srv/bkp}\n    pgbackrest: {tls: {directory: /srv/bkp/tls}}",
+            "pgbackrest.tls.directory",
+            &[
+                "`/srv/bkp/tls`, the TLS directory (owned by root), lies inside `/srv/bkp`, the backup user's home (clusters[0].backup_user.home), which belongs to `pgbackrest`",
+                "root would create and write files inside a directory that user can write",
+            ][..],
+        ),
+        (
+            "pgbackrest: {repository: /srv/repo, config: {repository_side: /srv/repo/conf/r.conf}}",
+            "pgbackrest.config.repository_side",
+            &["lies inside `/srv/repo`, the repository"][..],
+        ),
+        (
+            "pgbackrest: {owner_paths: {log: /srv/pglog}, config: {database_side: /srv/pglog/db.conf}}",
+            "pgbackrest.config.database_side",
+            &["which belongs to `postgres`"][..],
+        ),
+        (
+            "pgbackrest: {owner_paths: {log: /var/log/pg}, backup_user_paths: {log: /var/log/pg/bkp}}",
+            "pgbackrest.backup_user_paths.log",
+            &[
+                "(owned by `pgbackrest`), lies inside `/var/log/pg`, the cluster owner's log directory",
+                "belongs to `postgres`",
+            ][..],
+        ),
+        (
+            "pgbackrest: {repository: /srv/repo, owner_paths: {log: /srv/repo/log}}",
+            "pgbackrest.owner_paths.log",
+            &["belongs to `pgbackrest`"][..],
+        ),
+        (
+            "postgres: {major: 15, socket_directory: /srv/sock}\n    pgbackrest: {backup_user_paths: {lock: /srv/sock/lock}}",
+            "pgbackrest.backup_user_paths.lock",
+            &["the socket directory"][..],
+        ),
+    ] {
+        let yaml = if yaml.starts_with("postgres:") {
+            yaml.to_owned()
+        } else {
+            format!("postgres: {{major: 15}}\n    {yaml}")
+        };
+        let err = rejected(&format!("version: 1\nclusters:\n  - name: main\n    {yaml}\n"));
+        assert_has(&err, &[&format!("clusters[0].{field}: ")]);
+        assert_has(&err, needles);
+    }
+    // Inside the data directory: the message of its own, once.
+    let err = rejected(
+        "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15, data_directory: /srv/pg}\n    pgbackrest: {backup_user_paths: {log: /srv/pg/log}}\n",
+    );
+    assert_has(&err, &["overlaps the data directory", "1 error"]);
+}
+
+#[test]
+fn the_policy_size_is_checked_before_reading() {
+    // A sparse 1 GiB file: read whole, it would need 1 GiB of memory; the limit is 4 MiB.
+    let dir = tempdir();
+    let path = dir.path().join("policy.yaml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -v 400000; exec {} validate {}", bin(), path.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the file is 1073741824 bytes; a policy may be at most 4194304"),
+        "{err}"
+    );
+    // An endless file is read only up to the limit.
+    let (code, _, err) = run(&["validate", "/dev/zero"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the file is more than 4194304 bytes"), "{err}");
 }

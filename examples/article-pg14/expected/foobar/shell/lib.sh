@@ -92,9 +92,9 @@ MANAGED_PATHS=(
   pgdata /var/lib/pgsql/14/data postgres postgres 0750
   dir /home/pgbackrest pgbackrest pgbackrest 0750
   dir /var/lib/pgbackrest pgbackrest pgbackrest 0750
-  dir /tmp/pgbackrest-pgbackrest pgbackrest pgbackrest 0750
+  dir /run/pgbackrest-pgbackrest pgbackrest pgbackrest 0750
   dir /var/log/pgbackrest-pgbackrest pgbackrest pgbackrest 0750
-  dir /tmp/pgbackrest postgres postgres 0750
+  dir /run/pgbackrest-postgres postgres postgres 0750
   dir /var/log/pgbackrest postgres postgres 0750
   dir /var/spool/pgbackrest postgres postgres 0750
   dir /etc/pgbackrest/foobar root root 0755

@@ -106,9 +106,9 @@ MANAGED_PATHS=(
   pgdata /var/lib/postgresql/15/patroni postgres postgres 0750
   dir /var/lib/backup_pg backup_pg backup_pg 0750
   dir /var/lib/pgbackrest backup_pg backup_pg 0750
-  dir /tmp/pgbackrest-backup_pg backup_pg backup_pg 0750
+  dir /run/pgbackrest-backup_pg backup_pg backup_pg 0750
   dir /var/log/pgbackrest-backup_pg backup_pg backup_pg 0750
-  dir /tmp/pgbackrest postgres postgres 0750
+  dir /run/pgbackrest-postgres postgres postgres 0750
   dir /var/log/pgbackrest postgres postgres 0750
   dir /var/spool/pgbackrest postgres postgres 0750
   dir /etc/pgbackrest/pg15-patroni root root 0755

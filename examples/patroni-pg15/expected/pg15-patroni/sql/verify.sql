@@ -77,6 +77,14 @@ INSERT INTO pgbr_verify VALUES
       SELECT FROM (SELECT row_number() OVER (ORDER BY line_number) AS position, * FROM pg_catalog.pg_hba_file_rules WHERE error IS NULL) AS rules
        WHERE position = 3 AND type = 'host' AND database = ARRAY['all']
          AND user_name = ARRAY['pgbr_backup'] AND auth_method = 'reject')),
+  (61, 'pg_hba.conf rule 4 is: local replication pgbr_backup reject', EXISTS (
+      SELECT FROM (SELECT row_number() OVER (ORDER BY line_number) AS position, * FROM pg_catalog.pg_hba_file_rules WHERE error IS NULL) AS rules
+       WHERE position = 4 AND type = 'local' AND database = ARRAY['replication']
+         AND user_name = ARRAY['pgbr_backup'] AND auth_method = 'reject')),
+  (61, 'pg_hba.conf rule 5 is: host replication pgbr_backup reject', EXISTS (
+      SELECT FROM (SELECT row_number() OVER (ORDER BY line_number) AS position, * FROM pg_catalog.pg_hba_file_rules WHERE error IS NULL) AS rules
+       WHERE position = 5 AND type = 'host' AND database = ARRAY['replication']
+         AND user_name = ARRAY['pgbr_backup'] AND auth_method = 'reject')),
   (70, 'archive_mode is on', pg_catalog.current_setting('archive_mode') IN ('on', 'always')),
   (71, 'archive_command is the planned one', pg_catalog.current_setting('archive_command') = '/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-patroni/database.conf --stanza=patroni archive-push %p'),
   (80, 'data_directory_mode is 0750 (group read; needs a restart after the chmod)', pg_catalog.current_setting('data_directory_mode') = '0750');
