@@ -136,39 +136,11 @@ fn installed_files(
     finding: &mut impl FnMut(&str, &str, String, String),
 ) {
     let name = &cluster.name;
-    let mut files = vec![
-        (
-            cluster.repository_config.path.clone(),
-            format!("{name}/{}", cluster.files.repository_config),
-            0o640,
-        ),
-        (
-            cluster.database_config.path.clone(),
-            format!("{name}/{}", cluster.files.database_config),
-            0o640,
-        ),
-        (
-            cluster.systemd.unit_path.clone(),
-            format!("{name}/{}", cluster.files.unit),
-            0o644,
-        ),
-    ];
-    if !cluster.systemd.tmpfiles.is_empty() {
-        files.push((
-            cluster.systemd.tmpfiles_path.clone(),
-            format!("{name}/{}", cluster.files.tmpfiles),
-            0o644,
-        ));
-    }
-    if let Some(p) = &cluster.patroni {
-        for (host_path, artifact, mode) in [
-            (&p.hook, &p.files.hook, 0o755),
-            (&p.post_bootstrap, &p.files.post_bootstrap, 0o755),
-            (&p.umask_dropin, &p.files.umask_dropin, 0o644),
-        ] {
-            files.push((host_path.clone(), format!("{name}/{artifact}"), mode));
-        }
-    }
+    // The plan's one list (src/plan/host.rs), the one apply.sh installs and verify.sh checks.
+    let files = cluster
+        .installed_files
+        .iter()
+        .map(|f| (f.target.clone(), format!("{name}/{}", f.source), f.mode.0));
     for (host_path, artifact, mode) in files {
         let Some(expected) = tree.get(&artifact) else { continue };
         match drift::read_file(&on_root(root, &host_path)) {

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod agree;
 mod ansible;
 mod cli;
 mod datadir;
