@@ -61,6 +61,7 @@ fn assert_tree_clean(dir: &Path) {
 }
 
 #[test]
+#[ignore = "tier ansible: needs ansible-playbook and ansible-lint (bash .ci/run runs every tier)"]
 fn every_example_passes_ansible_lint_and_syntax_check() {
     let dir = tempdir();
     for example in examples() {
@@ -90,6 +91,7 @@ clusters:
 "#;
 
 #[test]
+#[ignore = "tier ansible: needs ansible-playbook and ansible-lint (bash .ci/run runs every tier)"]
 fn hostile_names_keep_the_tree_clean() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), HOSTILE);
@@ -133,6 +135,7 @@ fn ansible_var(vars_file: &Path, name: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "tier ansible: needs ansible-playbook and ansible-lint (bash .ci/run runs every tier)"]
 fn names_reach_ansible_intact_and_unevaluated() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), HOSTILE);
@@ -158,6 +161,7 @@ fn names_reach_ansible_intact_and_unevaluated() {
 }
 
 #[test]
+#[ignore = "tier ansible: needs ansible-playbook and ansible-lint (bash .ci/run runs every tier)"]
 fn a_planted_violation_fails_ansible_lint() {
     let dir = tempdir();
     let example = &examples()[0];
@@ -173,6 +177,7 @@ fn a_planted_violation_fails_ansible_lint() {
 }
 
 #[test]
+#[ignore = "tier ansible: needs ansible-playbook and ansible-lint (bash .ci/run runs every tier)"]
 fn the_role_refuses_a_patroni_cluster_before_it_does_anything() {
     let dir = tempdir();
     let example = examples()

@@ -134,6 +134,7 @@ fn lacking_group_read(data: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "tier root: needs root (users, owners, namespaces) (bash .ci/run runs every tier)"]
 fn both_paths_give_group_read_and_an_unchangeable_entry_fails_the_step() {
     // 1,200 entries to change: the chmod -R path; 5: the batched path.
     for files in [1200, 5] {

@@ -102,6 +102,7 @@ fn deploy(root: &Path, tree: &Path) {
 const HOST_POLICY: &str = "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15, data_directory: /srv/pg/15/data}\n    backup_user: {name: nobody, group: nogroup, home: /srv/nobody}\n    pgbackrest: {version: \"2.45\"}\n";
 
 #[test]
+#[ignore = "tier root: needs root (users, owners, namespaces) (bash .ci/run runs every tier)"]
 fn deployed_host_in_sync_then_each_change_is_reported() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), HOST_POLICY);
@@ -195,6 +196,7 @@ fn deployed_host_in_sync_then_each_change_is_reported() {
 }
 
 #[test]
+#[ignore = "tier postgres: needs root and PostgreSQL 15 (bash .ci/run runs every tier)"]
 fn live_database_extra_and_missing_grants_are_both_reported() {
     let server = Server::start("livedb");
     let (_keep, out) = generate(&policy(&server, "pgbackrest"));
@@ -228,6 +230,7 @@ fn live_database_extra_and_missing_grants_are_both_reported() {
 /// device and a file too large to read: each is reported by what it is, nothing is
 /// followed or opened, and the comparison ends at once (a FIFO read blocks for ever).
 #[test]
+#[ignore = "tier root: needs root (users, owners, namespaces) (bash .ci/run runs every tier)"]
 fn against_a_tree_with_links_fifos_and_devices_nothing_is_followed_or_opened() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), MINIMAL);
@@ -374,6 +377,7 @@ fn listing(dir: &Path) -> Vec<String> {
 /// tablespace linked from pg_tblspc/ and a linked pg_wal (symlink targets are host
 /// paths, read below --root).
 #[test]
+#[ignore = "tier root: needs root (users, owners, namespaces) (bash .ci/run runs every tier)"]
 fn deployed_check_walks_tablespaces_and_a_linked_pg_wal() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), HOST_POLICY);
@@ -451,6 +455,7 @@ fn deployed_check_walks_tablespaces_and_a_linked_pg_wal() {
 /// The managed block is found by its exact marker (cluster `main` is not `main-2`), and
 /// a BEGIN without END is reported as malformed, not read to the end of the file.
 #[test]
+#[ignore = "tier root: needs root (users, owners, namespaces) (bash .ci/run runs every tier)"]
 fn deployed_block_markers_are_exact_and_an_unterminated_block_is_malformed() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), HOST_POLICY);

@@ -114,6 +114,7 @@ fn check(role: &str, hba: &[String], ident: &[String]) -> Result<(), TestCaseErr
 }
 
 #[test]
+#[ignore = "tier tools: needs shellcheck or PyYAML (bash .ci/run runs every tier)"]
 fn patroni_yaml_reads_back_in_pyyaml() {
     // Fixed cases first: YAML 1.1 words and indicators where a plain scalar would break.
     let fixed: Vec<String> = [
