@@ -212,11 +212,13 @@ pending_restart_reasons() {
   if [ "$mode" != "$DD_MODE" ]; then
     RESTART_REASONS+=("data_directory_mode is $mode: PostgreSQL applies the data directory's group access only at start; until then new files stay unreadable to $BACKUP_USER")
   fi
+  # archive_mode changes only at start: pg_settings.pending_restart says the file asks
+  # for another value than the server runs with (pg_file_settings marks such a line
+  # "could not be applied"). Under --dry-run it is not set yet: it will be.
   if [ "$ARCHIVE_MANAGED" = 1 ] && [ "$(owner_query "SHOW archive_mode")" = off ]; then
-    # Under --dry-run archive_mode is not set yet: it will be.
-    case "$(configured_setting archive_mode)$DRY_RUN" in
-      on*|always*|*1) RESTART_REASONS+=("archive_mode is off in the running server: it changes only at start; until then no WAL is archived and backups cannot complete") ;;
-    esac
+    if [ "$DRY_RUN" = 1 ] || [ "$(owner_query "SELECT pending_restart FROM pg_catalog.pg_settings WHERE name = 'archive_mode'")" = t ]; then
+      RESTART_REASONS+=("archive_mode is off in the running server: it changes only at start; until then no WAL is archived and backups cannot complete")
+    fi
   fi
 }
 
