@@ -59,17 +59,7 @@ STATE_ARCHIVE_BEFORE={{ c.state.archive_before | sh }}
 STATE_PATRONI_ARCHIVE_BEFORE={{ c.state.patroni_archive_before | sh }}
 STATE_TLS_SERVER_PID={{ c.state.tls_server_pid | sh }}
 STATE_RESTART_LOG={{ c.state.restart_log | sh }}
-# The data-directory rule: octal bits for find, the same bits spelt for chmod.
-DD_MODE={{ c.datadir.mode }}
-DD_DIR_NEEDS={{ c.datadir.dir_needs | sh }}
-DD_FILE_NEEDS={{ c.datadir.file_needs | sh }}
-DD_FORBIDS={{ c.datadir.forbids | sh }}
-DD_BULK_THRESHOLD={{ c.datadir.bulk_threshold }}
-DD_DIR_FIX={{ c.datadir.dir_fix | sh }}
-DD_FILE_FIX={{ c.datadir.file_fix | sh }}
-DD_TREE_FIX={{ c.datadir.tree_fix | sh }}
-DD_REVOKE={{ c.datadir.revoke | sh }}
-{% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
+{% include "shell/_plan_datadir.sh" %}{% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
 # (dynamic configuration) and restarts.
 PATRONI_CONFIG={{ c.patroni.config_file | sh }}
 PATRONI_SCRIPTS={{ c.patroni.scripts_directory | sh }}

@@ -2085,7 +2085,8 @@ fn scan_template(name: &str, text: &str, escaping: &BTreeSet<String>) -> Vec<Str
         let t = l.trim_start();
         t.starts_with('#') || t.starts_with("--")
     };
-    let shell_body = name.starts_with("shell/") && name != "shell/_plan.sh";
+    let plan_block = name.starts_with("shell/_plan");
+    let shell_body = name.starts_with("shell/") && !plan_block;
     let mut problems = Vec::new();
     let mut pos = 0;
     while let Some(i) = text[pos..].find(open) {
@@ -2135,7 +2136,7 @@ fn scan_template(name: &str, text: &str, escaping: &BTreeSet<String>) -> Vec<Str
                 "{line}: {show} puts a value in a script outside its plan block (shell/_plan.sh is the one place, through `sh`)"
             ));
         }
-        if name == "shell/_plan.sh" && !(numeric || last == "sh") {
+        if plan_block && !(numeric || last == "sh") {
             problems.push(format!("{line}: {show} in the plan block must end with `sh`"));
         }
     }
