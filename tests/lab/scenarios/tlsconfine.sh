@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# tlsconfine.sh - the TLS server is confined to what it serves (issue 12, item 9).
+# `pgbackrest server` runs as the backup user and loads the options its client sends, so
+# the cluster owner, who holds the client certificate, can pass --repo1-path=/any/dir.
+# On a PostgreSQL 15 cluster with real OS users, after apply.sh --start-tls-server (no
+# systemd here: the server runs under bubblewrap), the owner tries, with its own
+# certificate and the database-side configuration, to make the server read or write
+# outside the repository: list and read the backup user's home (.pgpass), create a stanza
+# in the home, in the state directory /var/lib/pgbr-policy and in a directory the backup
+# user owns outside the repository, push WAL there. Each must be refused, and the
+# sentinel files keep content, mode and owner. Then check + backup as the backup user
+# still work through the confined server, the server process is confined (uid, no
+# capabilities, no_new_privs, groups), and killing the recorded PID (rollback.sh) stops
+# it. PGBR_LAB_TLSCONFINE_EXPECT=open inverts the attack checks (each must succeed): the
+# "before the fix" evidence, run against a tree without the confinement.
+# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
+
+# attack NAME COMMAND...: as the cluster owner; must fail (or, in "open" mode, succeed).
+tlsconfine_attack() {
+  local name=$1 start output; shift
+  start=$(now)
+  echo "--- attack $name: $*" >> "$LOG"
+  if output=$("$@" 2>&1); then
+    printf '%s\n' "$output" >> "$LOG"
+    if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" = open ]; then
+      result ok "open-$name" "$(elapsed "$start")" "the attack succeeded (as expected without confinement)"
+    else
+      result FAIL "$name" "$(elapsed "$start")" "the TLS server did it"
+    fi
+  else
+    printf '%s\n' "$output" >> "$LOG"
+    if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" = open ]; then
+      result FAIL "open-$name" "$(elapsed "$start")" "refused: $(printf '%s' "$output" | grep -m1 -E 'ERROR' | cut -c1-160)"
+    else
+      result ok "$name" "$(elapsed "$start")" "$(printf '%s' "$output" | grep -m1 -E 'ERROR' | cut -c1-160)"
+    fi
+  fi
+}
+
+# No process runs `pgbackrest --config=CONF server` (a function: under `bash -c` the
+# pattern would match that shell's own command line).
+tlsconfine_no_server() {  # conf
+  ! pgrep -f -- "--config=$1 server\$" >/dev/null
+}
+
+# The state of a tree: every entry with type, mode, owner, size and content hash.
+tlsconfine_snapshot() {  # dir
+  find "$1" -printf '%y %m %U:%G %s %P\n' 2>/dev/null | sort
+  find "$1" -type f -exec sha256sum {} + 2>/dev/null | sort
+}
+
+scenario_tlsconfine() {
+  local D="$LAB/$SCENARIO" bin
+  local owner="pgbrtco" bkp="pgbrtcb" stanza="tc" cluster="lab-tlsconfine"
+  local port=55481 tls_port=18681
+  local state="/var/lib/pgbr-policy/$cluster"
+  bin=$(pgbin_dir 15 2>>"$LOG") || { result FAIL binaries 0 "pgbin_dir 15 failed"; return; }
+  install -d -m 0755 "$D"
+  lab_user "$owner"
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/pg"
+  install -d -o "$owner" -g "$owner" -m 0755 "$D/sock"
+  step initdb runuser -u "$owner" -- "$bin/initdb" -D "$D/pg/data" -A peer -U "$owner" --allow-group-access --no-sync || return
+  step start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
+
+  # The backup user's lock directory is under /tmp (the default's place): the sandbox's
+  # private /tmp must still show it, and the lab directory itself is under /var/tmp,
+  # which the sandbox also replaces.
+  cat > "$D/policy.yaml" <<YAML
+version: 1
+clusters:
+  - name: $cluster
+    postgres:
+      major: 15
+      data_directory: $D/pg/data
+      owner: $owner
+      socket_directory: $D/sock
+      port: $port
+      bin_directory: $bin
+    backup_user:
+      name: $bkp
+      home: $D/home-bkp
+    role:
+      name: lab_tc_backup
+    pgbackrest:
+      stanza: $stanza
+      version: "2.45"
+      repository: $D/repo
+      retention_full: 2
+      tls: {port: $tls_port, directory: $D/tls}
+      config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
+      backup_user_paths: {lock: /tmp/pgbr-lab-tc-bkp, log: $D/log-bkp}
+      owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
+YAML
+  register_cluster "$cluster"
+  echo "/tmp/pgbr-lab-tc-bkp" >> "$LAB/tmp-paths"
+  echo "$bkp" >> "$LAB/users"
+  step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  local tree="$D/out/$cluster"
+  step apply env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --restart --start-tls-server || return
+  step verify "$tree/shell/verify.sh" || return
+
+  # --- sentinels: a .pgpass and a key in the backup user's home, a directory the backup
+  # user owns outside the repository, the state directory ---
+  install -d -o "$bkp" -g "$bkp" -m 0700 "$D/home-bkp/.ssh" "$D/bkp-other"
+  runuser -u "$bkp" -- sh -c "umask 077; printf '%s\n' 'localhost:5432:*:lab:sentinel-pgpass' > '$D/home-bkp/.pgpass'; printf 'sentinel-key\n' > '$D/home-bkp/.ssh/id_ed25519'; printf 'sentinel-other\n' > '$D/bkp-other/keep'"
+  printf 'sentinel-state\n' > "$state/lab-sentinel"; chmod 0600 "$state/lab-sentinel"
+  local before_home before_other before_state
+  before_home=$(tlsconfine_snapshot "$D/home-bkp")
+  before_other=$(tlsconfine_snapshot "$D/bkp-other")
+  before_state=$(tlsconfine_snapshot "$state/lab-sentinel")
+
+  # --- the attacks, as the cluster owner with its client certificate ---
+  local o=(runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=error --io-timeout=10)
+  tlsconfine_attack list-backup-home "${o[@]}" --repo1-path="$D/home-bkp" repo-ls
+  tlsconfine_attack read-pgpass "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
+  tlsconfine_attack read-ssh-key "${o[@]}" --repo1-path="$D/home-bkp/.ssh" repo-get id_ed25519
+  tlsconfine_attack list-pgdata "${o[@]}" --repo1-path="$D/pg/data" repo-ls
+  tlsconfine_attack read-state-dir "${o[@]}" --repo1-path="$state" repo-ls
+  tlsconfine_attack read-ca-key "${o[@]}" --repo1-path="$D/tls" repo-get ca.key
+  tlsconfine_attack stanza-create-in-home "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
+  tlsconfine_attack stanza-create-in-state-dir "${o[@]}" --repo1-path="$state" stanza-create
+  tlsconfine_attack stanza-create-in-other-dir "${o[@]}" --repo1-path="$D/bkp-other" stanza-create
+  local wal
+  wal=$(runuser -u "$owner" -- find "$D/pg/data/pg_wal" -maxdepth 1 -name '0000*' -type f | sort | head -1)
+  tlsconfine_attack archive-push-to-other-dir "${o[@]}" --repo1-path="$D/bkp-other" archive-push "$wal"
+  tlsconfine_attack archive-push-to-home "${o[@]}" --repo1-path="$D/home-bkp" archive-push "$wal"
+
+  expect home-unchanged "the backup user's home changed (see the log)" \
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_home" "$(tlsconfine_snapshot "$D/home-bkp")"
+  expect other-dir-unchanged "the backup user's other directory changed" \
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_other" "$(tlsconfine_snapshot "$D/bkp-other")"
+  expect state-dir-unchanged "the state directory changed" \
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_state" "$(tlsconfine_snapshot "$state/lab-sentinel")"
+  expect pgpass-kept "the .pgpass sentinel changed" \
+    bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ] && grep -qx 'localhost:5432:\*:lab:sentinel-pgpass' '$D/home-bkp/.pgpass'"
+
+  # --- what it serves still works, through the confined server ---
+  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
+  step check "${b[@]}" check
+  step backup-full "${b[@]}" --type=full backup
+  step info-as-owner runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn info
+  local seg
+  seg=$(find "$D/repo/archive/$stanza" -name '0000*' -type f -printf '%f\n' | sort | head -1 | cut -c1-24)
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/wal-got"
+  step archive-get-as-owner runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" \
+    --log-level-console=warn archive-get "$seg" "$D/wal-got/$seg"
+
+  # --- the process itself ---
+  local pid
+  pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
+  expect pid-recorded "no pid in $state/tls-server.pid" [ -n "$pid" ]
+  if [ -n "$pid" ] && [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ]; then
+    local status
+    status=$(cat "/proc/$pid/status" 2>/dev/null)
+    printf '%s\n' "$status" >> "$LOG"
+    expect server-uid "the server does not run as $bkp" bash -c "[ \"\$(stat -c %U /proc/$pid)\" = '$bkp' ]"
+    expect server-no-new-privs "NoNewPrivs is not 1" grep -qx $'NoNewPrivs:\t1' <<<"$status"
+    expect server-no-capabilities "a capability is left in the bounding set" grep -qx $'CapBnd:\t0000000000000000' <<<"$status"
+    expect server-no-cluster-group "the server has the cluster's group" \
+      bash -c "! grep -E '^Groups:' <<<\"\$1\" | grep -qw \"\$(getent group '$owner' | cut -d: -f3)\"" _ "$status"
+    expect server-env-clean "the server inherited root's environment" \
+      bash -c "! tr '\0' '\n' < /proc/$pid/environ | grep -q '^PGBR_POLICY='"
+  fi
+
+  # --- a second run recognises the server; rollback.sh stops it by that PID ---
+  local second
+  second=$(PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
+  expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
+  expect apply-again-same-pid "the second run started another server" [ "$(cat "$state/tls-server.pid" 2>/dev/null)" = "$pid" ]
+  step rollback "$tree/shell/rollback.sh"
+  local i
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  expect server-stopped "the TLS server (pid $pid) still runs after rollback.sh" bash -c "! kill -0 $pid 2>/dev/null"
+  expect no-server-left "a pgbackrest server of this cluster still runs" tlsconfine_no_server "$D/etc/repository.conf"
+  pg_stop "$owner" "$bin" "$D/pg/data"
+}
