@@ -1,7 +1,7 @@
 //! The filesystem side of the plan: every path the setup creates or changes, with its
 //! owner, group, mode and the reason, and the systemd/tmpfiles entries (facts.md §3, §4).
 
-use super::SystemdPlan;
+use super::{SandboxPlan, SystemdPlan};
 use crate::policy::Cluster;
 use crate::policy::names::AbsPath;
 use serde::Serialize;
@@ -230,7 +230,7 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
     out
 }
 
-pub fn systemd_plan(c: &Cluster) -> SystemdPlan {
+pub fn systemd_plan(c: &Cluster, sandbox: SandboxPlan) -> SystemdPlan {
     let unit_name = format!("pgbr-tls-{}.service", c.name);
     let tmp = AbsPath::parse("/tmp").expect("constant path");
     let mut tmpfiles = Vec::new();
@@ -263,5 +263,6 @@ pub fn systemd_plan(c: &Cluster) -> SystemdPlan {
         unit_name,
         tmpfiles_path: format!("/etc/tmpfiles.d/pgbr-{}.conf", c.name),
         tmpfiles,
+        sandbox,
     }
 }

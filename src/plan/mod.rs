@@ -8,6 +8,7 @@ mod files;
 mod hba;
 mod patroni;
 mod pgbackrest;
+mod sandbox;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
@@ -17,6 +18,7 @@ pub use files::PathEntry;
 pub use hba::{HbaLine, IdentLine};
 pub use patroni::PatroniPlan;
 pub use pgbackrest::ConfigFile;
+pub use sandbox::{SandboxMount, SandboxPath, SandboxPlan};
 
 /// The whole plan: what `generate` renders and `explain` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +158,9 @@ pub struct SystemdPlan {
     pub tmpfiles_path: String,
     /// tmpfiles.d `d` lines for lock directories under /tmp (emptied at boot).
     pub tmpfiles: Vec<PathEntry>,
+    /// What the TLS server may see: the unit's sandboxing directives and the mounts
+    /// `apply.sh --start-tls-server` gives bubblewrap.
+    pub sandbox: SandboxPlan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -212,7 +217,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         Auth::Peer => (String::new(), String::new()),
     };
     let tls = pgbackrest::tls_plan(c);
-    let systemd = files::systemd_plan(c);
+    let systemd = files::systemd_plan(c, sandbox::plan(c, &tls));
     let patroni = c.patroni.as_ref().map(patroni::plan);
     let mut paths = files::paths(c);
     if let Some(p) = &patroni {

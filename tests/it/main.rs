@@ -11,5 +11,6 @@ mod drift;
 mod golden;
 mod hostile;
 mod postgres;
+mod sandbox;
 mod shell;
 mod validation;
