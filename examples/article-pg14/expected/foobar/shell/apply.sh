@@ -22,7 +22,8 @@ Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--help]
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
-                      background as the backup user, pid in the state directory
+                      background as the backup user, confined like the unit (needs
+                      bubblewrap), pid in the state directory
 Exit status: 0 done (see the last lines for a pending restart), 1 failed, 2 usage.
 USAGE
 }
@@ -69,6 +70,27 @@ TLS_CLIENT_CERT=/etc/pgbackrest/foobar/tls/client.crt
 TLS_CLIENT_KEY=/etc/pgbackrest/foobar/tls/client.key
 TLS_SERVER_CN=localhost
 TLS_CLIENT_CN=pgbr-foobar-postgres
+# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
+# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
+# root may enter), empty (an empty read-only directory for the paths mounted below it),
+# private (an empty /tmp of its own), read-write and read-only (the host path again).
+TLS_SANDBOX=(
+  private /tmp 0
+  hidden /home 0
+  hidden /root 0
+  private /var/tmp 0
+  hidden /run/user 0
+  read-write /tmp/pgbackrest-pgbackrest 0
+  hidden /var/lib/pgbr-policy 0
+  read-write /var/lib/pgbackrest 1
+  read-write /var/log/pgbackrest-pgbackrest 0
+  empty /etc/pgbackrest/foobar/tls 0
+  read-only /etc/pgbackrest/foobar/repository.conf 1
+  hidden /var/lib/pgsql/14/data 0
+  read-only /etc/pgbackrest/foobar/tls/ca.crt 1
+  read-only /etc/pgbackrest/foobar/tls/server.crt 1
+  read-only /etc/pgbackrest/foobar/tls/server.key 1
+)
 UNIT_NAME=pgbr-tls-foobar.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-foobar.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-foobar.conf
@@ -276,6 +298,98 @@ pg_ctl_restart() {
   runuser -u "$PG_OWNER" -- "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t 120 -l "$log" >/dev/null
 }
 
+# ---- The TLS server without systemd, confined as the unit confines it.
+# `pgbackrest server` loads the options its client sends: whoever holds the client
+# certificate (the cluster owner) can pass --repo1-path=/any/dir and the server reads and
+# writes there as the backup user. Only the OS can keep it inside the repository. Under
+# systemd the unit's sandbox does (ProtectSystem=strict, ReadWritePaths=, …); here
+# bubblewrap builds the same view from TLS_SANDBOX (shell/_plan.sh, decided in the plan):
+# the whole file system read-only, the repository and the backup user's lock and log
+# directories writable, the configuration, the server's certificate and key and the CA
+# certificate readable, the backup user's home, the data directory, the state
+# directories, the TLS directory (CA key, client key) and home directories out of view,
+# /tmp and /var/tmp private. Then setpriv drops to the backup user with no
+# supplementary group (the server needs none; the cluster's group would only add what
+# the cluster owner can read anyway), no capability, no_new_privs, and a clean
+# environment (root's, with any password variable, stays out).
+#
+# No PID namespace: pgBackRest writes its PID into lock files and `pgbackrest stop
+# --force` signals that PID, which must be the host's. No --die-with-parent: it would
+# kill the server when apply.sh exits. The PID to record is the server's own (bwrap
+# reports it): killing it stops the server, and bwrap exits with it.
+
+tls_server_need_bwrap() {
+  command -v bwrap >/dev/null || die "bwrap not found: install the bubblewrap package (apt-get install bubblewrap / dnf install bubblewrap); without systemd, --start-tls-server confines the TLS server with it, and an unconfined server lets the cluster owner read and write every file of $BACKUP_USER"
+  command -v setpriv >/dev/null || die "setpriv not found: install util-linux (it drops the TLS server to $BACKUP_USER inside the sandbox)"
+}
+
+# Starts the server in the background; prints the PID to record.
+tls_server_start_confined() {
+  tls_server_need_bwrap
+  local uid gid
+  uid=$(id -u "$BACKUP_USER") || die "user $BACKUP_USER does not exist"
+  gid=$(getent group "$BACKUP_GROUP" | cut -d: -f3)
+  [ -n "$gid" ] || die "group $BACKUP_GROUP does not exist"
+  local args=(--ro-bind / / --dev /dev --proc /proc --unshare-ipc --unshare-uts --unshare-cgroup-try
+    --new-session --clearenv --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin --setenv LANG C --chdir /)
+  local i kind path required real
+  for ((i = 0; i < ${#TLS_SANDBOX[@]}; i += 3)); do
+    kind=${TLS_SANDBOX[i]} path=${TLS_SANDBOX[i + 1]} required=${TLS_SANDBOX[i + 2]}
+    case "$kind" in
+      hidden)
+        if [ -d "$path" ]; then args+=(--perms 0000 --tmpfs "$path")
+        elif [ -e "$path" ]; then args+=(--ro-bind /dev/null "$path")
+        fi ;;
+      empty) args+=(--perms 0755 --tmpfs "$path") ;;
+      private) args+=(--perms 1777 --tmpfs "$path") ;;
+      read-write|read-only)
+        if [ ! -e "$path" ] && [ ! -L "$path" ]; then
+          [ "$required" = 0 ] || die "$path does not exist: the TLS server needs it (run apply.sh without --start-tls-server first, or see the plan)"
+          continue
+        fi
+        # Mounted by path as root: a link anywhere in it would mount what it points to.
+        real=$(realpath -e -- "$path") || real=""
+        if [ "$real" != "$path" ]; then
+          die "$path is or goes through a symbolic link (to ${real:-nowhere}): refusing to mount it into the TLS server's sandbox"
+        fi
+        if [ "$kind" = read-write ]; then
+          if [ ! -d "$path" ] || [ "$(stat -c %u -- "$path")" != "$uid" ]; then
+            die "$path is not a directory owned by $BACKUP_USER: refusing to make it writable for the TLS server"
+          fi
+          args+=(--bind "$path" "$path")
+        else
+          [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          args+=(--ro-bind "$path" "$path")
+        fi ;;
+      *) die "unknown sandbox entry kind '$kind' for $path" ;;
+    esac
+  done
+  local info="$STATE_DIR/tls-server.info" log="$STATE_DIR/tls-server.log"
+  rm -f "$info"
+  touch "$log"; chmod 0600 "$log"
+  # Only stdin/out/err and the info descriptor reach bwrap: nothing root has open leaks
+  # into the server.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      case "$fd" in 0|1|2) ;; *[!0-9]*) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+    done
+    exec setsid bwrap --info-fd 3 "${args[@]}" -- \
+      setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- \
+      "$PGBACKREST" --config="$REPO_CONF" server 3>"$info" </dev/null >/dev/null 2>>"$log"
+  ) &
+  local launcher=$! pid="" tries
+  for ((tries = 0; tries < 100; tries++)); do
+    pid=$(sed -n 's/.*"child-pid": *\([0-9][0-9]*\).*/\1/p' "$info" 2>/dev/null)
+    [ -z "$pid" ] || break
+    kill -0 "$launcher" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$info"
+  [ -n "$pid" ] || die "bwrap did not start the TLS server: $(tail -n 5 "$log" 2>/dev/null | tr '\n' ' ')"
+  printf '%s\n' "$pid"
+}
+
 
 RESTART=0
 START_TLS=0
@@ -290,6 +404,7 @@ step_preflight() {
   getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
   [ "$(stat -c %U "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
   command -v openssl >/dev/null || die "openssl not found: install it"
+  if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
   server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role, grants and pg_hba validation need it)"
   local version
   version=$(owner_query "SELECT current_setting('server_version_num')::int / 10000")
@@ -562,8 +677,7 @@ step_tls_server() {
         say "a TLS server already answers on $TLS_HOST:$TLS_PORT (not started by this script)"
       elif [ "$START_TLS" = 1 ]; then
         mkdir -p "$STATE_DIR"
-        setsid runuser -u "$BACKUP_USER" -- "$PGBACKREST" --config="$REPO_CONF" server </dev/null >/dev/null 2>&1 &
-        echo $! > "$pidfile"
+        tls_server_start_confined > "$pidfile"
         CHANGES=$((CHANGES + 1)); say "started the TLS server in the background (pid $(cat "$pidfile"))"
       else
         say "systemd is not running here: start the TLS server as $BACKUP_USER and keep it running, e.g."
