@@ -175,6 +175,8 @@ pub struct ArtifactNames {
     pub database_config: String,
     pub unit: String,
     pub tmpfiles: String,
+    /// Starts the TLS server confined without systemd (for the Ansible role).
+    pub tls_server: String,
 }
 
 pub fn build(policy: &Policy) -> Plan {
@@ -306,6 +308,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             database_config: "pgbackrest/database.conf".into(),
             unit: format!("systemd/{}", systemd.unit_name),
             tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
+            tls_server: "shell/tls-server.sh".into(),
         },
         systemd,
         patroni,

@@ -148,7 +148,7 @@ YAML
     --log-level-console=warn archive-get "$seg" "$D/wal-got/$seg"
 
   # --- the process itself ---
-  local pid
+  local pid i
   pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
   expect pid-recorded "no pid in $state/tls-server.pid" [ -n "$pid" ]
   if [ -n "$pid" ] && [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ]; then
@@ -164,14 +164,34 @@ YAML
       bash -c "! tr '\0' '\n' < /proc/$pid/environ | grep -q '^PGBR_POLICY='"
   fi
 
+  # --- the same start for the Ansible role (shell/tls-server.sh): killing the recorded
+  # PID stops the server, the script starts a confined one again ---
+  if [ -n "$pid" ] && [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ]; then
+    kill "$pid"
+    for ((i = 0; i < 50; i++)); do
+      if ! kill -0 "$pid" 2>/dev/null && tlsconfine_no_server "$D/etc/repository.conf"; then break; fi
+      sleep 0.1
+    done
+    expect killed-pid-stops-server "the TLS server (pid $pid) survived its SIGTERM" bash -c "! kill -0 $pid 2>/dev/null"
+    expect killed-pid-no-server-left "a pgbackrest server of this cluster still runs" tlsconfine_no_server "$D/etc/repository.conf"
+    step tls-server-script "$tree/shell/tls-server.sh"
+    pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
+    step tls-server-script-ping runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --tls-server-address=localhost --io-timeout=5 server-ping
+    tlsconfine_attack script-started-read-pgpass "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
+    tlsconfine_attack script-started-stanza-create-in-home "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
+    step script-started-check "${b[@]}" check
+  fi
+
   # --- a second run recognises the server; rollback.sh stops it by that PID ---
   local second
   second=$(PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
   expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
   expect apply-again-same-pid "the second run started another server" [ "$(cat "$state/tls-server.pid" 2>/dev/null)" = "$pid" ]
   step rollback "$tree/shell/rollback.sh"
-  local i
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for ((i = 0; i < 50; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null && tlsconfine_no_server "$D/etc/repository.conf"; then break; fi
+    sleep 0.1
+  done
   expect server-stopped "the TLS server (pid $pid) still runs after rollback.sh" bash -c "! kill -0 $pid 2>/dev/null"
   expect no-server-left "a pgbackrest server of this cluster still runs" tlsconfine_no_server "$D/etc/repository.conf"
   pg_stop "$owner" "$bin" "$D/pg/data"
