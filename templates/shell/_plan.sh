@@ -40,13 +40,6 @@ TLS_CLIENT_CERT={{ c.tls.client_cert | sh }}
 TLS_CLIENT_KEY={{ c.tls.client_key | sh }}
 TLS_SERVER_CN={{ c.tls.server_cn | sh }}
 TLS_CLIENT_CN={{ c.tls.client_cn | sh }}
-# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
-# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
-# root may enter), empty (an empty read-only directory for the paths mounted below it),
-# private (an empty /tmp of its own), read-write and read-only (the host path again).
-TLS_SANDBOX=(
-{% for m in c.systemd.sandbox.mounts %}  {{ m.kind | sh }} {{ m.path | sh }} {% if m.required %}1{% else %}0{% endif %}
-{% endfor %})
 UNIT_NAME={{ c.systemd.unit_name | sh }}
 UNIT_PATH={{ c.systemd.unit_path | sh }}
 TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
@@ -77,4 +70,11 @@ PATRONI_CALLBACKS=({% for cb in c.patroni.callbacks %} {{ cb | sh }}{% endfor %}
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(
 {% for p in c.paths %}  {{ p.kind | sh }} {{ p.path | sh }} {{ p.owner | sh }} {{ p.group | sh }} {{ p.mode }}
+{% endfor %})
+# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
+# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
+# root may enter), empty (an empty read-only directory for the paths mounted below it),
+# private (an empty /tmp of its own), read-write and read-only (the host path again).
+TLS_SANDBOX=(
+{% for m in c.systemd.sandbox.mounts %}  {{ m.kind | sh }} {{ m.path | sh }} {% if m.required %}1{% else %}0{% endif %}
 {% endfor %})

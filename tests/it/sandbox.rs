@@ -139,7 +139,8 @@ fn sandbox_rows(apply: &Path) -> Vec<(String, String, String)> {
     let block: String = text
         .lines()
         .skip_while(|l| !l.starts_with("TLS_SANDBOX=("))
-        .take_while(|l| !l.starts_with("UNIT_NAME="))
+        .take_while(|l| *l != ")")
+        .chain([")"])
         .collect::<Vec<_>>()
         .join("\n");
     let out = Command::new("bash")
