@@ -54,27 +54,6 @@ TLS_CLIENT_CERT=/etc/pgbackrest/foobar/tls/client.crt
 TLS_CLIENT_KEY=/etc/pgbackrest/foobar/tls/client.key
 TLS_SERVER_CN=localhost
 TLS_CLIENT_CN=pgbr-foobar-postgres
-# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
-# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
-# root may enter), empty (an empty read-only directory for the paths mounted below it),
-# private (an empty /tmp of its own), read-write and read-only (the host path again).
-TLS_SANDBOX=(
-  private /tmp 0
-  hidden /home 0
-  hidden /root 0
-  private /var/tmp 0
-  hidden /run/user 0
-  read-write /tmp/pgbackrest-pgbackrest 0
-  hidden /var/lib/pgbr-policy 0
-  read-write /var/lib/pgbackrest 1
-  read-write /var/log/pgbackrest-pgbackrest 0
-  empty /etc/pgbackrest/foobar/tls 0
-  read-only /etc/pgbackrest/foobar/repository.conf 1
-  hidden /var/lib/pgsql/14/data 0
-  read-only /etc/pgbackrest/foobar/tls/ca.crt 1
-  read-only /etc/pgbackrest/foobar/tls/server.crt 1
-  read-only /etc/pgbackrest/foobar/tls/server.key 1
-)
 UNIT_NAME=pgbr-tls-foobar.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-foobar.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-foobar.conf
@@ -108,6 +87,27 @@ MANAGED_PATHS=(
   cert /etc/pgbackrest/foobar/tls/server.crt pgbackrest pgbackrest 0644
   key /etc/pgbackrest/foobar/tls/client.key postgres postgres 0600
   cert /etc/pgbackrest/foobar/tls/client.crt postgres postgres 0644
+)
+# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
+# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
+# root may enter), empty (an empty read-only directory for the paths mounted below it),
+# private (an empty /tmp of its own), read-write and read-only (the host path again).
+TLS_SANDBOX=(
+  private /tmp 0
+  hidden /home 0
+  hidden /root 0
+  private /var/tmp 0
+  hidden /run/user 0
+  read-write /tmp/pgbackrest-pgbackrest 0
+  hidden /var/lib/pgbr-policy 0
+  read-write /var/lib/pgbackrest 1
+  read-write /var/log/pgbackrest-pgbackrest 0
+  empty /etc/pgbackrest/foobar/tls 0
+  read-only /etc/pgbackrest/foobar/repository.conf 1
+  hidden /var/lib/pgsql/14/data 0
+  read-only /etc/pgbackrest/foobar/tls/ca.crt 1
+  read-only /etc/pgbackrest/foobar/tls/server.crt 1
+  read-only /etc/pgbackrest/foobar/tls/server.key 1
 )
 
 # ---- Helpers shared by apply.sh, rollback.sh and verify.sh.

@@ -70,28 +70,6 @@ TLS_CLIENT_CERT=/etc/pgbackrest/pg15-main/tls/client.crt
 TLS_CLIENT_KEY=/etc/pgbackrest/pg15-main/tls/client.key
 TLS_SERVER_CN=localhost
 TLS_CLIENT_CN=pgbr-pg15-main-postgres
-# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
-# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
-# root may enter), empty (an empty read-only directory for the paths mounted below it),
-# private (an empty /tmp of its own), read-write and read-only (the host path again).
-TLS_SANDBOX=(
-  private /tmp 0
-  hidden /home 0
-  hidden /root 0
-  private /var/tmp 0
-  hidden /run/user 0
-  read-write /tmp/pgbackrest-backup_pg 0
-  hidden /var/lib/backup_pg 0
-  hidden /var/lib/pgbr-policy 0
-  read-write /var/lib/pgbackrest 1
-  read-write /var/log/pgbackrest-backup_pg 0
-  empty /etc/pgbackrest/pg15-main/tls 0
-  read-only /etc/pgbackrest/pg15-main/repository.conf 1
-  hidden /var/lib/postgresql/15/main 0
-  read-only /etc/pgbackrest/pg15-main/tls/ca.crt 1
-  read-only /etc/pgbackrest/pg15-main/tls/server.crt 1
-  read-only /etc/pgbackrest/pg15-main/tls/server.key 1
-)
 UNIT_NAME=pgbr-tls-pg15-main.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
@@ -125,6 +103,28 @@ MANAGED_PATHS=(
   cert /etc/pgbackrest/pg15-main/tls/server.crt backup_pg backup_pg 0644
   key /etc/pgbackrest/pg15-main/tls/client.key postgres postgres 0600
   cert /etc/pgbackrest/pg15-main/tls/client.crt postgres postgres 0644
+)
+# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
+# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
+# root may enter), empty (an empty read-only directory for the paths mounted below it),
+# private (an empty /tmp of its own), read-write and read-only (the host path again).
+TLS_SANDBOX=(
+  private /tmp 0
+  hidden /home 0
+  hidden /root 0
+  private /var/tmp 0
+  hidden /run/user 0
+  read-write /tmp/pgbackrest-backup_pg 0
+  hidden /var/lib/backup_pg 0
+  hidden /var/lib/pgbr-policy 0
+  read-write /var/lib/pgbackrest 1
+  read-write /var/log/pgbackrest-backup_pg 0
+  empty /etc/pgbackrest/pg15-main/tls 0
+  read-only /etc/pgbackrest/pg15-main/repository.conf 1
+  hidden /var/lib/postgresql/15/main 0
+  read-only /etc/pgbackrest/pg15-main/tls/ca.crt 1
+  read-only /etc/pgbackrest/pg15-main/tls/server.crt 1
+  read-only /etc/pgbackrest/pg15-main/tls/server.key 1
 )
 
 # ---- Helpers shared by apply.sh, rollback.sh and verify.sh.

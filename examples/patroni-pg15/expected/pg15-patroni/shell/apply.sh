@@ -79,28 +79,6 @@ TLS_CLIENT_CERT=/etc/pgbackrest/pg15-patroni/tls/client.crt
 TLS_CLIENT_KEY=/etc/pgbackrest/pg15-patroni/tls/client.key
 TLS_SERVER_CN=localhost
 TLS_CLIENT_CN=pgbr-pg15-patroni-postgres
-# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
-# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
-# root may enter), empty (an empty read-only directory for the paths mounted below it),
-# private (an empty /tmp of its own), read-write and read-only (the host path again).
-TLS_SANDBOX=(
-  private /tmp 0
-  hidden /home 0
-  hidden /root 0
-  private /var/tmp 0
-  hidden /run/user 0
-  read-write /tmp/pgbackrest-backup_pg 0
-  hidden /var/lib/backup_pg 0
-  hidden /var/lib/pgbr-policy 0
-  read-write /var/lib/pgbackrest 1
-  read-write /var/log/pgbackrest-backup_pg 0
-  empty /etc/pgbackrest/pg15-patroni/tls 0
-  read-only /etc/pgbackrest/pg15-patroni/repository.conf 1
-  hidden /var/lib/postgresql/15/patroni 0
-  read-only /etc/pgbackrest/pg15-patroni/tls/ca.crt 1
-  read-only /etc/pgbackrest/pg15-patroni/tls/server.crt 1
-  read-only /etc/pgbackrest/pg15-patroni/tls/server.key 1
-)
 UNIT_NAME=pgbr-tls-pg15-patroni.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-patroni.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-patroni.conf
@@ -153,6 +131,28 @@ MANAGED_PATHS=(
   file /usr/local/lib/pgbr-policy/pg15-patroni/post-bootstrap.sh root root 0755
   dir /etc/systemd/system/patroni.service.d root root 0755
   file /etc/systemd/system/patroni.service.d/pgbr-umask.conf root root 0644
+)
+# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
+# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
+# root may enter), empty (an empty read-only directory for the paths mounted below it),
+# private (an empty /tmp of its own), read-write and read-only (the host path again).
+TLS_SANDBOX=(
+  private /tmp 0
+  hidden /home 0
+  hidden /root 0
+  private /var/tmp 0
+  hidden /run/user 0
+  read-write /tmp/pgbackrest-backup_pg 0
+  hidden /var/lib/backup_pg 0
+  hidden /var/lib/pgbr-policy 0
+  read-write /var/lib/pgbackrest 1
+  read-write /var/log/pgbackrest-backup_pg 0
+  empty /etc/pgbackrest/pg15-patroni/tls 0
+  read-only /etc/pgbackrest/pg15-patroni/repository.conf 1
+  hidden /var/lib/postgresql/15/patroni 0
+  read-only /etc/pgbackrest/pg15-patroni/tls/ca.crt 1
+  read-only /etc/pgbackrest/pg15-patroni/tls/server.crt 1
+  read-only /etc/pgbackrest/pg15-patroni/tls/server.key 1
 )
 
 # ---- Helpers shared by apply.sh, rollback.sh and verify.sh.
