@@ -45,10 +45,106 @@ tlsconfine_no_server() {  # conf
   ! pgrep -f -- "--config=$1 server\$" >/dev/null
 }
 
+# The attacks, as the cluster owner (o, D, state, wal, the sentinels' snapshots: the
+# caller's locals), then the sentinels. PREFIX names the round.
+tlsconfine_attacks() {  # prefix
+  local p=$1
+  tlsconfine_attack "${p}list-backup-home" "${o[@]}" --repo1-path="$D/home-bkp" repo-ls
+  tlsconfine_attack "${p}read-pgpass" "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
+  tlsconfine_attack "${p}read-ssh-key" "${o[@]}" --repo1-path="$D/home-bkp/.ssh" repo-get id_ed25519
+  tlsconfine_attack "${p}list-pgdata" "${o[@]}" --repo1-path="$D/pg/data" repo-ls
+  tlsconfine_attack "${p}read-state-dir" "${o[@]}" --repo1-path="$state" repo-ls
+  tlsconfine_attack "${p}read-ca-key" "${o[@]}" --repo1-path="$D/tls" repo-get ca.key
+  tlsconfine_attack "${p}stanza-create-in-home" "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
+  tlsconfine_attack "${p}stanza-create-in-state-dir" "${o[@]}" --repo1-path="$state" stanza-create
+  tlsconfine_attack "${p}stanza-create-in-other-dir" "${o[@]}" --repo1-path="$D/bkp-other" stanza-create
+  tlsconfine_attack "${p}archive-push-to-other-dir" "${o[@]}" --repo1-path="$D/bkp-other" archive-push "$wal"
+  tlsconfine_attack "${p}archive-push-to-home" "${o[@]}" --repo1-path="$D/home-bkp" archive-push "$wal"
+  expect "${p}home-unchanged" "the backup user's home changed (see the log)" \
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_home" "$(tlsconfine_snapshot "$D/home-bkp")"
+  expect "${p}other-dir-unchanged" "the backup user's other directory changed" \
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_other" "$(tlsconfine_snapshot "$D/bkp-other")"
+  expect "${p}state-dir-unchanged" "the state directory changed" \
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_state" "$(tlsconfine_snapshot "$state/lab-sentinel")"
+  expect "${p}pgpass-kept" "the .pgpass sentinel changed" \
+    bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ] && grep -qx 'localhost:5432:\*:lab:sentinel-pgpass' '$D/home-bkp/.pgpass'"
+}
+
 # The state of a tree: every entry with type, mode, owner, size and content hash.
 tlsconfine_snapshot() {  # dir
   find "$1" -printf '%y %m %U:%G %s %P\n' 2>/dev/null | sort
   find "$1" -type f -exec sha256sum {} + 2>/dev/null | sort
+}
+
+# The generated unit under a real systemd. Where systemd runs (PID 1), apply.sh already
+# started the unit. Here (containers) a throwaway systemd boots in its own PID, mount,
+# UTS, IPC and cgroup namespaces, with a private /run and /etc/systemd/system holding only
+# the generated unit, a test drop-in (DefaultDependencies=no, so nothing else starts:
+# no sysinit.target, no journald) and a target that wants it. Then the attacks again,
+# `check` through it, and the namespace is killed. PGBR_LAB_NESTED_SYSTEMD=0 skips it.
+tlsconfine_nested_systemd() {  # unit-file
+  local unit=$1 name dir="$D/systemd" init pid="" i
+  name=$(basename "$unit")
+  if [ "${PGBR_LAB_NESTED_SYSTEMD:-1}" = 0 ] || [ ! -x /lib/systemd/systemd ] || ! command -v unshare >/dev/null; then
+    result ok systemd-skipped 0 "no throwaway systemd (PGBR_LAB_NESTED_SYSTEMD=0, or no /lib/systemd/systemd, unshare)"
+    return 0
+  fi
+  install -d -m 0755 "$dir/units/$name.d"
+  cp "$unit" "$dir/units/$name"
+  printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=append:%s\nStandardError=inherit\n' "$dir/unit.log" \
+    > "$dir/units/$name.d/lab.conf"
+  printf '[Unit]\nDefaultDependencies=no\nWants=%s\n' "$name" > "$dir/units/pgbr-lab.target"
+  cat > "$dir/boot.sh" <<BOOT
+#!/bin/bash
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
+cp -r '$dir/units/.' /etc/systemd/system/
+exec /lib/systemd/systemd --system --unit=pgbr-lab.target --log-target=console --show-status=0
+BOOT
+  chmod 0755 "$dir/boot.sh"
+  setsid unshare --pid --fork --kill-child --mount --uts --ipc --cgroup --propagation private --mount-proc "$dir/boot.sh" \
+    >"$dir/boot.log" 2>&1 </dev/null &
+  echo $! > "$dir/unshare.pid"
+  register_pidfile "$dir/unshare.pid"
+  for ((i = 0; i < 100; i++)); do
+    init=$(pgrep -P "$(cat "$dir/unshare.pid")" -x systemd) && break
+    sleep 0.1
+  done
+  if [ -z "${init:-}" ]; then result FAIL systemd-boot 0 "the throwaway systemd did not start: $(tail -n 3 "$dir/boot.log")"; return 1; fi
+  for ((i = 0; i < 100; i++)); do
+    pid=$(pgrep -P "$init" -x pgbackrest) && break
+    sleep 0.1
+  done
+  expect systemd-unit-runs "the unit's server did not start (see $dir/boot.log)" [ -n "$pid" ]
+  if [ -n "$pid" ]; then
+    local status
+    status=$(cat "/proc/$pid/status" 2>/dev/null); printf '%s\n' "$status" >> "$LOG"
+    expect systemd-server-uid "the unit's server does not run as $bkp" bash -c "[ \"\$(stat -c %U /proc/$pid)\" = '$bkp' ]"
+    expect systemd-server-seccomp "no seccomp filter on the unit's server" grep -qx $'Seccomp:\t2' <<<"$status"
+    expect systemd-server-no-capabilities "a capability is left in the bounding set" grep -qx $'CapBnd:\t0000000000000000' <<<"$status"
+    step systemd-server-ping runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --tls-server-address=localhost --io-timeout=5 server-ping
+    tlsconfine_attacks systemd-
+    step systemd-check "${b[@]}" check
+    step systemd-backup-incr "${b[@]}" --type=incr backup
+  fi
+  # Stop the unit (systemd removes its private /tmp and /var/tmp), then the namespace.
+  nsenter -t "$init" -m -p systemctl stop "$name" >> "$LOG" 2>&1 || true
+  kill -KILL "$init" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do kill -0 "$init" 2>/dev/null || break; sleep 0.1; done
+  wait "$(cat "$dir/unshare.pid")" 2>/dev/null || true
+  # The cgroups it made, empty now.
+  local cg
+  for cg in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    [ -f "$cg/cgroup.procs" ] || continue
+    find "$cg/system.slice" "$cg/init.scope" -depth -type d -empty -delete 2>/dev/null || true
+    rmdir "$cg/system.slice" "$cg/init.scope" 2>/dev/null || true
+    break
+  done
+  rm -rf /tmp/systemd-private-*-"$name"-* /var/tmp/systemd-private-*-"$name"-*
+  expect systemd-no-server-left "a pgbackrest server of this cluster still runs" tlsconfine_no_server "$D/etc/repository.conf"
 }
 
 scenario_tlsconfine() {
@@ -113,28 +209,9 @@ YAML
 
   # --- the attacks, as the cluster owner with its client certificate ---
   local o=(runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=error --io-timeout=10)
-  tlsconfine_attack list-backup-home "${o[@]}" --repo1-path="$D/home-bkp" repo-ls
-  tlsconfine_attack read-pgpass "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
-  tlsconfine_attack read-ssh-key "${o[@]}" --repo1-path="$D/home-bkp/.ssh" repo-get id_ed25519
-  tlsconfine_attack list-pgdata "${o[@]}" --repo1-path="$D/pg/data" repo-ls
-  tlsconfine_attack read-state-dir "${o[@]}" --repo1-path="$state" repo-ls
-  tlsconfine_attack read-ca-key "${o[@]}" --repo1-path="$D/tls" repo-get ca.key
-  tlsconfine_attack stanza-create-in-home "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
-  tlsconfine_attack stanza-create-in-state-dir "${o[@]}" --repo1-path="$state" stanza-create
-  tlsconfine_attack stanza-create-in-other-dir "${o[@]}" --repo1-path="$D/bkp-other" stanza-create
   local wal
   wal=$(runuser -u "$owner" -- find "$D/pg/data/pg_wal" -maxdepth 1 -name '0000*' -type f | sort | head -1)
-  tlsconfine_attack archive-push-to-other-dir "${o[@]}" --repo1-path="$D/bkp-other" archive-push "$wal"
-  tlsconfine_attack archive-push-to-home "${o[@]}" --repo1-path="$D/home-bkp" archive-push "$wal"
-
-  expect home-unchanged "the backup user's home changed (see the log)" \
-    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_home" "$(tlsconfine_snapshot "$D/home-bkp")"
-  expect other-dir-unchanged "the backup user's other directory changed" \
-    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_other" "$(tlsconfine_snapshot "$D/bkp-other")"
-  expect state-dir-unchanged "the state directory changed" \
-    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_state" "$(tlsconfine_snapshot "$state/lab-sentinel")"
-  expect pgpass-kept "the .pgpass sentinel changed" \
-    bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ] && grep -qx 'localhost:5432:\*:lab:sentinel-pgpass' '$D/home-bkp/.pgpass'"
+  tlsconfine_attacks ""
 
   # --- what it serves still works, through the confined server ---
   local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
@@ -148,8 +225,14 @@ YAML
     --log-level-console=warn archive-get "$seg" "$D/wal-got/$seg"
 
   # --- the process itself ---
-  local pid i
-  pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
+  local pid i host_systemd=0
+  [ -d /run/systemd/system ] && host_systemd=1
+  if [ "$host_systemd" = 1 ]; then
+    pid=$(systemctl show -p MainPID --value "pgbr-tls-$cluster.service")
+    [ "$pid" != 0 ] || pid=""
+  else
+    pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
+  fi
   expect pid-recorded "no pid in $state/tls-server.pid" [ -n "$pid" ]
   if [ -n "$pid" ] && [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ]; then
     local status
@@ -166,7 +249,7 @@ YAML
 
   # --- the same start for the Ansible role (shell/tls-server.sh): killing the recorded
   # PID stops the server, the script starts a confined one again ---
-  if [ -n "$pid" ] && [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ]; then
+  if [ -n "$pid" ] && [ "$host_systemd" = 0 ] && [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ]; then
     kill "$pid"
     for ((i = 0; i < 50; i++)); do
       if ! kill -0 "$pid" 2>/dev/null && tlsconfine_no_server "$D/etc/repository.conf"; then break; fi
@@ -177,16 +260,29 @@ YAML
     step tls-server-script "$tree/shell/tls-server.sh"
     pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
     step tls-server-script-ping runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --tls-server-address=localhost --io-timeout=5 server-ping
-    tlsconfine_attack script-started-read-pgpass "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
-    tlsconfine_attack script-started-stanza-create-in-home "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
-    step script-started-check "${b[@]}" check
+    tlsconfine_attacks script-
+    step script-check "${b[@]}" check
+  fi
+
+  # --- the unit, under a real systemd (the server started above stopped first) ---
+  if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" != open ] && [ "$host_systemd" = 0 ] && [ -n "$pid" ]; then
+    kill "$pid"
+    for ((i = 0; i < 50; i++)); do
+      if ! kill -0 "$pid" 2>/dev/null && tlsconfine_no_server "$D/etc/repository.conf"; then break; fi
+      sleep 0.1
+    done
+    tlsconfine_nested_systemd "$tree/systemd/pgbr-tls-$cluster.service"
+    step tls-server-script-again "$tree/shell/tls-server.sh"
+    pid=$(cat "$state/tls-server.pid" 2>/dev/null) || pid=""
   fi
 
   # --- a second run recognises the server; rollback.sh stops it by that PID ---
   local second
   second=$(PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --start-tls-server 2>&1); printf '%s\n' "$second" >> "$LOG"
   expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
-  expect apply-again-same-pid "the second run started another server" [ "$(cat "$state/tls-server.pid" 2>/dev/null)" = "$pid" ]
+  if [ "$host_systemd" = 0 ]; then
+    expect apply-again-same-pid "the second run started another server" [ "$(cat "$state/tls-server.pid" 2>/dev/null)" = "$pid" ]
+  fi
   step rollback "$tree/shell/rollback.sh"
   for ((i = 0; i < 50; i++)); do
     if ! kill -0 "$pid" 2>/dev/null && tlsconfine_no_server "$D/etc/repository.conf"; then break; fi
