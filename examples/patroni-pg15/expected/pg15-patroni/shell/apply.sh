@@ -423,9 +423,19 @@ tls_server_start_confined() {
   [ -n "$gid" ] || die "group $BACKUP_GROUP does not exist"
   local args=(--ro-bind / / --dev /dev --proc /proc --unshare-ipc --unshare-uts --unshare-cgroup-try
     --new-session --clearenv --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin --setenv LANG C --chdir /)
-  local i kind path required real
+  local i kind path required real rest parent
   for ((i = 0; i < ${#TLS_SANDBOX[@]}; i += 3)); do
     kind=${TLS_SANDBOX[i]} path=${TLS_SANDBOX[i + 1]} required=${TLS_SANDBOX[i + 2]}
+    # bwrap makes a missing mount point's parents 0700 (inside a tmpfs: a lock directory
+    # under the private /tmp); the server must be able to walk to what it is shown.
+    case "$kind" in
+      empty|read-write|read-only)
+        rest=${path#/} parent=""
+        while [[ $rest == */* ]]; do
+          parent+="/${rest%%/*}" rest=${rest#*/}
+          args+=(--perms 0755 --dir "$parent")
+        done ;;
+    esac
     case "$kind" in
       hidden)
         if [ -d "$path" ]; then args+=(--perms 0000 --tmpfs "$path")
