@@ -17,25 +17,32 @@
 # "before the fix" evidence, run against a tree without the confinement.
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
-# attack NAME COMMAND...: as the cluster owner; must fail (or, in "open" mode, succeed).
+# tlsconfine_attack NAME LEAK COMMAND...: as the cluster owner; must fail, or succeed
+# without showing anything (a listing of a path hidden under the sandbox's private
+# /var/tmp is empty, not refused): it leaked when it succeeded and, for a listing, its
+# output matches the regular expression LEAK (empty: any success leaked). With
+# PGBR_LAB_TLSCONFINE_EXPECT=open it must leak.
 tlsconfine_attack() {
-  local name=$1 start output; shift
+  local name=$1 leak=$2 start output leaked=0; shift 2
   start=$(now)
   echo "--- attack $name: $*" >> "$LOG"
   if output=$("$@" 2>&1); then
-    printf '%s\n' "$output" >> "$LOG"
-    if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" = open ]; then
+    if [ -z "$leak" ] || grep -Eq -- "$leak" <<<"$output"; then leaked=1; fi
+  fi
+  printf '%s\n' "$output" >> "$LOG"
+  local why
+  why=$(printf '%s' "$output" | grep -m1 -E 'ERROR' | cut -c1-160)
+  [ -n "$why" ] || why="succeeded, showing nothing: $(printf '%s' "$output" | head -c 80 | tr '\n' ' ')"
+  if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" = open ]; then
+    if [ "$leaked" = 1 ]; then
       result ok "open-$name" "$(elapsed "$start")" "the attack succeeded (as expected without confinement)"
     else
-      result FAIL "$name" "$(elapsed "$start")" "the TLS server did it"
+      result FAIL "open-$name" "$(elapsed "$start")" "refused: $why"
     fi
+  elif [ "$leaked" = 1 ]; then
+    result FAIL "$name" "$(elapsed "$start")" "the TLS server did it: $(printf '%s' "$output" | head -c 120 | tr '\n' ' ')"
   else
-    printf '%s\n' "$output" >> "$LOG"
-    if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" = open ]; then
-      result FAIL "open-$name" "$(elapsed "$start")" "refused: $(printf '%s' "$output" | grep -m1 -E 'ERROR' | cut -c1-160)"
-    else
-      result ok "$name" "$(elapsed "$start")" "$(printf '%s' "$output" | grep -m1 -E 'ERROR' | cut -c1-160)"
-    fi
+    result ok "$name" "$(elapsed "$start")" "$why"
   fi
 }
 
@@ -49,17 +56,18 @@ tlsconfine_no_server() {  # conf
 # caller's locals), then the sentinels. PREFIX names the round.
 tlsconfine_attacks() {  # prefix
   local p=$1
-  tlsconfine_attack "${p}list-backup-home" "${o[@]}" --repo1-path="$D/home-bkp" repo-ls
-  tlsconfine_attack "${p}read-pgpass" "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
-  tlsconfine_attack "${p}read-ssh-key" "${o[@]}" --repo1-path="$D/home-bkp/.ssh" repo-get id_ed25519
-  tlsconfine_attack "${p}list-pgdata" "${o[@]}" --repo1-path="$D/pg/data" repo-ls
-  tlsconfine_attack "${p}read-state-dir" "${o[@]}" --repo1-path="$state" repo-ls
-  tlsconfine_attack "${p}read-ca-key" "${o[@]}" --repo1-path="$D/tls" repo-get ca.key
-  tlsconfine_attack "${p}stanza-create-in-home" "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
-  tlsconfine_attack "${p}stanza-create-in-state-dir" "${o[@]}" --repo1-path="$state" stanza-create
-  tlsconfine_attack "${p}stanza-create-in-other-dir" "${o[@]}" --repo1-path="$D/bkp-other" stanza-create
-  tlsconfine_attack "${p}archive-push-to-other-dir" "${o[@]}" --repo1-path="$D/bkp-other" archive-push "$wal"
-  tlsconfine_attack "${p}archive-push-to-home" "${o[@]}" --repo1-path="$D/home-bkp" archive-push "$wal"
+  tlsconfine_attack "${p}list-backup-home" 'pgpass|ssh' "${o[@]}" --repo1-path="$D/home-bkp" repo-ls
+  tlsconfine_attack "${p}read-pgpass" "" "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
+  tlsconfine_attack "${p}read-ssh-key" "" "${o[@]}" --repo1-path="$D/home-bkp/.ssh" repo-get id_ed25519
+  tlsconfine_attack "${p}list-pgdata" 'PG_VERSION|global|base' "${o[@]}" --repo1-path="$D/pg/data" repo-ls
+  tlsconfine_attack "${p}read-state-dir" 'tls-server|sentinel' "${o[@]}" --repo1-path="$state" repo-ls
+  tlsconfine_attack "${p}read-ca-key" "" "${o[@]}" --repo1-path="$D/tls" repo-get ca.key
+  tlsconfine_attack "${p}list-tls-dir" 'ca[.]key|client' "${o[@]}" --repo1-path="$D/tls" repo-ls
+  tlsconfine_attack "${p}stanza-create-in-home" "" "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
+  tlsconfine_attack "${p}stanza-create-in-state-dir" "" "${o[@]}" --repo1-path="$state" stanza-create
+  tlsconfine_attack "${p}stanza-create-in-other-dir" "" "${o[@]}" --repo1-path="$D/bkp-other" stanza-create
+  tlsconfine_attack "${p}archive-push-to-other-dir" "" "${o[@]}" --repo1-path="$D/bkp-other" archive-push "$wal"
+  tlsconfine_attack "${p}archive-push-to-home" "" "${o[@]}" --repo1-path="$D/home-bkp" archive-push "$wal"
   expect "${p}home-unchanged" "the backup user's home changed (see the log)" \
     bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_home" "$(tlsconfine_snapshot "$D/home-bkp")"
   expect "${p}other-dir-unchanged" "the backup user's other directory changed" \
