@@ -312,7 +312,7 @@ tls_server_start_confined() {
   tls_server_need_bwrap
   local uid gid
   uid=$(id -u "$BACKUP_USER") || die "user $BACKUP_USER does not exist"
-  gid=$(getent group "$BACKUP_GROUP" | cut -d: -f3)
+  gid=$(getent group "$BACKUP_GROUP" | cut -d: -f3) || gid=""
   [ -n "$gid" ] || die "group $BACKUP_GROUP does not exist"
   local args=(--ro-bind / / --dev /dev --proc /proc --unshare-ipc --unshare-uts --unshare-cgroup-try
     --new-session --clearenv --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin --setenv LANG C --chdir /)
@@ -359,7 +359,7 @@ tls_server_start_confined() {
     esac
   done
   local info="$STATE_DIR/tls-server.info" log="$STATE_DIR/tls-server.log"
-  rm -f "$info"
+  : > "$info"
   touch "$log"; chmod 0600 "$log"
   # Only stdin/out/err and the info descriptor reach bwrap: nothing root has open leaks
   # into the server.
@@ -374,7 +374,7 @@ tls_server_start_confined() {
   ) &
   local launcher=$! pid="" tries
   for ((tries = 0; tries < 100; tries++)); do
-    pid=$(sed -n 's/.*"child-pid": *\([0-9][0-9]*\).*/\1/p' "$info" 2>/dev/null)
+    pid=$(sed -n 's/.*"child-pid": *\([0-9][0-9]*\).*/\1/p' "$info" 2>/dev/null) || pid=""
     [ -z "$pid" ] || break
     kill -0 "$launcher" 2>/dev/null || break
     sleep 0.1
