@@ -32,7 +32,7 @@ tlsconfine_attack() {
   printf '%s\n' "$output" >> "$LOG"
   local why
   why=$(printf '%s' "$output" | grep -m1 -E 'ERROR' | cut -c1-160)
-  [ -n "$why" ] || why="succeeded, showing nothing: $(printf '%s' "$output" | head -c 80 | tr '\n' ' ')"
+  [ -n "$why" ] || why="succeeded, showing nothing it must not: $(printf '%s' "$output" | head -c 80 | tr '\n' ' ')"
   if [ "${PGBR_LAB_TLSCONFINE_EXPECT:-confined}" = open ]; then
     if [ "$leaked" = 1 ]; then
       result ok "open-$name" "$(elapsed "$start")" "the attack succeeded (as expected without confinement)"
@@ -56,26 +56,26 @@ tlsconfine_no_server() {  # conf
 # caller's locals), then the sentinels. PREFIX names the round.
 tlsconfine_attacks() {  # prefix
   local p=$1
-  tlsconfine_attack "${p}list-backup-home" 'pgpass|ssh' "${o[@]}" --repo1-path="$D/home-bkp" repo-ls
-  tlsconfine_attack "${p}read-pgpass" "" "${o[@]}" --repo1-path="$D/home-bkp" repo-get .pgpass
-  tlsconfine_attack "${p}read-ssh-key" "" "${o[@]}" --repo1-path="$D/home-bkp/.ssh" repo-get id_ed25519
+  tlsconfine_attack "${p}list-backup-home" 'pgpass|ssh' "${o[@]}" --repo1-path="$V/home-bkp" repo-ls
+  tlsconfine_attack "${p}read-pgpass" "" "${o[@]}" --repo1-path="$V/home-bkp" repo-get .pgpass
+  tlsconfine_attack "${p}read-ssh-key" "" "${o[@]}" --repo1-path="$V/home-bkp/.ssh" repo-get id_ed25519
   tlsconfine_attack "${p}list-pgdata" 'PG_VERSION|global|base' "${o[@]}" --repo1-path="$D/pg/data" repo-ls
   tlsconfine_attack "${p}read-state-dir" 'tls-server|sentinel' "${o[@]}" --repo1-path="$state" repo-ls
   tlsconfine_attack "${p}read-ca-key" "" "${o[@]}" --repo1-path="$D/tls" repo-get ca.key
   tlsconfine_attack "${p}list-tls-dir" 'ca[.]key|client' "${o[@]}" --repo1-path="$D/tls" repo-ls
-  tlsconfine_attack "${p}stanza-create-in-home" "" "${o[@]}" --repo1-path="$D/home-bkp" stanza-create
+  tlsconfine_attack "${p}stanza-create-in-home" "" "${o[@]}" --repo1-path="$V/home-bkp" stanza-create
   tlsconfine_attack "${p}stanza-create-in-state-dir" "" "${o[@]}" --repo1-path="$state" stanza-create
-  tlsconfine_attack "${p}stanza-create-in-other-dir" "" "${o[@]}" --repo1-path="$D/bkp-other" stanza-create
-  tlsconfine_attack "${p}archive-push-to-other-dir" "" "${o[@]}" --repo1-path="$D/bkp-other" archive-push "$wal"
-  tlsconfine_attack "${p}archive-push-to-home" "" "${o[@]}" --repo1-path="$D/home-bkp" archive-push "$wal"
+  tlsconfine_attack "${p}stanza-create-in-other-dir" "" "${o[@]}" --repo1-path="$V/bkp-other" stanza-create
+  tlsconfine_attack "${p}archive-push-to-other-dir" "" "${o[@]}" --repo1-path="$V/bkp-other" archive-push "$wal"
+  tlsconfine_attack "${p}archive-push-to-home" "" "${o[@]}" --repo1-path="$V/home-bkp" archive-push "$wal"
   expect "${p}home-unchanged" "the backup user's home changed (see the log)" \
-    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_home" "$(tlsconfine_snapshot "$D/home-bkp")"
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_home" "$(tlsconfine_snapshot "$V/home-bkp")"
   expect "${p}other-dir-unchanged" "the backup user's other directory changed" \
-    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_other" "$(tlsconfine_snapshot "$D/bkp-other")"
+    bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_other" "$(tlsconfine_snapshot "$V/bkp-other")"
   expect "${p}state-dir-unchanged" "the state directory changed" \
     bash -c "diff <(printf '%s\n' \"\$1\") <(printf '%s\n' \"\$2\")" _ "$before_state" "$(tlsconfine_snapshot "$state/lab-sentinel")"
   expect "${p}pgpass-kept" "the .pgpass sentinel changed" \
-    bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ] && grep -qx 'localhost:5432:\*:lab:sentinel-pgpass' '$D/home-bkp/.pgpass'"
+    bash -c "[ \"\$(stat -c '%a %U' '$V/home-bkp/.pgpass')\" = '600 $bkp' ] && grep -qx 'localhost:5432:\*:lab:sentinel-pgpass' '$V/home-bkp/.pgpass'"
 }
 
 # The state of a tree: every entry with type, mode, owner, size and content hash.
@@ -170,7 +170,12 @@ scenario_tlsconfine() {
 
   # The backup user's lock directory is under /tmp (the default's place): the sandbox's
   # private /tmp must still show it, and the lab directory itself is under /var/tmp,
-  # which the sandbox also replaces.
+  # which the sandbox also replaces. The backup user's home and its other directory are
+  # outside both, in /var/lib (as on a host): the sandbox must hide the home itself, and
+  # leave the other directory read-only.
+  local V=/var/lib/pgbr-lab-tc
+  echo "$V" >> "$LAB/tmp-paths"
+  install -d -m 0755 "$V"
   cat > "$D/policy.yaml" <<YAML
 version: 1
 clusters:
@@ -184,7 +189,7 @@ clusters:
       bin_directory: $bin
     backup_user:
       name: $bkp
-      home: $D/home-bkp
+      home: $V/home-bkp
     role:
       name: lab_tc_backup
     pgbackrest:
@@ -207,12 +212,12 @@ YAML
 
   # --- sentinels: a .pgpass and a key in the backup user's home, a directory the backup
   # user owns outside the repository, the state directory ---
-  install -d -o "$bkp" -g "$bkp" -m 0700 "$D/home-bkp/.ssh" "$D/bkp-other"
-  runuser -u "$bkp" -- sh -c "umask 077; printf '%s\n' 'localhost:5432:*:lab:sentinel-pgpass' > '$D/home-bkp/.pgpass'; printf 'sentinel-key\n' > '$D/home-bkp/.ssh/id_ed25519'; printf 'sentinel-other\n' > '$D/bkp-other/keep'"
+  install -d -o "$bkp" -g "$bkp" -m 0700 "$V/home-bkp/.ssh" "$V/bkp-other"
+  runuser -u "$bkp" -- sh -c "umask 077; printf '%s\n' 'localhost:5432:*:lab:sentinel-pgpass' > '$V/home-bkp/.pgpass'; printf 'sentinel-key\n' > '$V/home-bkp/.ssh/id_ed25519'; printf 'sentinel-other\n' > '$V/bkp-other/keep'"
   printf 'sentinel-state\n' > "$state/lab-sentinel"; chmod 0600 "$state/lab-sentinel"
   local before_home before_other before_state
-  before_home=$(tlsconfine_snapshot "$D/home-bkp")
-  before_other=$(tlsconfine_snapshot "$D/bkp-other")
+  before_home=$(tlsconfine_snapshot "$V/home-bkp")
+  before_other=$(tlsconfine_snapshot "$V/bkp-other")
   before_state=$(tlsconfine_snapshot "$state/lab-sentinel")
 
   # --- the attacks, as the cluster owner with its client certificate ---
