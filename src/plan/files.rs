@@ -1,7 +1,7 @@
 //! The filesystem side of the plan: every path the setup creates or changes, with its
 //! owner, group, mode and the reason, and the systemd/tmpfiles entries (facts.md §3, §4).
 
-use super::SystemdPlan;
+use super::{SandboxPlan, SystemdPlan};
 use crate::policy::Cluster;
 use crate::policy::names::AbsPath;
 use serde::Serialize;
@@ -233,7 +233,7 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
 /// The TLS server's unit, and one tmpfiles.d `d` line for every planned directory under
 /// `/run` (a tmpfs emptied at boot: the lock directories by default), so that each is
 /// recreated at boot with its owner and mode before anyone else can claim the name.
-pub fn systemd_plan(c: &Cluster, paths: &[PathEntry]) -> SystemdPlan {
+pub fn systemd_plan(c: &Cluster, paths: &[PathEntry], sandbox: SandboxPlan) -> SystemdPlan {
     let unit_name = format!("pgbr-tls-{}.service", c.name);
     let tmpfiles = paths
         .iter()
@@ -250,5 +250,6 @@ pub fn systemd_plan(c: &Cluster, paths: &[PathEntry]) -> SystemdPlan {
         unit_name,
         tmpfiles_path: format!("/etc/tmpfiles.d/pgbr-{}.conf", c.name),
         tmpfiles,
+        sandbox,
     }
 }

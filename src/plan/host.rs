@@ -121,8 +121,11 @@ pub struct StatePlan {
     pub archive_before: String,
     /// What Patroni's dynamic configuration held for them.
     pub patroni_archive_before: String,
-    /// The TLS server started by `apply.sh --start-tls-server`.
+    /// The TLS server started by `apply.sh --start-tls-server`: its pid, what bwrap
+    /// reports while it starts it, and its standard error.
     pub tls_server_pid: String,
+    pub tls_server_info: String,
+    pub tls_server_log: String,
     /// pg_ctl's output when apply.sh restarts PostgreSQL (not in PGDATA: it would be backed up).
     pub restart_log: String,
 }
@@ -141,6 +144,8 @@ pub fn state_plan(cluster: &str) -> StatePlan {
         archive_before: at("archive.before"),
         patroni_archive_before: at("patroni-archive.before.json"),
         tls_server_pid: at("tls-server.pid"),
+        tls_server_info: at("tls-server.info"),
+        tls_server_log: at("tls-server.log"),
         restart_log: at("postgres-restart.log"),
         directory,
     }

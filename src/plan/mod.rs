@@ -11,6 +11,7 @@ mod hba;
 mod host;
 pub mod patroni;
 pub mod pgbackrest;
+mod sandbox;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
@@ -22,6 +23,7 @@ pub use hba::{HbaLine, IdentLine};
 pub use host::{InstallStep, InstalledFile, StatePlan};
 pub use patroni::PatroniPlan;
 pub use pgbackrest::ConfigFile;
+pub use sandbox::{SandboxMount, SandboxPath, SandboxPlan};
 
 /// The whole plan: what `generate` renders and `explain` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +173,9 @@ pub struct SystemdPlan {
     /// tmpfiles.d `d` lines for the planned directories under /run (a tmpfs emptied at
     /// boot): the lock directories by default.
     pub tmpfiles: Vec<PathEntry>,
+    /// What the TLS server may see: the unit's sandboxing directives and the mounts
+    /// `apply.sh --start-tls-server` gives bubblewrap.
+    pub sandbox: SandboxPlan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,7 +237,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));
     }
-    let systemd = files::systemd_plan(c, &paths);
+    let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls));
     let mut warnings = Vec::new();
     if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
         warnings.push(format!(

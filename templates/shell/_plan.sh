@@ -58,6 +58,8 @@ STATE_IDENT_BEFORE={{ c.state.ident_before | sh }}
 STATE_ARCHIVE_BEFORE={{ c.state.archive_before | sh }}
 STATE_PATRONI_ARCHIVE_BEFORE={{ c.state.patroni_archive_before | sh }}
 STATE_TLS_SERVER_PID={{ c.state.tls_server_pid | sh }}
+STATE_TLS_SERVER_INFO={{ c.state.tls_server_info | sh }}
+STATE_TLS_SERVER_LOG={{ c.state.tls_server_log | sh }}
 STATE_RESTART_LOG={{ c.state.restart_log | sh }}
 {% include "shell/_plan_datadir.sh" %}{% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
 # (dynamic configuration) and restarts.
@@ -78,4 +80,11 @@ INSTALLED_FILES=(
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(
 {% for p in c.paths %}  {{ p.kind | sh }} {{ p.path | sh }} {{ p.owner | sh }} {{ p.group | sh }} {{ p.mode }}
+{% endfor %})
+# What the TLS server may see without systemd (shell/lib/tls_server.sh), as the unit's
+# sandbox: kind path required, parents first. Kinds: hidden (an empty directory only
+# root may enter), empty (an empty read-only directory for the paths mounted below it),
+# private (an empty /tmp of its own), read-write and read-only (the host path again).
+TLS_SANDBOX=(
+{% for m in c.systemd.sandbox.mounts %}  {{ m.kind | sh }} {{ m.path | sh }} {% if m.required %}1{% else %}0{% endif %}
 {% endfor %})

@@ -15,5 +15,6 @@
 {% include "shell/lib/hba_block.sh" %}
 {% include "shell/lib/files.sh" %}
 {% include "shell/lib/tls.sh" %}
+{% include "shell/lib/tls_server.sh" %}
 {% include "shell/lib/pgpass.sh" %}
 {% if c.patroni %}{% include "shell/lib/patroni.sh" %}{% endif %}

@@ -13,5 +13,6 @@ mod golden;
 mod hostile;
 mod patroni;
 mod postgres;
+mod sandbox;
 mod shell;
 mod validation;

@@ -33,7 +33,8 @@ Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--patroni-scripts]
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
-                      background as the backup user, pid in the state directory
+                      background as the backup user, confined like the unit (needs
+                      bubblewrap), pid in the state directory
   --patroni-scripts   only install the Patroni hook, the post-bootstrap script and the
                       umask drop-in (before the first Patroni start, or before merging
                       patroni/patroni.yml into a running cluster); needs no server
@@ -65,6 +66,7 @@ step_preflight() {
   [ ! -L "$PGDATA" ] || die "$PGDATA is a symbolic link: set postgres.data_directory to the real directory"
   [ "$(stat -c %U -- "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
   command -v openssl >/dev/null || die "openssl not found: install it"
+  if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
   server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role, grants and pg_hba validation need it)"
   local version
   version=$(owner_query "SELECT current_setting('server_version_num')::int / 10000")
@@ -355,9 +357,8 @@ step_tls_server() {
         say "a TLS server already answers on $TLS_HOST:$TLS_PORT (not started by this script)"
       elif [ "$START_TLS" = 1 ]; then
         state_dir_ready
-        setsid runuser -u "$BACKUP_USER" -- "$PGBACKREST" --config="$REPO_CONF" server </dev/null >/dev/null 2>&1 &
-        echo $! | state_write "$STATE_TLS_SERVER_PID"
-        CHANGES=$((CHANGES + 1)); say "started the TLS server in the background (pid $(cat "$STATE_TLS_SERVER_PID"))"
+        tls_server_start_confined | state_write "$STATE_TLS_SERVER_PID"
+        CHANGES=$((CHANGES + 1)); say "started the TLS server in the background, confined like its unit (pid $(cat "$STATE_TLS_SERVER_PID"))"
       else
         say "systemd is not running here: start the TLS server as $BACKUP_USER and keep it running, e.g."
         printf '    runuser -u %q -- %q --config=%q server\n' "$BACKUP_USER" "$PGBACKREST" "$REPO_CONF"
