@@ -906,10 +906,9 @@ const PLAN_VARS: &[(&str, &str)] = &[
     ("UNIT_NAME", "/systemd/unit_name"),
     ("UNIT_PATH", "/systemd/unit_path"),
     ("TMPFILES_PATH", "/systemd/tmpfiles_path"),
-    ("SRC_REPO_CONF", "/files/repository_config"),
-    ("SRC_DB_CONF", "/files/database_config"),
-    ("SRC_UNIT", "/files/unit"),
-    ("SRC_TMPFILES", "/files/tmpfiles"),
+    ("STATE_DIR", "/state/directory"),
+    ("STATE_HBA_BEFORE", "/state/hba_before"),
+    ("STATE_TLS_SERVER_PID", "/state/tls_server_pid"),
     ("HBA_MARKER", "/hba_marker"),
     ("ARCHIVE_COMMAND", "/archive/command"),
 ];
@@ -951,13 +950,20 @@ fn expected_plan_values(cluster: &Value) -> Vec<String> {
             out.push(text_of(&p[k]));
         }
     }
+    let installed = cluster["installed_files"].as_array().unwrap();
+    out.push((installed.len() * 6).to_string());
+    for f in installed {
+        for k in ["step", "source", "target", "owner", "group", "mode"] {
+            out.push(text_of(&f[k]));
+        }
+    }
     out
 }
 
 fn plan_printer(block: &str) -> String {
     let names: Vec<&str> = PLAN_VARS.iter().map(|(n, _)| *n).collect();
     format!(
-        "{block}for __v in {}; do printf '%s\\0' \"${{!__v}}\"; done\nprintf '%s\\0' \"$REPOSITORY\" \"${{#SEARCH_PATHS[@]}}\" \"${{SEARCH_PATHS[@]}}\" \"${{#MANAGED_PATHS[@]}}\" \"${{MANAGED_PATHS[@]}}\"\n",
+        "{block}for __v in {}; do printf '%s\\0' \"${{!__v}}\"; done\nprintf '%s\\0' \"$REPOSITORY\" \"${{#SEARCH_PATHS[@]}}\" \"${{SEARCH_PATHS[@]}}\" \"${{#MANAGED_PATHS[@]}}\" \"${{MANAGED_PATHS[@]}}\" \"${{#INSTALLED_FILES[@]}}\" \"${{INSTALLED_FILES[@]}}\"\n",
         names.join(" ")
     )
 }
