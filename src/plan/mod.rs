@@ -141,8 +141,6 @@ pub struct FunctionGrant {
     pub signature: String,
     /// `pg_backup_start(text,boolean)`, as regprocedure prints it.
     pub regprocedure: String,
-    /// `pg_backup_start(text:boolean)`, as community.postgresql.postgresql_privs wants it.
-    pub ansible: String,
     pub name: String,
     pub reason: String,
     pub needed_for: Vec<String>,
@@ -212,7 +210,6 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         .map(|f| FunctionGrant {
             signature: f.sql_signature(),
             regprocedure: f.regprocedure(),
-            ansible: format!("{}({})", f.name, f.args.join(":")),
             name: f.name.to_owned(),
             reason: f.reason.to_owned(),
             needed_for: needed_for(f.name, &c.pgbackrest.commands),

@@ -1,8 +1,9 @@
 //! The Ansible target: every example's generated tree, and a two-cluster policy full of
 //! names that need care, pass `ansible-lint --profile production` and
 //! `ansible-playbook --syntax-check`; a planted violation makes ansible-lint fail (so a
-//! pass means something); and names holding `{{ }}` reach Ansible's variables intact,
-//! never evaluated as templates. Real tools, no mocks: missing ones fail the test.
+//! pass means something); the role is a thin orchestrator (it copies the cluster's tree
+//! and runs its apply.sh step by step; no plan value and no host algorithm of its own);
+//! `--check` leaves nothing on the host. Real tools, no mocks: missing ones fail the test.
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
@@ -136,27 +137,107 @@ fn ansible_var(vars_file: &Path, name: &str) -> serde_json::Value {
 
 #[test]
 #[ignore = "tier ansible: needs ansible-playbook and ansible-lint (bash .ci/run runs every tier)"]
-fn names_reach_ansible_intact_and_unevaluated() {
+fn the_variables_reach_ansible_intact_and_the_plan_stays_in_the_tree() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), HOSTILE);
     let tree = generate(&policy, &dir.path().join("out"));
     let a = tree.join("clusters/a-1.yml");
-    assert_eq!(ansible_var(&a, "pgbr_policy_role_name"), "it's {{ 7 * 6 }} $(id) `x`");
-    assert_eq!(ansible_var(&a, "pgbr_policy_role_database"), "my db; {% raw %}");
-    assert_eq!(
-        ansible_var(&a, "pgbr_policy_function_objs"),
-        "pg_backup_start(text:boolean),pg_backup_stop(boolean),pg_create_restore_point(text),pg_switch_wal()"
-    );
+    assert_eq!(ansible_var(&a, "pgbr_policy_cluster"), "a-1");
+    assert_eq!(ansible_var(&a, "pgbr_policy_patroni"), false);
+    assert_eq!(ansible_var(&a, "pgbr_policy_password_env"), "");
     let b = tree.join("clusters/b_2.yml");
-    assert_eq!(
-        ansible_var(&b, "pgbr_policy_role_name"),
-        "b {{ lookup('env', 'HOME') }}"
+    assert_eq!(ansible_var(&b, "pgbr_policy_cluster"), "b_2");
+    assert_eq!(ansible_var(&b, "pgbr_policy_password_env"), "PGBR_TEST_PASSWORD");
+    // The role carries no copy of the plan: the names with `{{ }}` are only in the
+    // cluster trees it copies (shell-quoted in apply.sh), never where Ansible reads them.
+    for file in files_below(&tree) {
+        let text = std::fs::read_to_string(tree.join(&file)).unwrap();
+        for name in ["7 * 6", "lookup('env', 'HOME')", "my db"] {
+            assert!(!text.contains(name), "{} holds a value of the plan ({name})", file);
+        }
+    }
+    let apply = std::fs::read_to_string(dir.path().join("out/a-1/shell/apply.sh")).unwrap();
+    assert!(
+        apply.contains("7 * 6"),
+        "the role name is not in the tree the role copies"
     );
-    assert_eq!(ansible_var(&b, "pgbr_policy_role_password_env"), "PGBR_TEST_PASSWORD");
-    assert_eq!(ansible_var(&b, "pgbr_policy_pg_port"), 5433);
+}
+
+/// The modules the role may use: preflight checks, the copy of the tree, apply.sh.
+const ROLE_MODULES: &[&str] = &[
+    "ansible.builtin.fail",
+    "ansible.builtin.assert",
+    "ansible.builtin.file",
+    "ansible.builtin.copy",
+    "ansible.builtin.tempfile",
+    "ansible.builtin.command",
+    "ansible.builtin.debug",
+];
+
+/// The role has no host algorithm of its own: it uses only the modules above, every
+/// command it runs is one step of the copied apply.sh (each step once, in apply.sh's
+/// order), and each step reports a change exactly when apply.sh's last line does.
+#[test]
+fn the_role_only_copies_the_tree_and_runs_apply_sh_step_by_step() {
+    let dir = tempdir();
+    let example = &examples()[0];
+    let tree = generate(&example.join("policy.yaml"), dir.path());
+    let role = tree.join("roles/pgbr_policy");
+    let task_files: Vec<_> = files_below(&role.join("tasks"));
+    assert_eq!(task_files.len(), 1, "{task_files:?}");
+    assert!(
+        !role.join("handlers").exists(),
+        "the role has handlers (apply.sh restarts)"
+    );
+    let text = std::fs::read_to_string(role.join("tasks").join(&task_files[0])).unwrap();
+    let mut modules = Vec::new();
+    for line in text.lines() {
+        let key = line.trim_start().trim_start_matches("- ").trim_end();
+        if let Some(module) = key.strip_suffix(':') {
+            if module.matches('.').count() == 2 && !module.contains(' ') {
+                modules.push(module.to_owned());
+            }
+        }
+    }
+    assert!(modules.len() > 10, "no modules found in tasks/main.yml: {modules:?}");
+    for m in &modules {
+        assert!(
+            ROLE_MODULES.contains(&m.as_str()),
+            "the role uses {m}: a host algorithm of its own?"
+        );
+    }
+    let steps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("'/shell/apply.sh', '--step', '").nth(1))
+        .map(|rest| rest.split('\'').next().unwrap())
+        .collect();
     assert_eq!(
-        ansible_var(&b, "pgbr_policy_function_signatures")[0],
-        "pg_catalog.pg_start_backup(text, boolean, boolean)"
+        steps,
+        [
+            "os-user",
+            "ssh-key",
+            "paths",
+            "data-directory",
+            "configs",
+            "tls",
+            "sql",
+            "password",
+            "pg_hba",
+            "tls-server",
+            "stanza",
+            "archive",
+            "restart"
+        ]
+    );
+    assert_eq!(
+        modules.iter().filter(|m| *m == "ansible.builtin.command").count(),
+        steps.len(),
+        "a command that is not a step of apply.sh"
+    );
+    assert_eq!(
+        text.matches("changed_when: \"'[finish] no change' not in pgbr_policy_step_")
+            .count(),
+        steps.len()
     );
 }
 
@@ -166,7 +247,7 @@ fn a_planted_violation_fails_ansible_lint() {
     let dir = tempdir();
     let example = &examples()[0];
     let tree = generate(&example.join("policy.yaml"), dir.path());
-    let tasks = tree.join("roles/pgbr_policy/tasks/configs.yml");
+    let tasks = tree.join("roles/pgbr_policy/tasks/main.yml");
     let text = std::fs::read_to_string(&tasks).unwrap();
     assert!(text.contains("ansible.builtin.copy:"));
     // A short module name: the fqcn rule of the production profile must catch it.
@@ -197,7 +278,58 @@ fn the_role_refuses_a_patroni_cluster_before_it_does_anything() {
     assert!(!ok, "the role ran on a Patroni cluster:\n{text}");
     assert!(text.contains("managed by Patroni"), "{text}");
     // It stopped at its first task (after Ansible's check of the role's arguments):
-    // nothing changed, nothing else ran.
+    // nothing changed, nothing else ran (no tree copied, no step of apply.sh).
     assert!(text.contains("changed=0") && text.contains("failed=1"), "{text}");
-    assert!(!text.contains("Preflight | root on the database host"), "{text}");
+    assert!(!text.contains("Tree |") && !text.contains("Step "), "{text}");
+}
+
+/// `--check` runs apply.sh --dry-run from a scratch copy of the tree and removes it
+/// whatever happens: here the first step fails (apply.sh's preflight: no data
+/// directory), and the host keeps no copy of the tree, no scratch directory, no state.
+#[test]
+#[ignore = "tier ansible: needs root and ansible-playbook (bash .ci/run runs every tier)"]
+fn check_mode_leaves_nothing_on_the_host_even_when_a_step_fails() {
+    let dir = tempdir();
+    let cluster = "it-ansible-check";
+    let data = dir.path().join("no-such-data");
+    let policy = write_policy(
+        dir.path(),
+        &format!(
+            "version: 1\nclusters:\n  - name: {cluster}\n    postgres: {{major: 15, data_directory: {}}}\n",
+            data.display()
+        ),
+    );
+    let ansible = generate(&policy, &dir.path().join("out"));
+    let inventory = dir.path().join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        "[pgbr_it_ansible_check]\nlocalhost ansible_connection=local\n",
+    )
+    .unwrap();
+    let scratch = || -> Vec<String> {
+        std::fs::read_dir("/run")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pgbr-policy-check."))
+            .collect()
+    };
+    let trees = Path::new("/var/lib/pgbr-policy-ansible");
+    let trees_existed = trees.exists();
+    let before = scratch();
+    let playbook = require_tool("ansible-playbook", "ansible");
+    let (ok, text) = tool(
+        &ansible,
+        &playbook,
+        &["-i", inventory.to_str().unwrap(), "playbook.yml", "--check"],
+    );
+    assert!(!ok, "the check run passed without a data directory:\n{text}");
+    assert!(
+        text.contains("Step os-user") && text.contains("no-such-data") && text.contains("failed=1"),
+        "the first step did not fail with apply.sh's message:\n{text}"
+    );
+    assert!(text.contains("Check mode | remove the scratch directory"), "{text}");
+    assert_eq!(scratch(), before, "a scratch directory was left in /run:\n{text}");
+    assert!(!trees.join(cluster).exists(), "check mode copied the tree to the host");
+    assert_eq!(trees.exists(), trees_existed, "check mode created {}", trees.display());
+    assert!(!Path::new("/var/lib/pgbr-policy").join(cluster).exists());
 }

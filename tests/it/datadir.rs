@@ -1,7 +1,8 @@
-//! The data-directory step (apply.sh's `fix_data_tree`, the role's `tasks/pgdata_tree.yml`)
-//! on real trees: both paths (one `chmod -R` for 1,000+ entries, batched chmod for a few)
-//! give group read, and an entry chmod cannot change (an immutable file) fails the step
-//! loudly, naming it — never a "gave group read" over a tree that still lacks it.
+//! The data-directory rule (lib/datadir.sh: apply.sh's step, the Patroni hook, and the
+//! Ansible role, which runs apply.sh and has no copy of its own) on real trees: both
+//! paths (one `chmod -R` for 1,000+ entries, batched chmod for a few) give group read,
+//! and an entry chmod cannot change (an immutable file) fails the step loudly, naming it
+//! — never a "gave group read" over a tree that still lacks it.
 
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt as _;
@@ -96,28 +97,6 @@ fn give_to_owner(root: &Path, data: &Path) {
     );
 }
 
-/// Runs the role's task file alone through ansible-playbook.
-fn role_step(out: &Path, data: &Path) -> (bool, String) {
-    let playbook = require_tool("ansible-playbook", "ansible");
-    let play = out.join("step.yml");
-    std::fs::write(
-        &play,
-        format!(
-            "- name: Step\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: Group read\n      ansible.builtin.include_role:\n        name: pgbr_policy\n        tasks_from: pgdata_tree\n      vars:\n        pgbr_policy_pgdata: {}\n",
-            serde_json::to_string(data.to_str().unwrap()).unwrap()
-        ),
-    )
-    .unwrap();
-    outcome(
-        Command::new(playbook)
-            .arg(&play)
-            .env("ANSIBLE_ROLES_PATH", out.join("ansible/roles"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_LOCALHOST_WARNING", "false")
-            .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false"),
-    )
-}
-
 fn lacking_group_read(data: &Path) -> Vec<String> {
     let output = Command::new("find")
         .arg(data)
@@ -138,58 +117,38 @@ fn lacking_group_read(data: &Path) -> Vec<String> {
 fn both_paths_give_group_read_and_an_unchangeable_entry_fails_the_step() {
     // 1,200 entries to change: the chmod -R path; 5: the batched path.
     for files in [1200, 5] {
-        for step in ["shell", "role"] {
-            let dir = tempdir();
-            let data = data_tree(dir.path(), files);
-            give_to_owner(dir.path(), &data);
-            let out = generated_for(dir.path(), &data);
-            let stuck = data.join("base/0/0");
-            let run_step = || match step {
-                "shell" => shell_step(&out),
-                _ => role_step(&out, &data),
-            };
-            {
-                let _guard = Immutable::set(&stuck);
-                let (ok, text) = run_step();
-                assert!(
-                    !ok,
-                    "{step}, {files} files: an immutable file did not fail the step:\n{text}"
-                );
-                assert!(
-                    text.contains("Operation not permitted") && text.contains(stuck.to_str().unwrap()),
-                    "{step}, {files} files: the error does not name the entry:\n{text}"
-                );
-                if step == "shell" {
-                    assert!(!text.contains("] gave group read"), "shell: claims success:\n{text}");
-                } else {
-                    assert!(text.contains("failed=1"), "role: the task did not fail:\n{text}");
-                }
-            }
-            let (ok, text) = run_step();
-            assert!(ok, "{step}, {files} files:\n{text}");
-            assert_eq!(
-                lacking_group_read(&data),
-                Vec::<String>::new(),
-                "{step}, {files} files:\n{text}"
-            );
-            let changed = if step == "shell" {
-                "] gave group read"
-            } else {
-                "changed=1"
-            };
+        let dir = tempdir();
+        let data = data_tree(dir.path(), files);
+        give_to_owner(dir.path(), &data);
+        let out = generated_for(dir.path(), &data);
+        let stuck = data.join("base/0/0");
+        {
+            let _guard = Immutable::set(&stuck);
+            let (ok, text) = shell_step(&out);
+            assert!(!ok, "{files} files: an immutable file did not fail the step:\n{text}");
             assert!(
-                text.contains(changed),
-                "{step}, {files} files: no change reported:\n{text}"
+                text.contains("Operation not permitted") && text.contains(stuck.to_str().unwrap()),
+                "{files} files: the error does not name the entry:\n{text}"
             );
-            // Nothing left to do: the next run changes nothing.
-            let (ok, text) = run_step();
-            assert!(ok, "{text}");
-            let unchanged = if step == "shell" {
-                !text.contains("] gave group read")
-            } else {
-                text.contains("changed=0")
-            };
-            assert!(unchanged, "{step}: a second run changed something:\n{text}");
+            assert!(!text.contains("] gave group read"), "claims success:\n{text}");
         }
+        let (ok, text) = shell_step(&out);
+        assert!(ok, "{files} files:\n{text}");
+        assert_eq!(
+            lacking_group_read(&data),
+            Vec::<String>::new(),
+            "{files} files:\n{text}"
+        );
+        assert!(
+            text.contains("] gave group read"),
+            "{files} files: no change reported:\n{text}"
+        );
+        // Nothing left to do: the next run changes nothing.
+        let (ok, text) = shell_step(&out);
+        assert!(ok, "{text}");
+        assert!(
+            !text.contains("] gave group read"),
+            "a second run changed something:\n{text}"
+        );
     }
 }
