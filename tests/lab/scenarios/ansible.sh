@@ -225,5 +225,5 @@ YAML
   expect pgpass-0600 ".pgpass is not 0600 $bkp" bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ]"
   expect scram-tree-copied "the host's copy is not the scram tree" diff -r "$D/out-scram/$cluster" "$host_tree"
   pg_stop "$owner" "$bin" "$D/pg/data"
-  rmdir /var/lib/pgbr-policy-ansible 2>/dev/null || true
+  rm -rf "$host_tree"; rmdir /var/lib/pgbr-policy-ansible 2>/dev/null || true
 }
