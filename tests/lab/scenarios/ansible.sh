@@ -12,7 +12,8 @@
 # nothing to change; a second run reports changed=0, and so does --check; one mode and
 # one hba line changed by hand are reported by --check (and nothing changes), then
 # repaired by a real run; rollback.sh undoes it; then the role with scram-sha-256
-# (log_statement=all), and the password is found nowhere.
+# (log_statement=all), the password from a root-only file on the host, then from
+# ansible-playbook's environment: it is found nowhere but in .pgpass.
 # The role name holds `{{ }}`: the run proves Ansible never evaluates it.
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
@@ -224,6 +225,20 @@ YAML
   expect password-nowhere "the password was found in $hits file(s)" [ "$hits" = 0 ]
   expect pgpass-0600 ".pgpass is not 0600 $bkp" bash -c "[ \"\$(stat -c '%a %U' '$D/home-bkp/.pgpass')\" = '600 $bkp' ]"
   expect scram-tree-copied "the host's copy is not the scram tree" diff -r "$D/out-scram/$cluster" "$host_tree"
+
+  # --- scram-sha-256 from ansible-playbook's environment: the role hands it to the
+  # password step on stdin (no_log); it reaches .pgpass and nothing else ---
+  local password_env
+  password_env="lab-$(openssl rand -hex 12)-env"
+  sed -e "s|^      name: \"lab-ans|      auth: scram-sha-256\n      password_env: PGBR_LAB_ANS_PW\n&|" "$D/policy.yaml" > "$D/policy-env.yaml"
+  step generate-env "$PGBR" generate "$D/policy-env.yaml" --out "$D/out-env" || return
+  local epb=("$D/out-env/ansible/playbook.yml" -i "$D/inventory.yml" -e "pgbr_policy_tool=$PGBR")
+  PGBR_LAB_ANS_PW=$password_env ansible_run playbook-env "$D/env.out" "${epb[@]}" || return
+  expect env-password-step-changed "the password step did not change the password" ansible_task_changed "$D/env.out" "Step password "
+  expect env-pgpass "the password from the environment is not in .pgpass" grep -qF -- "$password_env" "$D/home-bkp/.pgpass"
+  step verify-env "$D/out-env/$cluster/shell/verify.sh" --no-pgbackrest-check
+  hits=$(grep -rlF -- "$password_env" "$D/out-env" "$D"/*.out "$LOG" "$D/pg/data.log" "/var/lib/pgbr-policy/$cluster" "$host_tree" 2>/dev/null | wc -l)
+  expect env-password-nowhere "the password from the environment was found in $hits file(s)" [ "$hits" = 0 ]
   pg_stop "$owner" "$bin" "$D/pg/data"
   rm -rf "$host_tree"; rmdir /var/lib/pgbr-policy-ansible 2>/dev/null || true
 }
