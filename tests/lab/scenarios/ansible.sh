@@ -232,7 +232,8 @@ YAML
   password_env="lab-$(openssl rand -hex 12)-env"
   sed -e "s|^      name: \"lab-ans|      auth: scram-sha-256\n      password_env: PGBR_LAB_ANS_PW\n&|" "$D/policy.yaml" > "$D/policy-env.yaml"
   step generate-env "$PGBR" generate "$D/policy-env.yaml" --out "$D/out-env" || return
-  local epb=("$D/out-env/ansible/playbook.yml" -i "$D/inventory.yml" -e "pgbr_policy_tool=$PGBR")
+  local epb=("$D/out-env/ansible/playbook.yml" -i "$D/inventory.yml" -e pgbr_policy_restart=true
+    -e pgbr_policy_start_tls_server=true -e "pgbr_policy_tool=$PGBR")
   PGBR_LAB_ANS_PW=$password_env ansible_run playbook-env "$D/env.out" "${epb[@]}" || return
   expect env-password-step-changed "the password step did not change the password" ansible_task_changed "$D/env.out" "Step password "
   expect env-pgpass "the password from the environment is not in .pgpass" grep -qF -- "$password_env" "$D/home-bkp/.pgpass"
