@@ -49,7 +49,7 @@ ansible_run() {
 ansible_snapshot() {
   local p
   stat -c '%n %U %G %a' "$D" "$D/pg" "$D/pg/data" "$D/sock"
-  for p in "$D/repo" "$D/log-bkp" "$D/lock-owner" "$D/log-owner" "$D/spool" /tmp/pgbr-lab-ans-bkp; do
+  for p in "$D/repo" "$D/log-bkp" "$D/lock-owner" "$D/log-owner" "$D/spool" /run/pgbr-lab-ans-bkp; do
     if [ -e "$p" ]; then stat -c '%n %U %G %a %F' "$p"; else echo "$p absent"; fi
   done
   [ ! -d "$D/repo" ] || find -P "$D/repo" -mindepth 1 -maxdepth 2 -printf '%p %u %g %m %y\n' | sort
