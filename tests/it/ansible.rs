@@ -149,16 +149,16 @@ fn the_variables_reach_ansible_intact_and_the_plan_stays_in_the_tree() {
     assert_eq!(ansible_var(&b, "pgbr_policy_cluster"), "b_2");
     assert_eq!(ansible_var(&b, "pgbr_policy_password_env"), "PGBR_TEST_PASSWORD");
     // The role carries no copy of the plan: the names with `{{ }}` are only in the
-    // cluster trees it copies (shell-quoted in apply.sh), never where Ansible reads them.
+    // cluster trees it copies (shell-quoted in shell/lib.sh), never where Ansible reads them.
     for file in files_below(&tree) {
         let text = std::fs::read_to_string(tree.join(&file)).unwrap();
         for name in ["7 * 6", "lookup('env', 'HOME')", "my db"] {
             assert!(!text.contains(name), "{} holds a value of the plan ({name})", file);
         }
     }
-    let apply = std::fs::read_to_string(dir.path().join("out/a-1/shell/apply.sh")).unwrap();
+    let plan = std::fs::read_to_string(dir.path().join("out/a-1/shell/lib.sh")).unwrap();
     assert!(
-        apply.contains("7 * 6"),
+        plan.contains("7 * 6"),
         "the role name is not in the tree the role copies"
     );
 }
