@@ -167,6 +167,7 @@ fn the_variables_reach_ansible_intact_and_the_plan_stays_in_the_tree() {
 const ROLE_MODULES: &[&str] = &[
     "ansible.builtin.fail",
     "ansible.builtin.assert",
+    "ansible.builtin.stat",
     "ansible.builtin.file",
     "ansible.builtin.copy",
     "ansible.builtin.tempfile",
@@ -332,4 +333,64 @@ fn check_mode_leaves_nothing_on_the_host_even_when_a_step_fails() {
     assert!(!trees.join(cluster).exists(), "check mode copied the tree to the host");
     assert_eq!(trees.exists(), trees_existed, "check mode created {}", trees.display());
     assert!(!Path::new("/var/lib/pgbr-policy").join(cluster).exists());
+}
+
+/// The directory for the host's copies of the trees is root's: a link or a directory of
+/// another user at its place is refused, never adopted (the place is moved here with an
+/// extra variable, which outranks the role's own).
+#[test]
+fn the_role_refuses_a_tree_directory_it_would_adopt() {
+    let dir = tempdir();
+    let cluster = "it-ansible-trees";
+    // A data directory that does not exist: should the guard be missing, apply.sh's
+    // preflight stops before it touches this host.
+    let data = dir.path().join("no-such-data");
+    let policy = write_policy(
+        dir.path(),
+        &format!(
+            "version: 1\nclusters:\n  - name: {cluster}\n    postgres: {{major: 15, data_directory: {}}}\n",
+            data.display()
+        ),
+    );
+    let ansible = generate(&policy, &dir.path().join("out"));
+    let inventory = dir.path().join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        "[pgbr_it_ansible_trees]\nlocalhost ansible_connection=local\n",
+    )
+    .unwrap();
+    let target = dir.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).expect("chown: this test needs root");
+    let playbook = require_tool("ansible-playbook", "ansible");
+    for place in [&link, &foreign] {
+        let (ok, text) = tool(
+            &ansible,
+            &playbook,
+            &[
+                "-i",
+                inventory.to_str().unwrap(),
+                "playbook.yml",
+                "-e",
+                &format!("pgbr_policy_host_trees={}", place.display()),
+            ],
+        );
+        assert!(!ok, "the role adopted {}:\n{text}", place.display());
+        assert!(
+            text.contains("is not a directory owned by root") && text.contains("changed=0"),
+            "{}: not refused before any change:\n{text}",
+            place.display()
+        );
+        assert!(!text.contains("Step "), "{text}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "something was copied through the link"
+    );
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 0);
 }
