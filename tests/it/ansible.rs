@@ -339,6 +339,7 @@ fn check_mode_leaves_nothing_on_the_host_even_when_a_step_fails() {
 /// another user at its place is refused, never adopted (the place is moved here with an
 /// extra variable, which outranks the role's own).
 #[test]
+#[ignore = "tier ansible: needs root and ansible-playbook (bash .ci/run runs every tier)"]
 fn the_role_refuses_a_tree_directory_it_would_adopt() {
     let dir = tempdir();
     let cluster = "it-ansible-trees";
