@@ -8,7 +8,7 @@
 use crate::artifact::{Rendering, Tree};
 use crate::drift::{self, Found};
 use crate::plan::block::{self, Span};
-use crate::plan::{ClusterPlan, DataDirRule, Plan, Verdict};
+use crate::plan::{ClusterPlan, DataDirRule, Mode, PathKind, Plan, Verdict};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs;
@@ -84,7 +84,7 @@ pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Finding>> {
         };
         installed_files(cluster, tree, root, &mut finding);
         for entry in &cluster.paths {
-            if entry.kind == "file" {
+            if entry.kind == PathKind::File {
                 continue; // compared by content and mode above
             }
             owner_and_mode(
@@ -194,7 +194,7 @@ fn owner_and_mode(
     path: &str,
     owner: &str,
     group: &str,
-    mode: &str,
+    mode: Mode,
     ids: &Ids,
     finding: &mut impl FnMut(&str, &str, String, String),
 ) {
@@ -207,10 +207,9 @@ fn owner_and_mode(
         );
         return;
     };
-    let want_mode = u32::from_str_radix(mode, 8).unwrap_or(0);
     let found_mode = meta.permissions().mode() & 0o7777;
-    if found_mode != want_mode {
-        finding(path, "mode", mode.to_owned(), format!("{found_mode:04o}"));
+    if found_mode != mode.0 {
+        finding(path, "mode", mode.to_string(), format!("{found_mode:04o}"));
     }
     match ids.users.get(owner) {
         Some(uid) if *uid == meta.uid() => {}

@@ -1,21 +1,35 @@
 //! The filesystem side of the plan: every path the setup creates or changes, with its
 //! owner, group, mode and the reason, and the systemd/tmpfiles entries (facts.md §3, §4).
 
+use super::datadir::Mode;
 use super::{SandboxPlan, SystemdPlan};
 use crate::policy::Cluster;
 use crate::policy::names::AbsPath;
 use serde::Serialize;
 
+/// What a planned path is, and so which step makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// A directory created or corrected (apply.sh step paths).
+    Dir,
+    /// Installed from the artifact tree (the plan's installed files).
+    File,
+    /// The data directory: a tree fixed in place by the data-directory rule.
+    Pgdata,
+    /// Made on the host by openssl (apply.sh step tls).
+    Key,
+    Cert,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PathEntry {
     pub path: String,
-    /// `dir`, `file` (installed from the artifact tree), `pgdata` (a tree fixed in
-    /// place), `key`/`cert` (made on the host by openssl).
-    pub kind: &'static str,
+    pub kind: PathKind,
     pub owner: String,
     pub group: String,
-    /// Octal, four digits.
-    pub mode: &'static str,
+    /// Rendered with four octal digits.
+    pub mode: Mode,
     /// What the backup user may do here, for the change ticket.
     pub backup_user_access: &'static str,
     /// The pgBackRest option that names this path, if any.
@@ -26,9 +40,9 @@ pub struct PathEntry {
 /// `owner` is (user, group).
 fn entry(
     path: &AbsPath,
-    kind: &'static str,
+    kind: PathKind,
     owner: (&str, &str),
-    mode: &'static str,
+    mode: u32,
     access: &'static str,
     setting: &'static str,
     reason: impl Into<String>,
@@ -38,7 +52,7 @@ fn entry(
         kind,
         owner: owner.0.to_owned(),
         group: owner.1.to_owned(),
-        mode,
+        mode: Mode(mode),
         backup_user_access: access,
         setting,
         reason: reason.into(),
@@ -59,72 +73,72 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
     let mut out = vec![
         entry(
             &c.postgres.data_directory,
-            "pgdata",
+            PathKind::Pgdata,
             (owner, group),
-            "0750",
+            0o750,
             "read only",
             "pg1-path",
             "group read (files 0640, directories 0750) lets the backup user copy the cluster; no group write, nothing for others. PostgreSQL keeps this mode for new files only when it starts with the directory at 0750",
         ),
         entry(
             &c.backup_user.home,
-            "dir",
+            PathKind::Dir,
             (bu, bg),
-            "0750",
+            0o750,
             "read and write",
             "",
             "the backup user's home (its shell history and, for scram-sha-256, its .pgpass)",
         ),
         entry(
             &pb.repository,
-            "dir",
+            PathKind::Dir,
             (bu, bg),
-            "0750",
+            0o750,
             "read and write",
             "repo1-path",
             "the backup user owns the whole repository: archive-push (as the cluster owner) reaches it only through the TLS server, because two OS users cannot share one repository ([041] archive.info … Permission denied)",
         ),
         entry(
             &pb.backup_user_lock,
-            "dir",
+            PathKind::Dir,
             (bu, bg),
-            "0750",
+            0o750,
             "read and write",
             "lock-path",
             "the backup user's own lock directory; a shared one blocks whichever user came second ([050] unable to acquire lock)",
         ),
         entry(
             &pb.backup_user_log,
-            "dir",
+            PathKind::Dir,
             (bu, bg),
-            "0750",
+            0o750,
             "read and write",
             "log-path",
             "the backup user's own log directory",
         ),
         entry(
             &pb.owner_lock,
-            "dir",
+            PathKind::Dir,
             (owner, group),
-            "0750",
+            0o750,
             "none",
             "lock-path",
             "the cluster owner's lock directory (archive-push, stanza-create)",
         ),
         entry(
             &pb.owner_log,
-            "dir",
+            PathKind::Dir,
             (owner, group),
-            "0750",
+            0o750,
             "none",
             "log-path",
             "the cluster owner's log directory",
         ),
         entry(
             &pb.owner_spool,
-            "dir",
+            PathKind::Dir,
             (owner, group),
-            "0750",
+            0o750,
             "none",
             "spool-path",
             "asynchronous archiving spool; belongs to the cluster owner, the backup user needs nothing here",
@@ -138,9 +152,9 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
     for dir in &config_dirs {
         out.push(entry(
             dir,
-            "dir",
+            PathKind::Dir,
             ("root", "root"),
-            "0755",
+            0o755,
             "read only",
             "",
             "configuration directory, writable by root only",
@@ -148,81 +162,81 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
     }
     out.push(entry(
         &pb.repository_config,
-        "file",
+        PathKind::File,
         ("root", bg),
-        "0640",
+        0o640,
         "read only",
         "--config",
         "repository-side configuration: read by the backup user and its TLS server, written by root only",
     ));
     out.push(entry(
         &pb.database_config,
-        "file",
+        PathKind::File,
         ("root", group),
-        "0640",
+        0o640,
         "none",
         "--config",
         "database-side configuration: read by the cluster owner (archive_command, stanza-create, restore)",
     ));
     out.push(entry(
         tls,
-        "dir",
+        PathKind::Dir,
         ("root", "root"),
-        "0755",
+        0o755,
         "read only",
         "",
         "TLS material made on this host at apply time; never in the artifact tree",
     ));
     out.push(entry(
         &tls.join("ca.key"),
-        "key",
+        PathKind::Key,
         ("root", "root"),
-        "0600",
+        0o600,
         "none",
         "",
         "the CA key signs the two certificates; only root reads it",
     ));
     out.push(entry(
         &tls.join("ca.crt"),
-        "cert",
+        PathKind::Cert,
         ("root", "root"),
-        "0644",
+        0o644,
         "read only",
         "tls-server-ca-file, repo1-host-ca-file",
         "the CA both sides trust",
     ));
     out.push(entry(
         &tls.join("server.key"),
-        "key",
+        PathKind::Key,
         (bu, bg),
-        "0600",
+        0o600,
         "read only",
         "tls-server-key-file",
         "the TLS server's key, read only by the backup user (pgBackRest refuses keys with group or other bits)",
     ));
     out.push(entry(
         &tls.join("server.crt"),
-        "cert",
+        PathKind::Cert,
         (bu, bg),
-        "0644",
+        0o644,
         "read only",
         "tls-server-cert-file",
         "the TLS server's certificate",
     ));
     out.push(entry(
         &tls.join("client.key"),
-        "key",
+        PathKind::Key,
         (owner, group),
-        "0600",
+        0o600,
         "none",
         "repo1-host-key-file",
         "the cluster owner's client key, read only by the cluster owner",
     ));
     out.push(entry(
         &tls.join("client.crt"),
-        "cert",
+        PathKind::Cert,
         (owner, group),
-        "0644",
+        0o644,
         "none",
         "repo1-host-cert-file",
         "the cluster owner's client certificate; its CN is what tls-server-auth allows",
@@ -237,7 +251,7 @@ pub fn systemd_plan(c: &Cluster, paths: &[PathEntry], sandbox: SandboxPlan) -> S
     let unit_name = format!("pgbr-tls-{}.service", c.name);
     let tmpfiles = paths
         .iter()
-        .filter(|p| p.kind == "dir")
+        .filter(|p| p.kind == PathKind::Dir)
         .filter(|p| AbsPath::parse(&p.path).is_ok_and(|p| p.is_volatile()))
         .map(|p| PathEntry {
             backup_user_access: "",

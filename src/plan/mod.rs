@@ -18,7 +18,7 @@ use crate::policy::{Auth, Cluster, PasswordSource, Policy};
 use serde::Serialize;
 
 pub use datadir::{DataDirRule, Mode, Verdict};
-pub use files::PathEntry;
+pub use files::{PathEntry, PathKind};
 pub use hba::{HbaLine, IdentLine};
 pub use host::{InstallStep, InstalledFile, StatePlan};
 pub use patroni::PatroniPlan;

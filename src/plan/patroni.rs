@@ -9,7 +9,8 @@
 //! the same fields) however they are spelled.
 
 use super::ClusterPlan;
-use super::files::PathEntry;
+use super::datadir::Mode;
+use super::files::{PathEntry, PathKind};
 use crate::catalog::Version;
 use crate::policy::{Cluster, Patroni};
 use serde::ser::{Serialize, SerializeMap as _, Serializer};
@@ -202,13 +203,13 @@ pub fn dynamic_config(c: &ClusterPlan) -> Option<DynamicConfig> {
     })
 }
 
-fn entry(path: String, kind: &'static str, mode: &'static str, reason: &str) -> PathEntry {
+fn entry(path: String, kind: PathKind, mode: u32, reason: &str) -> PathEntry {
     PathEntry {
         path,
         kind,
         owner: "root".into(),
         group: "root".into(),
-        mode,
+        mode: Mode(mode),
         backup_user_access: "none",
         setting: "",
         reason: reason.to_owned(),
@@ -225,14 +226,14 @@ pub fn paths(c: &Cluster, p: &PatroniPlan) -> Vec<PathEntry> {
     vec![
         entry(
             p.scripts_directory.clone(),
-            "dir",
-            "0755",
+            PathKind::Dir,
+            0o755,
             "the Patroni hook and post-bootstrap script; writable by root only, since Patroni runs them as the cluster owner",
         ),
         entry(
             p.hook.clone(),
-            "file",
-            "0755",
+            PathKind::File,
+            0o755,
             &format!(
                 "Patroni callback (on_start, on_restart, on_role_change, on_reload): gives group read back to what Patroni or PostgreSQL left 0600 in the data directory, so {} can read every file",
                 c.backup_user.name
@@ -240,15 +241,20 @@ pub fn paths(c: &Cluster, p: &PatroniPlan) -> Vec<PathEntry> {
         ),
         entry(
             p.post_bootstrap.clone(),
-            "file",
-            "0755",
+            PathKind::File,
+            0o755,
             "Patroni bootstrap.post_bootstrap: creates the backup role and its grants (sql/apply.sql) on a new cluster",
         ),
-        entry(dropin_dir, "dir", "0755", "systemd drop-in directory of Patroni's unit"),
+        entry(
+            dropin_dir,
+            PathKind::Dir,
+            0o755,
+            "systemd drop-in directory of Patroni's unit",
+        ),
         entry(
             p.umask_dropin.clone(),
-            "file",
-            "0644",
+            PathKind::File,
+            0o644,
             "UMask=0027 for Patroni: postgresql.conf and the files Patroni writes get no access for others, and group read",
         ),
     ]
