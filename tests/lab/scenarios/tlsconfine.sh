@@ -168,11 +168,10 @@ scenario_tlsconfine() {
   step initdb runuser -u "$owner" -- "$bin/initdb" -D "$D/pg/data" -A peer -U "$owner" --allow-group-access --no-sync || return
   step start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
 
-  # The backup user's lock directory is under /tmp (the default's place): the sandbox's
-  # private /tmp must still show it, and the lab directory itself is under /var/tmp,
-  # which the sandbox also replaces. The backup user's home and its other directory are
-  # outside both, in /var/lib (as on a host): the sandbox must hide the home itself, and
-  # leave the other directory read-only.
+  # The backup user's lock directory is under /run (the default's place; validation
+  # refuses /tmp). The backup user's home and its other directory are in /var/lib (as on
+  # a host): the sandbox must hide the home itself, and leave the other directory
+  # read-only.
   local V=/var/lib/pgbr-lab-tc
   echo "$V" >> "$LAB/tmp-paths"
   install -d -m 0755 "$V"
@@ -199,11 +198,11 @@ clusters:
       retention_full: 2
       tls: {port: $tls_port, directory: $D/tls}
       config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
-      backup_user_paths: {lock: /tmp/pgbr-lab-tc-bkp, log: $D/log-bkp}
+      backup_user_paths: {lock: /run/pgbr-lab-tc-bkp, log: $D/log-bkp}
       owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
 YAML
   register_cluster "$cluster"
-  echo "/tmp/pgbr-lab-tc-bkp" >> "$LAB/tmp-paths"
+  echo "/run/pgbr-lab-tc-bkp" >> "$LAB/tmp-paths"
   echo "$bkp" >> "$LAB/users"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
   local tree="$D/out/$cluster"
