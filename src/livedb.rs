@@ -15,10 +15,7 @@ use std::process::{Command, Stdio};
 /// One JSON document with everything we compare; `:'role'` is bound by psql.
 const STATE_QUERY: &str = r#"
 SELECT pg_catalog.json_build_object(
-  'role', (SELECT pg_catalog.json_build_object(
-      'login', rolcanlogin, 'superuser', rolsuper, 'inherit', rolinherit, 'createrole', rolcreaterole,
-      'createdb', rolcreatedb, 'replication', rolreplication, 'bypassrls', rolbypassrls)
-    FROM pg_catalog.pg_roles WHERE rolname = :'role'),
+  'role', (SELECT pg_catalog.row_to_json(r) FROM pg_catalog.pg_roles r WHERE rolname = :'role'),
   'memberships', (SELECT coalesce(pg_catalog.json_agg(g.rolname ORDER BY g.rolname), '[]')
     FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
     JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = :'role'),
@@ -40,7 +37,8 @@ SELECT pg_catalog.json_build_object(
 
 #[derive(Debug, Deserialize)]
 struct State {
-    role: Option<RoleState>,
+    /// The role's pg_roles row, by column (the plan names the columns it fixes).
+    role: Option<serde_json::Map<String, serde_json::Value>>,
     memberships: Vec<String>,
     functions: Vec<String>,
     hba: Vec<HbaRule>,
@@ -48,17 +46,6 @@ struct State {
     archive_command: String,
     data_directory_mode: Option<String>,
     public_create: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RoleState {
-    login: bool,
-    superuser: bool,
-    inherit: bool,
-    createrole: bool,
-    createdb: bool,
-    replication: bool,
-    bypassrls: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,18 +132,12 @@ fn findings(c: &ClusterPlan, state: &State) -> Vec<Finding> {
     match &state.role {
         None => finding(&role, "missing", "a login role", "no such role"),
         Some(r) => {
-            for (name, want, have) in [
-                ("LOGIN", true, r.login),
-                ("SUPERUSER", false, r.superuser),
-                ("INHERIT", true, r.inherit),
-                ("CREATEROLE", false, r.createrole),
-                ("CREATEDB", false, r.createdb),
-                ("REPLICATION", false, r.replication),
-                ("BYPASSRLS", false, r.bypassrls),
-            ] {
-                if want != have {
-                    let word = |b: bool| if b { name.to_owned() } else { format!("NO{name}") };
-                    finding(&role, "attribute", &word(want), &word(have));
+            for a in &c.role.attributes {
+                let have = r.get(a.column).and_then(serde_json::Value::as_bool);
+                if have != Some(a.granted) {
+                    let word = |b: bool| if b { a.name.to_owned() } else { format!("NO{}", a.name) };
+                    let found = have.map_or_else(|| format!("no {} column", a.column), word);
+                    finding(&role, "attribute", &a.keyword, &found);
                 }
             }
         }
@@ -220,11 +201,12 @@ fn findings(c: &ClusterPlan, state: &State) -> Vec<Finding> {
             finding("archive_command", "setting", &c.archive.command, &state.archive_command);
         }
     }
-    if state.data_directory_mode.as_deref() != Some("0750") {
+    let mode = c.datadir.mode.to_string();
+    if state.data_directory_mode.as_deref() != Some(mode.as_str()) {
         finding(
             "data_directory_mode",
-            "setting (group read needs 0750 at server start)",
-            "0750",
+            &format!("setting (group read needs {mode} at server start)"),
+            &mode,
             state.data_directory_mode.as_deref().unwrap_or("unknown"),
         );
     }

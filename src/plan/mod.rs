@@ -125,8 +125,50 @@ pub struct RolePlan {
     pub auth: String,
     pub password_file: String,
     pub password_env: String,
-    /// Role attributes ALTER ROLE sets, all fixed keywords.
-    pub attributes: Vec<&'static str>,
+    /// Role attributes: ALTER ROLE sets them (apply.sql), verify.sql, `check --db` and
+    /// apply.sh's change detection read them back, all from this one list.
+    pub attributes: Vec<RoleAttribute>,
+}
+
+/// One role attribute the plan fixes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleAttribute {
+    /// The attribute's name (`SUPERUSER`).
+    pub name: &'static str,
+    /// Whether the role has it.
+    pub granted: bool,
+    /// The ALTER ROLE keyword: the name, or NO and the name (`NOSUPERUSER`).
+    pub keyword: String,
+    /// Its column in pg_roles.
+    pub column: &'static str,
+    /// What verify.sql prints for it.
+    pub check: &'static str,
+}
+
+/// The backup role's attributes: it logs in, inherits (a NOINHERIT member does not get
+/// the privileges of pg_read_all_settings on 15+), and has no other power.
+pub fn role_attributes() -> Vec<RoleAttribute> {
+    let a = |name: &'static str, granted, column, check| RoleAttribute {
+        name,
+        granted,
+        keyword: if granted { name.to_owned() } else { format!("NO{name}") },
+        column,
+        check,
+    };
+    vec![
+        a("LOGIN", true, "rolcanlogin", "role can log in"),
+        a("SUPERUSER", false, "rolsuper", "role is not a superuser"),
+        a("INHERIT", true, "rolinherit", "role inherits (INHERIT)"),
+        a("CREATEDB", false, "rolcreatedb", "role cannot create databases"),
+        a("CREATEROLE", false, "rolcreaterole", "role cannot create roles"),
+        a("REPLICATION", false, "rolreplication", "role has no REPLICATION"),
+        a(
+            "BYPASSRLS",
+            false,
+            "rolbypassrls",
+            "role does not bypass row-level security",
+        ),
+    ]
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -297,15 +339,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
             },
             password_file,
             password_env,
-            attributes: vec![
-                "LOGIN",
-                "NOSUPERUSER",
-                "INHERIT",
-                "NOCREATEDB",
-                "NOCREATEROLE",
-                "NOREPLICATION",
-                "NOBYPASSRLS",
-            ],
+            attributes: role_attributes(),
         },
         memberships,
         functions,

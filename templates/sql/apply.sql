@@ -18,7 +18,7 @@ SELECT pg_catalog.format('CREATE ROLE %I', {{ role }})
 
 -- Not a superuser, cannot create roles or databases, no replication, no RLS bypass;
 -- INHERIT is required: privileges of pg_read_all_settings reach it only through it.
-ALTER ROLE {{ role_id }} WITH{% for attribute in c.role.attributes %} {{ attribute | sql_keyword }}{% endfor %};
+ALTER ROLE {{ role_id }} WITH{% for attribute in c.role.attributes %} {{ attribute.keyword | sql_keyword }}{% endfor %};
 
 -- 2. Memberships in predefined roles.
 {% for m in c.memberships -%}

@@ -19,14 +19,8 @@ INSERT INTO pgbr_verify
 SELECT n, check_name, ok FROM (
   SELECT r.* FROM pg_catalog.pg_roles AS role_row,
   LATERAL (VALUES
-    (1, 'role can log in', role_row.rolcanlogin),
-    (2, 'role is not a superuser', NOT role_row.rolsuper),
-    (3, 'role inherits (INHERIT)', role_row.rolinherit),
-    (4, 'role cannot create roles', NOT role_row.rolcreaterole),
-    (5, 'role cannot create databases', NOT role_row.rolcreatedb),
-    (6, 'role has no REPLICATION', NOT role_row.rolreplication),
-    (7, 'role does not bypass row-level security', NOT role_row.rolbypassrls),
-{% for m in c.memberships %}    (10, {{ ("role has the privileges of " ~ m.role) | sql_lit }}, pg_catalog.pg_has_role(role_row.oid, {{ m.role | sql_lit }}, 'USAGE')),
+{% for a in c.role.attributes %}    ({{ loop.index }}, {{ a.check | sql_lit }}, {% if not a.granted %}NOT {% endif %}role_row.{{ a.column | sql_ident }}),
+{% endfor %}{% for m in c.memberships %}    (10, {{ ("role has the privileges of " ~ m.role) | sql_lit }}, pg_catalog.pg_has_role(role_row.oid, {{ m.role | sql_lit }}, 'USAGE')),
 {% endfor %}    (20, 'role is a member of no other role', NOT EXISTS (
         SELECT FROM pg_catalog.pg_auth_members am JOIN pg_catalog.pg_roles g ON g.oid = am.roleid
          WHERE am.member = role_row.oid
@@ -58,7 +52,7 @@ INSERT INTO pgbr_verify VALUES
          AND user_name = ARRAY[{{ l.user | sql_lit }}] AND auth_method = {{ l.method | sql_lit }})),
 {% endfor %}{% if c.archive.managed %}  (70, 'archive_mode is on', pg_catalog.current_setting('archive_mode') IN ('on', 'always')),
   (71, 'archive_command is the planned one', pg_catalog.current_setting('archive_command') = {{ c.archive.command | sql_lit }}),
-{% endif %}  (80, 'data_directory_mode is 0750 (group read; needs a restart after the chmod)', pg_catalog.current_setting('data_directory_mode') = '0750');
+{% endif %}  (80, {{ ("data_directory_mode is " ~ c.datadir.mode ~ " (group read; needs a restart after the chmod)") | sql_lit }}, pg_catalog.current_setting('data_directory_mode') = {{ c.datadir.mode | sql_lit }});
 
 SELECT CASE WHEN ok THEN 'ok  ' ELSE 'FAIL' END AS result, check_name AS "check"
   FROM pgbr_verify ORDER BY n, check_name;

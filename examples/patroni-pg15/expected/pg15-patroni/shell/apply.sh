@@ -246,7 +246,7 @@ step_tls() {
 
 # A fingerprint of the role's privileges, to tell whether apply.sql changed anything.
 role_fingerprint() {
-  printf '%s\n' "SELECT md5(coalesce((SELECT row(r.rolcanlogin, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls)::text FROM pg_catalog.pg_roles r WHERE r.rolname = :'role'), 'none')
+  printf '%s\n' "SELECT md5(coalesce((SELECT pg_catalog.row_to_json(r)::text FROM pg_catalog.pg_roles r WHERE r.rolname = :'role'), 'none')
     || coalesce((SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = :'role'), '')
     || coalesce((SELECT string_agg(p.oid::regprocedure::text, ',' ORDER BY 1) FROM pg_catalog.pg_proc p, aclexplode(p.proacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee WHERE r.rolname = :'role'), '')
     || coalesce((SELECT nspacl::text FROM pg_catalog.pg_namespace WHERE nspname = 'public'), ''));" \

@@ -18,13 +18,13 @@ INSERT INTO pgbr_verify
 SELECT n, check_name, ok FROM (
   SELECT r.* FROM pg_catalog.pg_roles AS role_row,
   LATERAL (VALUES
-    (1, 'role can log in', role_row.rolcanlogin),
-    (2, 'role is not a superuser', NOT role_row.rolsuper),
-    (3, 'role inherits (INHERIT)', role_row.rolinherit),
-    (4, 'role cannot create roles', NOT role_row.rolcreaterole),
-    (5, 'role cannot create databases', NOT role_row.rolcreatedb),
-    (6, 'role has no REPLICATION', NOT role_row.rolreplication),
-    (7, 'role does not bypass row-level security', NOT role_row.rolbypassrls),
+    (1, 'role can log in', role_row."rolcanlogin"),
+    (2, 'role is not a superuser', NOT role_row."rolsuper"),
+    (3, 'role inherits (INHERIT)', role_row."rolinherit"),
+    (4, 'role cannot create databases', NOT role_row."rolcreatedb"),
+    (5, 'role cannot create roles', NOT role_row."rolcreaterole"),
+    (6, 'role has no REPLICATION', NOT role_row."rolreplication"),
+    (7, 'role does not bypass row-level security', NOT role_row."rolbypassrls"),
     (10, 'role has the privileges of pg_read_all_settings', pg_catalog.pg_has_role(role_row.oid, 'pg_read_all_settings', 'USAGE')),
     (20, 'role is a member of no other role', NOT EXISTS (
         SELECT FROM pg_catalog.pg_auth_members am JOIN pg_catalog.pg_roles g ON g.oid = am.roleid
