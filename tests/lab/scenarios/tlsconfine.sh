@@ -86,7 +86,8 @@ tlsconfine_snapshot() {  # dir
 
 # The generated unit under a real systemd. Where systemd runs (PID 1), apply.sh already
 # started the unit. Here (containers) a throwaway systemd boots in its own PID, mount,
-# UTS, IPC and cgroup namespaces, with a private /run and /etc/systemd/system holding only
+# UTS, IPC and cgroup namespaces, with a private /run (the generated tmpfiles.d entry makes
+# the lock directory in it, as at boot) and /etc/systemd/system holding only
 # the generated unit, a test drop-in (DefaultDependencies=no, so nothing else starts:
 # no sysinit.target, no journald) and a target that wants it. Then the attacks again,
 # `check` through it, and the namespace is killed. PGBR_LAB_NESTED_SYSTEMD=0 skips it.
@@ -106,6 +107,8 @@ tlsconfine_nested_systemd() {  # unit-file
 #!/bin/bash
 set -e
 mount -t tmpfs -o mode=0755 tmpfs /run
+# A fresh /run, as after a boot: the generated tmpfiles.d entry makes the lock directory.
+for f in '$(dirname "$unit")'/*.conf; do systemd-tmpfiles --create "\$f"; done
 mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
