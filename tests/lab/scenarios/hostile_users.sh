@@ -1,0 +1,542 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash disable=SC2016,SC2094  # sh -c scripts take their values as "$1"...; the sentinel list is read, never written, while it is walked
+#
+# hostile_users.sh - the confined users attack root's artifacts (issue 12, "Tests").
+# A PostgreSQL 15 cluster with every path moved (hba_file/ident_file in a directory of
+# the cluster owner, as Debian's /etc/postgresql/<v>/<c>), scram-sha-256 with a root-only
+# password file (shell and Ansible), backup_user.ssh_key, and a peer policy for the
+# Patroni hook. With fs.protected_symlinks=0 and fs.protected_hardlinks=0 (restored at
+# the end, also on failure) so that the kernel's guard hides no bug.
+#
+# Root-only sentinels (files 0600 and directories 0700 under /etc and /root, random
+# content; one directory 0750/0640 for rollback's g-rwx; one of the cluster owner's for
+# the hook) are the targets. The confined users (cluster owner, backup user, an unrelated
+# user) plant symlinks, hardlinks and pre-created entries where they can write (the
+# backup user's home, the repository, lock/log/spool directories, /tmp, the hba
+# directory, PGDATA's pg_tblspc and pg_wal), and racers (runuser, bounded in time,
+# stopped by PID) swap path components while root runs: apply.sh stage by stage (one
+# plant group per stage, in the order of apply.sh's steps, so that a refusal of one
+# does not hide the next), verify.sh, rollback.sh, apply.sh again, the Ansible role,
+# and the Patroni hook as the cluster owner. A client holding the owner's TLS
+# certificate tries to read the backup user's home through the TLS server.
+#
+# Each run: one line "run:<name>" (succeeded, or refused with an error naming a path);
+# then one line per sentinel (owner, group, mode, sha256 of it and of every entry in it,
+# and no new entry) and one line "no-leak" (no sentinel's content in a file a confined
+# user can read). The sentinels are put back after each check, so each line speaks of
+# one run.
+# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
+
+# --- the kernel's guards off for the scenario, and back afterwards ---
+hu_sysctl_off() {
+  printf '%s %s\n' "$(sysctl -n fs.protected_symlinks)" "$(sysctl -n fs.protected_hardlinks)" > "$LAB/hostile-sysctl.before"
+  sysctl -qw fs.protected_symlinks=0 fs.protected_hardlinks=0
+}
+hu_sysctl_restore() {
+  local s h
+  [ -f "$LAB/hostile-sysctl.before" ] || return 0
+  read -r s h < "$LAB/hostile-sysctl.before"
+  sysctl -qw fs.protected_symlinks="$s" fs.protected_hardlinks="$h" && rm -f "$LAB/hostile-sysctl.before"
+}
+
+# --- sentinels: "kind path owner group mode" lines in $D/sentinels; files get a token ---
+hu_sentinel() {  # kind path owner group mode
+  printf '%s %s %s %s %s\n' "$@" >> "$D/sentinels"
+}
+# Puts every sentinel back as specified (in place: a hardlink planted to one stays one).
+hu_sentinels_reset() {
+  local kind path owner group mode token dir
+  while read -r kind path owner group mode; do
+    case "$kind" in
+      dir)
+        if [ -L "$path" ] || { [ -e "$path" ] && [ ! -d "$path" ]; }; then rm -f "$path"; fi
+        mkdir -p "$path"
+        # Entries that are not sentinels (ssh-keygen's, a plant's) go.
+        find "$path" -mindepth 1 -maxdepth 1 -print0 | while IFS= read -r -d '' e; do
+          grep -qF " $e " "$D/sentinels" || rm -rf "$e"
+        done ;;
+      file)
+        if [ -L "$path" ] || { [ -e "$path" ] && [ ! -f "$path" ]; }; then rm -rf "$path"; fi
+        token=$(sed -n "s|^$path ||p" "$D/sentinel-tokens")
+        dir=$(dirname "$path")
+        [ -d "$dir" ] || mkdir -p "$dir"
+        printf 'pgbr-lab sentinel %s %s\n' "$path" "$token" > "$path" ;;
+    esac
+    chown -h "$owner:$group" "$path"
+    chmod "$mode" "$path"
+  done < "$D/sentinels"
+}
+# Owner, group, mode (and content) of a path and, for a directory, of every entry in it.
+hu_sentinel_state() {
+  local p=$1 e
+  if [ -L "$p" ]; then printf 'symlink->%s' "$(readlink "$p")"; return; fi
+  [ -e "$p" ] || { printf missing; return; }
+  stat -c '%U:%G:%a' "$p" | tr -d '\n'
+  if [ -f "$p" ]; then printf ':%s' "$(sha256sum < "$p" | cut -c1-16)"; fi
+  if [ -d "$p" ]; then
+    for e in "$p"/* "$p"/.[!.]*; do
+      if [ -e "$e" ] || [ -L "$e" ]; then printf ' %s=' "${e##*/}"; hu_sentinel_state "$e"; fi
+    done
+  fi
+}
+
+# One line per top-level sentinel, one for leaks; then every sentinel is put back.
+hu_check() {  # run-name
+  local run=$1 name path now
+  while read -r name path; do
+    now=$(hu_sentinel_state "$path")
+    if [ "$now" = "${HU_BASE[$name]}" ]; then
+      result ok "$run:sentinel-$name" 0
+    else
+      printf -- '--- sentinel %s (%s) after %s\n    before: %s\n    after:  %s\n' "$name" "$path" "$run" "${HU_BASE[$name]}" "$now" >> "$LOG"
+      result FAIL "$run:sentinel-$name" 0 "$path changed: now $(cut -c1-180 <<<"$now")"
+    fi
+  done < "$D/sentinel-roots"
+  # A sentinel's content in a file that a confined user owns or that is group/other
+  # readable, in any place they can reach (a hardlink planted to a sentinel is the
+  # sentinel itself: same inode, skipped).
+  local leaks
+  leaks=$(hu_leaks)
+  if [ -z "$leaks" ]; then
+    result ok "$run:no-leak" 0
+  else
+    printf -- '--- leaks after %s:\n%s\n' "$run" "$leaks" >> "$LOG"
+    result FAIL "$run:no-leak" 0 "sentinel content in: $(tr '\n' ' ' <<<"$leaks" | cut -c1-200)"
+  fi
+  hu_sentinels_reset
+}
+hu_leaks() {
+  local inodes areas=() a f
+  inodes=$(while read -r _ path _; do stat -c '%d:%i' "$path" 2>/dev/null; done < "$D/sentinels" | sort -u)
+  for a in "$D/home-bkp" "$D/repo" "$D/owner-var" "$D/bkp-var" "$D/hba" "$D/pg" "$D/owner-wal" "$D/tls" "$D/conf" \
+    "$HU_TMP_LOCK" "$HU_TMP_LOCK.lab-aside"; do
+    if [ -d "$a" ] && [ ! -L "$a" ]; then areas+=("$a"); fi
+  done
+  [ "${#areas[@]}" -gt 0 ] || return 0
+  find "${areas[@]}" -xdev -type f \( ! -user root -o -perm /044 \) -print0 2>/dev/null |
+    xargs -0 -r grep -lF -f "$D/tokens" 2>/dev/null |
+    while IFS= read -r f; do
+      grep -qxF "$(stat -c '%d:%i' "$f")" <<<"$inodes" || printf '%s (%s)\n' "$f" "$(stat -c '%U:%G %a' "$f")"
+    done
+}
+
+# --- runs: succeeded, or refused with an error that names a path ---
+hu_run() {  # name command...
+  local name=$1 start out rc line; shift
+  start=$(now)
+  echo "--- run $name: $*" >> "$LOG"
+  out=$("$@" 2>&1 </dev/null); rc=$?
+  printf '%s\n--- exit %s\n' "$out" "$rc" >> "$LOG"
+  if [ "$rc" = 0 ]; then
+    result ok "run:$name" "$(elapsed "$start")" "succeeded"
+    return 0
+  fi
+  line=$(grep -E 'ERROR|error:|fatal:|FAILED|Permission denied' <<<"$out" | head -n 1)
+  [ -n "$line" ] || line=$(tail -n 1 <<<"$out")
+  # Ansible: the message, not the JSON around it.
+  case "$line" in *'"msg": "'*) line=$(sed -e 's/.*"msg": "//' -e 's/", ".*//' <<<"$line") ;; esac
+  line=${line//$'\t'/ }
+  if [[ "$line" == */* ]]; then
+    result ok "run:$name" "$(elapsed "$start")" "refused (exit $rc): ${line:0:220}"
+  else
+    result FAIL "run:$name" "$(elapsed "$start")" "failed (exit $rc) without naming a path: ${line:0:220}"
+  fi
+}
+
+# --- racers: a loop of a confined user, bounded in time, stopped by PID ---
+hu_racer_start() {  # name user seconds script args...
+  local name=$1 user=$2 secs=$3 script=$4 i; shift 4
+  local dir="$D/racer-$name"
+  install -d -o "$user" -g "$user" -m 0700 "$dir"
+  register_pidfile "$dir/pid"
+  setsid runuser -u "$user" -- sh -c 'echo $$ > "$1/pid"; shift; exec bash -c "$@"' sh "$dir" "$script" racer "$secs" "$@" \
+    </dev/null >>"$D/racer-$name.log" 2>&1 &
+  for ((i = 0; i < 50; i++)); do [ -s "$dir/pid" ] && return 0; sleep 0.1; done
+  result FAIL "racer-$name" 0 "the racer did not start"
+}
+hu_racer_stop() {  # name
+  stop_pidfile "$D/racer-$1/pid" 10
+  echo "--- racer $1: $(tail -n 1 "$D/racer-$1.log" 2>/dev/null)" >> "$LOG"
+}
+
+# The cluster owner swaps pg_hba.conf with a symlink to a sentinel, and back (the file's
+# latest regular version is kept aside each time), until stopped or $1 seconds passed.
+HU_RACE_HBA='
+end=$((SECONDS + $1)) dir=$2 target=$3 n=0 stop=0
+trap "stop=1" TERM
+cd "$dir" || exit 1
+while [ "$stop" = 0 ] && [ "$SECONDS" -lt "$end" ]; do
+  if [ -f pg_hba.conf ] && [ ! -L pg_hba.conf ] && cp -p pg_hba.conf .lab-keep 2>/dev/null; then
+    ln -sfn "$target" .lab-link && mv -fT .lab-link pg_hba.conf && n=$((n + 1))
+    sleep 0.004
+    if [ -L pg_hba.conf ]; then cp -p .lab-keep .lab-back && mv -fT .lab-back pg_hba.conf; fi
+  fi
+  sleep 0.004
+done
+if [ -L pg_hba.conf ]; then cp -p .lab-keep .lab-back && mv -fT .lab-back pg_hba.conf; fi
+rm -f .lab-keep .lab-link .lab-back
+echo "hba racer: $n swaps"'
+
+# The backup user swaps a directory of the repository (holding entries of the cluster
+# owner, which root hands over) with a symlink to a sentinel directory, and back.
+HU_RACE_REPO='
+end=$((SECONDS + $1)) dir=$2 target=$3 n=0 stop=0
+trap "stop=1" TERM
+cd "$dir" || exit 1
+while [ "$stop" = 0 ] && [ "$SECONDS" -lt "$end" ]; do
+  if [ -d lab-race ] && [ ! -L lab-race ]; then
+    mv -T lab-race lab-race.aside && ln -s "$target" lab-race && n=$((n + 1))
+    sleep 0.003
+    if [ -L lab-race ]; then rm -f lab-race; fi
+    mv -T lab-race.aside lab-race
+  fi
+  sleep 0.002
+done
+if [ -L lab-race ]; then rm -f lab-race; fi
+if [ -d lab-race.aside ]; then mv -T lab-race.aside lab-race; fi
+echo "repository racer: $n swaps"'
+
+# --- plants, as the user who can write there ---
+as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
+# USER puts a symlink at LINK to TARGET; whatever was there is kept as LINK.lab-aside.
+hu_plant_link() {  # user link target
+  as "$1" sh -c 'if [ -e "$1" ] || [ -L "$1" ]; then mv -T "$1" "$1.lab-aside"; fi; ln -s "$2" "$1"' sh "$2" "$3"
+}
+hu_unplant_link() {  # user link
+  as "$1" sh -c 'if [ -L "$1" ]; then rm -f "$1"; fi; if [ -e "$1.lab-aside" ] || [ -L "$1.lab-aside" ]; then mv -T "$1.lab-aside" "$1"; fi' sh "$2"
+}
+
+scenario_hostile_users() {
+  hu_sysctl_off || { result FAIL sysctl 0 "cannot set fs.protected_symlinks/hardlinks"; return; }
+  result ok sysctl-guards-off 0 "fs.protected_symlinks=0 fs.protected_hardlinks=0 (was $(cat "$LAB/hostile-sysctl.before"))"
+  trap 'hu_sysctl_restore' EXIT
+  trap 'exit 130' INT TERM
+  hu_main
+  hu_sysctl_restore
+  expect sysctl-restored "fs.protected_* not restored" [ ! -e "$LAB/hostile-sysctl.before" ]
+  trap - EXIT
+}
+
+# --- plants and the policy (they read hu_main's locals: D, H, PGD, owner, bkp, ...) ---
+hu_policy() {  # lock-of-the-backup-user auth-lines...
+  cat <<YAML
+version: 1
+clusters:
+- name: $cluster
+  postgres:
+    major: 15
+    data_directory: $PGD
+    owner: $owner
+    socket_directory: $D/sock
+    port: $port
+    bin_directory: $bin
+    hba_file: $H/pg_hba.conf
+    ident_file: $H/pg_ident.conf
+  backup_user: {name: $bkp, home: $D/home-bkp, ssh_key: true}
+  role: {name: $role, auth: scram-sha-256, password_file: $D/password}
+  pgbackrest:
+    stanza: $stanza
+    version: "2.45"
+    repository: $D/repo
+    tls: {port: $tls_port, directory: $D/tls}
+    config: {repository_side: $D/conf/repository.conf, database_side: $D/conf/database.conf}
+    backup_user_paths: {lock: $1, log: $D/bkp-var/log}
+    owner_paths: {lock: $D/owner-var/lock, log: $D/owner-var/log, spool: $D/owner-var/spool}
+YAML
+}
+
+# B. paths: lock/log/spool directories pre-created as symlinks to a root directory,
+# by their owners; the one under /tmp by an unrelated user.
+hu_plant_paths() {
+  hu_plant_link "$owner" "$D/owner-var/lock" "$D4" && hu_plant_link "$owner" "$D/owner-var/log" "$D4" &&
+    hu_plant_link "$owner" "$D/owner-var/spool" "$D4" && hu_plant_link "$bkp" "$D/bkp-var/log" "$D4" || return 1
+  if [ "$lock_bkp" = "$HU_TMP_LOCK" ]; then
+    if [ -e "$HU_TMP_LOCK" ]; then as "$bkp" mv -T "$HU_TMP_LOCK" "$HU_TMP_LOCK.lab-aside" || return 1; fi
+    as "$other" ln -s "$D4" "$HU_TMP_LOCK"
+  fi
+}
+
+hu_unplant_paths() {
+  hu_unplant_link "$owner" "$D/owner-var/lock"; hu_unplant_link "$owner" "$D/owner-var/log"
+  hu_unplant_link "$owner" "$D/owner-var/spool"; hu_unplant_link "$bkp" "$D/bkp-var/log"
+  if [ -L "$HU_TMP_LOCK" ]; then as "$other" rm -f "$HU_TMP_LOCK"; fi
+  if [ -d "$HU_TMP_LOCK.lab-aside" ]; then as "$bkp" mv -T "$HU_TMP_LOCK.lab-aside" "$HU_TMP_LOCK"; fi
+}
+
+# C. the repository as a previous layout left it (the article's: archive/ of the
+# cluster owner, backup/ of the backup user). The owner plants a symlink and a
+# hardlink to root files; the backup user races a directory holding the owner's files.
+hu_repo_layout() {
+  install -d -o "$bkp" -g "$bkp" -m 0755 "$D/repo" "$D/repo/backup"
+  install -d -o "$owner" -g "$owner" -m 0750 "$D/repo/archive"
+  chown "$bkp:$bkp" "$D/repo" "$D/repo/backup"; chmod 0755 "$D/repo" "$D/repo/backup"
+  chown "$owner:$owner" "$D/repo/archive"
+}
+
+hu_plant_repo() {
+  hu_repo_layout
+  as "$owner" sh -c 'rm -f "$1/lab-link" "$1/lab-hardlink"; ln -s "$2" "$1/lab-link" && ln "$2" "$1/lab-hardlink"' sh "$D/repo/archive" "$F1" || return 1
+  as "$bkp" sh -c 'rm -rf "$1/lab-race" "$1/lab-race.aside"; mkdir "$1/lab-race" && chmod 0777 "$1/lab-race"' sh "$D/repo/backup" || return 1
+  as "$owner" sh -c 'for f in secret key; do echo "the owner'"'"'s $f" > "$1/$f"; done' sh "$D/repo/backup/lab-race"
+}
+
+# D. the data directory: tablespace links to root directories (0700, and 0750/0640
+# for rollback's g-rwx), made by the cluster owner.
+hu_plant_pgdata() {
+  as "$owner" sh -c 'ln -sfn "$2" "$1/99999" && ln -sfn "$3" "$1/99998"' sh "$PGD/pg_tblspc" "$D1" "$D6"
+}
+
+hu_unplant_pgdata() { as "$owner" rm -f "$PGD/pg_tblspc/99999" "$PGD/pg_tblspc/99998"; }
+
+# F. pg_hba: files named like the splice's temporary files pre-created (symlinks to a
+# root file) in the hba directory, and the owner racing pg_hba.conf with a symlink.
+hu_plant_hba_tmp() {
+  as "$owner" sh -c 'cd "$1" && for n in .pgbr-XXXXXX .pgbr-tmp pg_hba.conf.new pg_hba.conf.tmp .pg_hba.conf.pgbr pg_ident.conf.new; do ln -sfn "$2" "$n"; done' sh "$H" "$F3"
+}
+
+hu_unplant_hba_tmp() {
+  as "$owner" sh -c 'cd "$1" && for n in .pgbr-XXXXXX .pgbr-tmp pg_hba.conf.new pg_hba.conf.tmp .pg_hba.conf.pgbr pg_ident.conf.new; do if [ -L "$n" ]; then rm -f "$n"; fi; done' sh "$H"
+}
+
+# pg_hba.conf back to a regular file of the owner (from the last good copy when the
+# run left it unreadable), and reloaded.
+hu_hba_sane() {
+  as "$owner" sh -c 'cd "$1" && if [ -L pg_hba.conf ] || [ ! -f pg_hba.conf ] || [ ! -O pg_hba.conf ]; then cp .lab-good .lab-new && mv -fT .lab-new pg_hba.conf; fi' sh "$H"
+  "${q[@]}" postgres -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+hu_main() {
+  local D="$LAB/$SCENARIO" bin=/usr/lib/postgresql/15/bin
+  local owner=pgbrlabho bkp=pgbrlabhb other=pgbrlabhx role=lab_hostile_bkp stanza=labhostile cluster=lab-hostile
+  local port=55460 tls_port=18660 tag
+  [ -x "$bin/initdb" ] || { result FAIL binaries 0 "$bin/initdb missing (postgresql-15)"; return; }
+  if ! command -v ansible-playbook >/dev/null || ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
+    step install-ansible env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ansible python3-psycopg2 || return
+  fi
+  install -d -m 0755 "$D"
+  tag=$(basename "$LAB" | tr -dc 'A-Za-z0-9')
+  HU_TMP_LOCK=/tmp/pgbr-lab-hostile-bkp
+  local H="$D/hba" PGD="$D/pg/data"
+  printf '%s\n' "$HU_TMP_LOCK" "$HU_TMP_LOCK.lab-aside" "/run/pgbr-lab-hostile-bkp" >> "$LAB/tmp-paths"
+
+  # --- users: the cluster owner, the backup user (exists, its home its own), another ---
+  lab_user "$owner"
+  lab_user "$bkp" --home-dir "$D/home-bkp"
+  lab_user "$other"
+  install -d -o "$bkp" -g "$bkp" -m 0750 "$D/home-bkp"
+  install -d -o "$owner" -g "$owner" -m 0750 "$D/pg"
+  install -d -o "$owner" -g "$owner" -m 0755 "$D/sock" "$D/owner-var" "$D/owner-wal" "$H"
+  install -d -o "$bkp" -g "$bkp" -m 0755 "$D/bkp-var"
+
+  # --- sentinels ---
+  local F1="/etc/pgbr-sentinel-$tag.conf" F2="/etc/pgbr-sentinel-$tag.pgpass" F3="/etc/pgbr-sentinel-$tag.hba"
+  local F4="/etc/pgbr-sentinel-$tag.bkp" D1="/etc/pgbr-sentinel-$tag.d" D2="/etc/pgbr-sentinel-$tag.race"
+  local D3="/root/pgbr-sentinel-$tag.ssh" D4="/root/pgbr-sentinel-$tag.locks" D5="$D/owner-private"
+  local D6="/etc/pgbr-sentinel-$tag.grp"
+  printf '%s\n' "$F1" "$F2" "$F3" "$F4" "$D1" "$D2" "$D3" "$D4" "$D6" >> "$LAB/tmp-paths"
+  : > "$D/sentinels"
+  hu_sentinel file "$F1" root root 0600; hu_sentinel file "$F2" root root 0600
+  hu_sentinel file "$F3" root root 0600; hu_sentinel file "$F4" root root 0600
+  hu_sentinel dir "$D1" root root 0700; hu_sentinel file "$D1/secret" root root 0600
+  hu_sentinel dir "$D2" root root 0700; hu_sentinel file "$D2/secret" root root 0600; hu_sentinel file "$D2/key" root root 0600
+  hu_sentinel dir "$D3" root root 0700; hu_sentinel file "$D3/authorized_keys" root root 0600
+  hu_sentinel dir "$D4" root root 0700; hu_sentinel file "$D4/data" root root 0600
+  hu_sentinel dir "$D5" "$owner" "$owner" 0700; hu_sentinel file "$D5/private" "$owner" "$owner" 0600
+  hu_sentinel dir "$D6" root root 0750; hu_sentinel file "$D6/shadow" root root 0640
+  printf '%s\n' "hardlink $F1" "pgpass $F2" "hba $F3" "bkp-hardlink $F4" "tblspc $D1" "race $D2" "ssh $D3" \
+    "locks $D4" "owner-private $D5" "group-read $D6" > "$D/sentinel-roots"
+  local kind path
+  : > "$D/sentinel-tokens"
+  while read -r kind path _; do
+    if [ "$kind" = file ]; then printf '%s %s\n' "$path" "$(openssl rand -hex 16)" >> "$D/sentinel-tokens"; fi
+  done < "$D/sentinels"
+  cut -d' ' -f2 "$D/sentinel-tokens" > "$D/tokens"
+  local bkp_token; bkp_token=$(openssl rand -hex 16)
+  echo "$bkp_token" >> "$D/tokens"
+  hu_sentinels_reset
+  declare -gA HU_BASE=()
+  local name
+  while read -r name path; do HU_BASE[$name]=$(hu_sentinel_state "$path"); done < "$D/sentinel-roots"
+  expect sentinels-made "sentinels missing" [ -n "${HU_BASE[hardlink]}" ] && [ -n "${HU_BASE[group-read]}" ]
+  # A secret of the backup user's own, for the TLS client below.
+  ( umask 077; echo "pgbr-lab backup user's secret $bkp_token" > "$D/home-bkp/bkp-secret" )
+  chown "$bkp:$bkp" "$D/home-bkp/bkp-secret"
+
+  # --- the cluster: group access, pg_wal linked (as initdb -X does), hba files in a
+  # --- directory of the owner, archive_mode on from the start (no restart needed) ---
+  step initdb runuser -u "$owner" -- "$bin/initdb" -D "$PGD" -X "$D/owner-wal/wal" -A peer -U "$owner" --no-sync --allow-group-access || return
+  as "$owner" cp -p "$PGD/pg_hba.conf" "$PGD/pg_ident.conf" "$H/"
+  as "$owner" cp -p "$H/pg_hba.conf" "$H/.lab-good"
+  step start pg_start "$owner" "$bin" "$PGD" "$port" "$D/sock" \
+    "-c archive_mode=on -c hba_file=$H/pg_hba.conf -c ident_file=$H/pg_ident.conf" || return
+  local q=(psql_as "$owner" "$D/sock" "$port")
+  step owner-connects "${q[@]}" postgres -c "SELECT 1" || return
+  # The data directory 0700 on disk (the running server keeps 0750): apply.sh records
+  # it and rollback.sh takes group access back (its find over the tablespaces).
+  chmod 0700 "$PGD"
+
+  # --- the policy: every path moved; scram with a root-only password file ---
+  ( umask 077; printf 'lab-%s-pw\n' "$(openssl rand -hex 12)" > "$D/password" )
+  local lock_bkp=$HU_TMP_LOCK
+  hu_policy "$lock_bkp" > "$D/policy.yaml"
+  register_cluster "$cluster"
+  local gen_out
+  if gen_out=$("$PGBR" generate "$D/policy.yaml" --out "$D/out" 2>&1); then
+    result ok generate 0 "accepted the lock directory $lock_bkp under /tmp"
+  else
+    printf '%s\n' "$gen_out" >> "$LOG"
+    lock_bkp=/run/pgbr-lab-hostile-bkp
+    hu_policy "$lock_bkp" > "$D/policy.yaml"
+    step generate-run-lock "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+    result ok generate 0 "refused the lock directory under /tmp ($(grep -m1 error <<<"$gen_out" | cut -c1-150)); $lock_bkp instead"
+  fi
+  local tree="$D/out/$cluster"
+  # Validation: root-managed paths inside a directory another user can write.
+  local bad what
+  while IFS='|' read -r what bad; do
+    sed -e "s|^      ${bad%%:*}: .*|      $bad|" "$D/policy.yaml" > "$D/policy-bad.yaml"
+    denied "validation-refuses-$what" 'home|repositor|writ|owned|another user|inside' \
+      "$PGBR" generate "$D/policy-bad.yaml" --out "$D/out-bad"
+  done <<LIST
+tls-dir-in-backup-home|tls: {port: $tls_port, directory: $D/home-bkp/tls}
+config-in-repository|config: {repository_side: $D/repo/etc/repository.conf, database_side: $D/conf/database.conf}
+config-in-owner-directory|config: {repository_side: $D/conf/repository.conf, database_side: $D/hba/conf/database.conf}
+LIST
+
+  local apply=(env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --start-tls-server)
+
+  # === apply.sh, one plant group per stage, in the order of its steps ===
+  # A. ssh-key: ~/.ssh a symlink to a root directory.
+  step plant:ssh hu_plant_link "$bkp" "$D/home-bkp/.ssh" "$D3"
+  hu_run apply-ssh "${apply[@]}"
+  hu_check apply-ssh
+  hu_unplant_link "$bkp" "$D/home-bkp/.ssh"
+
+  step plant:paths hu_plant_paths
+  hu_run apply-paths "${apply[@]}"
+  hu_check apply-paths
+  hu_unplant_paths
+
+  step plant:repository hu_plant_repo
+  hu_racer_start repo "$bkp" 60 "$HU_RACE_REPO" "$D/repo/backup" "$D2"
+  hu_run apply-repository "${apply[@]}"
+  hu_racer_stop repo
+  hu_check apply-repository
+
+  step plant:pgdata hu_plant_pgdata
+  hu_run apply-pgdata "${apply[@]}"
+  hu_check apply-pgdata
+  hu_unplant_pgdata
+
+  # E. password: ~/.pgpass a symlink to a root file.
+  step plant:pgpass hu_plant_link "$bkp" "$D/home-bkp/.pgpass" "$F2"
+  hu_run apply-pgpass "${apply[@]}"
+  hu_check apply-pgpass
+  hu_unplant_link "$bkp" "$D/home-bkp/.pgpass"
+
+  step plant:hba-temporary-names hu_plant_hba_tmp
+  hu_racer_start hba "$owner" 60 "$HU_RACE_HBA" "$H" "$F3"
+  hu_run apply-hba-race "${apply[@]}"
+  hu_racer_stop hba
+  hu_check apply-hba-race
+  hu_hba_sane
+
+  # G. pg_hba.conf replaced by a symlink to a root file after the server started.
+  step plant:hba-symlink hu_plant_link "$owner" "$H/pg_hba.conf" "$F3"
+  hu_run apply-hba-symlink "${apply[@]}"
+  hu_check apply-hba-symlink
+  as "$owner" sh -c 'cd "$1" && if [ -L pg_hba.conf ] || [ ! -O pg_hba.conf ]; then rm -f pg_hba.conf; fi; if [ -e pg_hba.conf.lab-aside ]; then mv -fT pg_hba.conf.lab-aside pg_hba.conf; fi' sh "$H"
+  hu_hba_sane
+  hu_unplant_hba_tmp
+
+  # --- nothing planted: apply.sh must converge (the baseline for what follows) ---
+  step apply-clean "${apply[@]}"
+  hu_check apply-clean
+
+  # === verify.sh (read-only) with the tablespace links and .pgpass planted ===
+  hu_plant_pgdata
+  hu_plant_link "$bkp" "$D/home-bkp/.pgpass" "$F2"
+  local vout vrc
+  vout=$("$tree/shell/verify.sh" 2>&1); vrc=$?
+  printf -- '--- run verify\n%s\n--- exit %s\n' "$vout" "$vrc" >> "$LOG"
+  result ok run:verify 0 "exit $vrc: $(grep '^FAIL' <<<"$vout" | tr '\n' ';' | cut -c1-200)"
+  hu_check verify
+  hu_unplant_link "$bkp" "$D/home-bkp/.pgpass"
+
+  # === the TLS server: a client with the owner's certificate reads outside the repository ===
+  local tout
+  tout=$(as "$owner" pgbackrest --config="$D/conf/database.conf" --stanza="$stanza" --log-level-console=warn \
+    --repo1-path="$D/home-bkp" repo-get bkp-secret 2>&1)
+  printf -- '--- TLS client repo-get with --repo1-path=%s:\n%s\n' "$D/home-bkp" "$tout" >> "$LOG"
+  if grep -qF "$bkp_token" <<<"$tout"; then
+    result FAIL tls-client-cannot-read-backup-home 0 "the cluster owner read $D/home-bkp/bkp-secret through the TLS server (repo-get --repo1-path)"
+  else
+    result ok tls-client-cannot-read-backup-home 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
+  fi
+
+  # === rollback.sh: tablespace links (0700 and 0750/0640 targets) and the hba racer ===
+  hu_racer_start hba "$owner" 60 "$HU_RACE_HBA" "$H" "$F3"
+  hu_run rollback "$tree/shell/rollback.sh"
+  hu_racer_stop hba
+  hu_check rollback
+  hu_hba_sane
+  hu_unplant_pgdata
+
+  # === apply.sh again: the backup user hardlinks a root file into its repository ===
+  as "$bkp" ln "$F4" "$D/repo/backup/lab-hardlink-bkp"
+  hu_racer_start hba "$owner" 60 "$HU_RACE_HBA" "$H" "$F3"
+  hu_run apply-again "${apply[@]}"
+  hu_racer_stop hba
+  hu_check apply-again
+  hu_hba_sane
+
+  # === the Ansible role, with every plant at once and the repository racer ===
+  cat > "$D/inventory.yml" <<YAML
+all:
+  children:
+    pgbr_${cluster//-/_}:
+      hosts:
+        localhost:
+          ansible_connection: local
+YAML
+  step plant:ansible-ssh hu_plant_link "$bkp" "$D/home-bkp/.ssh" "$D3"
+  step plant:ansible-paths hu_plant_paths
+  step plant:ansible-repository hu_plant_repo
+  as "$bkp" ln -f "$F4" "$D/repo/backup/lab-hardlink-bkp" 2>>"$LOG"
+  step plant:ansible-pgdata hu_plant_pgdata
+  step plant:ansible-pgpass hu_plant_link "$bkp" "$D/home-bkp/.pgpass" "$F2"
+  step plant:ansible-hba-symlink hu_plant_link "$owner" "$H/pg_hba.conf" "$F3"
+  hu_racer_start repo "$bkp" 90 "$HU_RACE_REPO" "$D/repo/backup" "$D2"
+  hu_run ansible env ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ansible-playbook "$D/out/ansible/playbook.yml" \
+    -i "$D/inventory.yml" -e pgbr_policy_start_tls_server=true -e "pgbr_policy_tool=$PGBR"
+  hu_racer_stop repo
+  hu_check ansible
+  as "$owner" sh -c 'cd "$1" && if [ -L pg_hba.conf ] || [ ! -O pg_hba.conf ]; then rm -f pg_hba.conf; fi; if [ -e pg_hba.conf.lab-aside ]; then mv -fT pg_hba.conf.lab-aside pg_hba.conf; fi' sh "$H"
+  hu_hba_sane
+  hu_unplant_paths
+  hu_unplant_link "$bkp" "$D/home-bkp/.ssh"
+  hu_unplant_link "$bkp" "$D/home-bkp/.pgpass"
+
+  # === the Patroni hook (peer policy), as the cluster owner, server stopped, pg_wal
+  # === repointed at a directory of the owner's outside PGDATA, a tablespace at root's ===
+  sed -e "s|^    role: .*|    role: {name: $role, auth: peer}|" -e "s|^  - name: $cluster|  - name: $cluster-pt|" "$D/policy.yaml" > "$D/policy-patroni.yaml"
+  cat >> "$D/policy-patroni.yaml" <<YAML
+    patroni:
+      enabled: true
+      config_file: $D/patroni.yml
+      version: "3.0.2"
+      scripts_directory: $D/pt-scripts
+      hook_log: $D/owner-var/hook.log
+      pg_hba_after: ["local all $owner peer"]
+YAML
+  if step generate-patroni "$PGBR" generate "$D/policy-patroni.yaml" --out "$D/out-pt"; then
+    pg_stop "$owner" "$bin" "$PGD"
+    hu_plant_pgdata
+    step plant:pg_wal as "$owner" sh -c 'mv -T "$1/pg_wal" "$1/pg_wal.lab-aside" && ln -s "$2" "$1/pg_wal"' sh "$PGD" "$D5"
+    hu_run patroni-hook runuser -u "$owner" -- bash "$D/out-pt/$cluster-pt/patroni/patroni-hook.sh" on_start primary "$cluster-pt"
+    hu_check patroni-hook
+    as "$owner" sh -c 'rm -f "$1/pg_wal" && mv -T "$1/pg_wal.lab-aside" "$1/pg_wal"' sh "$PGD"
+    hu_unplant_pgdata
+  fi
+  pg_stop "$owner" "$bin" "$PGD"
+}
