@@ -92,6 +92,15 @@ hu_check() {  # run-name
       result FAIL "$run:sentinel-$name" 0 "$path changed: now $(cut -c1-180 <<<"$now")"
     fi
   done < "$D/sentinel-roots"
+  # The live pg_hba.conf: a regular file of the cluster owner, without a sentinel's
+  # content (root once wrote it root-only 0600 from a sentinel it had read).
+  local hba_state
+  hba_state=$(stat -c '%F %U:%G %a' "$H/pg_hba.conf" 2>&1)
+  if [ "$hba_state" = "regular file $HU_OWNER:$HU_OWNER 640" ] && ! grep -qF -f "$D/tokens" "$H/pg_hba.conf"; then
+    result ok "$run:hba-file-intact" 0
+  else
+    result FAIL "$run:hba-file-intact" 0 "$H/pg_hba.conf: $hba_state$(grep -qF -f "$D/tokens" "$H/pg_hba.conf" 2>/dev/null && echo ", holds a sentinel's content")"
+  fi
   # A sentinel's content in a file that a confined user owns or that is group/other
   # readable, in any place they can reach (a hardlink planted to a sentinel is the
   # sentinel itself: same inode, skipped).
@@ -137,7 +146,7 @@ hu_run() {  # name command...
   case "$line" in *'"msg": "'*) line=$(sed -e 's/.*"msg": "//' -e 's/", ".*//' <<<"$line") ;; esac
   line=${line//$'\t'/ }
   if [[ "$line" == */* ]]; then
-    result ok "run:$name" "$(elapsed "$start")" "refused (exit $rc): ${line:0:220}"
+    result ok "run:$name" "$(elapsed "$start")" "stopped (exit $rc): ${line:0:220}"
   else
     result FAIL "run:$name" "$(elapsed "$start")" "failed (exit $rc) without naming a path: ${line:0:220}"
   fi
@@ -222,26 +231,26 @@ hu_policy() {  # lock-of-the-backup-user auth-lines...
   cat <<YAML
 version: 1
 clusters:
-- name: $cluster
-  postgres:
-    major: 15
-    data_directory: $PGD
-    owner: $owner
-    socket_directory: $D/sock
-    port: $port
-    bin_directory: $bin
-    hba_file: $H/pg_hba.conf
-    ident_file: $H/pg_ident.conf
-  backup_user: {name: $bkp, home: $D/home-bkp, ssh_key: true}
-  role: {name: $role, auth: scram-sha-256, password_file: $D/password}
-  pgbackrest:
-    stanza: $stanza
-    version: "2.45"
-    repository: $D/repo
-    tls: {port: $tls_port, directory: $D/tls}
-    config: {repository_side: $D/conf/repository.conf, database_side: $D/conf/database.conf}
-    backup_user_paths: {lock: $1, log: $D/bkp-var/log}
-    owner_paths: {lock: $D/owner-var/lock, log: $D/owner-var/log, spool: $D/owner-var/spool}
+  - name: $cluster
+    postgres:
+      major: 15
+      data_directory: $PGD
+      owner: $owner
+      socket_directory: $D/sock
+      port: $port
+      bin_directory: $bin
+      hba_file: $H/pg_hba.conf
+      ident_file: $H/pg_ident.conf
+    backup_user: {name: $bkp, home: $D/home-bkp, ssh_key: true}
+    role: {name: $role, auth: scram-sha-256, password_file: $D/password}
+    pgbackrest:
+      stanza: $stanza
+      version: "2.45"
+      repository: $D/repo
+      tls: {port: $tls_port, directory: $D/tls}
+      config: {repository_side: $D/conf/repository.conf, database_side: $D/conf/database.conf}
+      backup_user_paths: {lock: $1, log: $D/bkp-var/log}
+      owner_paths: {lock: $D/owner-var/lock, log: $D/owner-var/log, spool: $D/owner-var/spool}
 YAML
 }
 
@@ -282,6 +291,11 @@ hu_plant_repo() {
 
 # D. the data directory: tablespace links to root directories (0700, and 0750/0640
 # for rollback's g-rwx), made by the cluster owner.
+# The harness (root) takes the repository's plants away between stages.
+hu_unplant_repo() {
+  rm -rf "$D/repo/archive/lab-link" "$D/repo/archive/lab-hardlink" "$D/repo/backup/lab-race" \
+    "$D/repo/backup/lab-race.aside" "$D/repo/backup/lab-hardlink-bkp"
+}
 hu_plant_pgdata() {
   as "$owner" sh -c 'ln -sfn "$2" "$1/99999" && ln -sfn "$3" "$1/99998"' sh "$PGD/pg_tblspc" "$D1" "$D6"
 }
@@ -298,6 +312,10 @@ hu_unplant_hba_tmp() {
   as "$owner" sh -c 'cd "$1" && for n in .pgbr-XXXXXX .pgbr-tmp pg_hba.conf.new pg_hba.conf.tmp .pg_hba.conf.pgbr pg_ident.conf.new; do if [ -L "$n" ]; then rm -f "$n"; fi; done' sh "$H"
 }
 
+# After the symlink plant: the owner's own pg_hba.conf back (whatever the run left there).
+hu_hba_restore() {
+  as "$owner" sh -c 'cd "$1" && if [ -L pg_hba.conf ] || [ ! -O pg_hba.conf ]; then rm -f pg_hba.conf; fi; if [ -e pg_hba.conf.lab-aside ]; then mv -fT pg_hba.conf.lab-aside pg_hba.conf; fi' sh "$H"
+}
 # pg_hba.conf back to a regular file of the owner (from the last good copy when the
 # run left it unreadable), and reloaded.
 hu_hba_sane() {
@@ -317,6 +335,7 @@ hu_main() {
   tag=$(basename "$LAB" | tr -dc 'A-Za-z0-9')
   HU_TMP_LOCK=/tmp/pgbr-lab-hostile-bkp
   local H="$D/hba" PGD="$D/pg/data"
+  HU_OWNER=$owner
   printf '%s\n' "$HU_TMP_LOCK" "$HU_TMP_LOCK.lab-aside" "/run/pgbr-lab-hostile-bkp" >> "$LAB/tmp-paths"
 
   # --- users: the cluster owner, the backup user (exists, its home its own), another ---
@@ -331,7 +350,7 @@ hu_main() {
   # --- sentinels ---
   local F1="/etc/pgbr-sentinel-$tag.conf" F2="/etc/pgbr-sentinel-$tag.pgpass" F3="/etc/pgbr-sentinel-$tag.hba"
   local F4="/etc/pgbr-sentinel-$tag.bkp" D1="/etc/pgbr-sentinel-$tag.d" D2="/etc/pgbr-sentinel-$tag.race"
-  local D3="/root/pgbr-sentinel-$tag.ssh" D4="/root/pgbr-sentinel-$tag.locks" D5="$D/owner-private"
+  local D3="/etc/pgbr-sentinel-$tag.ssh" D4="/root/pgbr-sentinel-$tag.locks" D5="$D/owner-private"
   local D6="/etc/pgbr-sentinel-$tag.grp"
   printf '%s\n' "$F1" "$F2" "$F3" "$F4" "$D1" "$D2" "$D3" "$D4" "$D6" >> "$LAB/tmp-paths"
   : > "$D/sentinels"
@@ -352,7 +371,6 @@ hu_main() {
   done < "$D/sentinels"
   cut -d' ' -f2 "$D/sentinel-tokens" > "$D/tokens"
   local bkp_token; bkp_token=$(openssl rand -hex 16)
-  echo "$bkp_token" >> "$D/tokens"
   hu_sentinels_reset
   declare -gA HU_BASE=()
   local name
@@ -395,6 +413,7 @@ hu_main() {
   local bad what
   while IFS='|' read -r what bad; do
     sed -e "s|^      ${bad%%:*}: .*|      $bad|" "$D/policy.yaml" > "$D/policy-bad.yaml"
+    if cmp -s "$D/policy.yaml" "$D/policy-bad.yaml"; then result FAIL "validation-refuses-$what" 0 "the lab's sed changed nothing"; continue; fi
     denied "validation-refuses-$what" 'home|repositor|writ|owned|another user|inside' \
       "$PGBR" generate "$D/policy-bad.yaml" --out "$D/out-bad"
   done <<LIST
@@ -422,6 +441,7 @@ LIST
   hu_run apply-repository "${apply[@]}"
   hu_racer_stop repo
   hu_check apply-repository
+  hu_unplant_repo
 
   step plant:pgdata hu_plant_pgdata
   hu_run apply-pgdata "${apply[@]}"
@@ -445,7 +465,7 @@ LIST
   step plant:hba-symlink hu_plant_link "$owner" "$H/pg_hba.conf" "$F3"
   hu_run apply-hba-symlink "${apply[@]}"
   hu_check apply-hba-symlink
-  as "$owner" sh -c 'cd "$1" && if [ -L pg_hba.conf ] || [ ! -O pg_hba.conf ]; then rm -f pg_hba.conf; fi; if [ -e pg_hba.conf.lab-aside ]; then mv -fT pg_hba.conf.lab-aside pg_hba.conf; fi' sh "$H"
+  hu_hba_restore
   hu_hba_sane
   hu_unplant_hba_tmp
 
@@ -489,8 +509,9 @@ LIST
   hu_racer_stop hba
   hu_check apply-again
   hu_hba_sane
+  hu_unplant_repo
 
-  # === the Ansible role, with every plant at once and the repository racer ===
+  # === the Ansible role, one plant group per run, as for apply.sh ===
   cat > "$D/inventory.yml" <<YAML
 all:
   children:
@@ -499,23 +520,41 @@ all:
         localhost:
           ansible_connection: local
 YAML
+  local pb=(env ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ansible-playbook "$D/out/ansible/playbook.yml"
+    -i "$D/inventory.yml" -e pgbr_policy_start_tls_server=true -e "pgbr_policy_tool=$PGBR")
   step plant:ansible-ssh hu_plant_link "$bkp" "$D/home-bkp/.ssh" "$D3"
+  hu_run ansible-ssh "${pb[@]}"
+  hu_check ansible-ssh
+  hu_unplant_link "$bkp" "$D/home-bkp/.ssh"
+
   step plant:ansible-paths hu_plant_paths
+  hu_run ansible-paths "${pb[@]}"
+  hu_check ansible-paths
+  hu_unplant_paths
+
   step plant:ansible-repository hu_plant_repo
   as "$bkp" ln -f "$F4" "$D/repo/backup/lab-hardlink-bkp" 2>>"$LOG"
-  step plant:ansible-pgdata hu_plant_pgdata
-  step plant:ansible-pgpass hu_plant_link "$bkp" "$D/home-bkp/.pgpass" "$F2"
-  step plant:ansible-hba-symlink hu_plant_link "$owner" "$H/pg_hba.conf" "$F3"
   hu_racer_start repo "$bkp" 90 "$HU_RACE_REPO" "$D/repo/backup" "$D2"
-  hu_run ansible env ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ansible-playbook "$D/out/ansible/playbook.yml" \
-    -i "$D/inventory.yml" -e pgbr_policy_start_tls_server=true -e "pgbr_policy_tool=$PGBR"
+  hu_run ansible-repository "${pb[@]}"
   hu_racer_stop repo
-  hu_check ansible
-  as "$owner" sh -c 'cd "$1" && if [ -L pg_hba.conf ] || [ ! -O pg_hba.conf ]; then rm -f pg_hba.conf; fi; if [ -e pg_hba.conf.lab-aside ]; then mv -fT pg_hba.conf.lab-aside pg_hba.conf; fi' sh "$H"
-  hu_hba_sane
-  hu_unplant_paths
-  hu_unplant_link "$bkp" "$D/home-bkp/.ssh"
+  hu_check ansible-repository
+  hu_unplant_repo
+
+  step plant:ansible-pgdata hu_plant_pgdata
+  hu_run ansible-pgdata "${pb[@]}"
+  hu_check ansible-pgdata
+  hu_unplant_pgdata
+
+  step plant:ansible-pgpass hu_plant_link "$bkp" "$D/home-bkp/.pgpass" "$F2"
+  hu_run ansible-pgpass "${pb[@]}"
+  hu_check ansible-pgpass
   hu_unplant_link "$bkp" "$D/home-bkp/.pgpass"
+
+  step plant:ansible-hba-symlink hu_plant_link "$owner" "$H/pg_hba.conf" "$F3"
+  hu_run ansible-hba-symlink "${pb[@]}"
+  hu_check ansible-hba-symlink
+  hu_hba_restore
+  hu_hba_sane
 
   # === the Patroni hook (peer policy), as the cluster owner, server stopped, pg_wal
   # === repointed at a directory of the owner's outside PGDATA, a tablespace at root's ===
