@@ -96,7 +96,9 @@ hu_check() {  # run-name
   # content (root once wrote it root-only 0600 from a sentinel it had read).
   local hba_state
   hba_state=$(stat -c '%F %U:%G %a' "$H/pg_hba.conf" 2>&1)
-  if [ "$hba_state" = "regular file $HU_OWNER:$HU_OWNER 640" ] && ! grep -qF -f "$D/tokens" "$H/pg_hba.conf"; then
+  if [ "$hba_state" = "symbolic link $HU_OWNER:$HU_OWNER 777" ]; then
+    result ok "$run:hba-file-intact" 0 "still the planted symlink"
+  elif [ "$hba_state" = "regular file $HU_OWNER:$HU_OWNER 640" ] && ! grep -qF -f "$D/tokens" "$H/pg_hba.conf"; then
     result ok "$run:hba-file-intact" 0
   else
     result FAIL "$run:hba-file-intact" 0 "$H/pg_hba.conf: $hba_state$(grep -qF -f "$D/tokens" "$H/pg_hba.conf" 2>/dev/null && echo ", holds a sentinel's content")"
@@ -153,12 +155,12 @@ hu_run() {  # name command...
 }
 
 # --- racers: a loop of a confined user, bounded in time, stopped by PID ---
-hu_racer_start() {  # name user seconds script args...
-  local name=$1 user=$2 secs=$3 script=$4 i; shift 4
+hu_racer_start() {  # name user seconds directory target names...
+  local name=$1 user=$2 i; shift 2
   local dir="$D/racer-$name"
   install -d -o "$user" -g "$user" -m 0700 "$dir"
   register_pidfile "$dir/pid"
-  setsid runuser -u "$user" -- sh -c 'echo $$ > "$1/pid"; shift; exec bash -c "$@"' sh "$dir" "$script" racer "$secs" "$@" \
+  setsid runuser -u "$user" -- sh -c 'echo $$ > "$1/pid"; shift; exec "$@"' sh "$dir" /usr/bin/python3 -c "$HU_RACER_PY" "$@" \
     </dev/null >>"$D/racer-$name.log" 2>&1 &
   for ((i = 0; i < 50; i++)); do [ -s "$dir/pid" ] && return 0; sleep 0.1; done
   result FAIL "racer-$name" 0 "the racer did not start"
@@ -168,42 +170,44 @@ hu_racer_stop() {  # name
   echo "--- racer $1: $(tail -n 1 "$D/racer-$1.log" 2>/dev/null)" >> "$LOG"
 }
 
-# The cluster owner swaps pg_hba.conf with a symlink to a sentinel, and back (the file's
-# latest regular version is kept aside each time), until stopped or $1 seconds passed.
-HU_RACE_HBA='
-end=$((SECONDS + $1)) dir=$2 target=$3 n=0 stop=0
-trap "stop=1" TERM
-cd "$dir" || exit 1
-while [ "$stop" = 0 ] && [ "$SECONDS" -lt "$end" ]; do
-  if [ -f pg_hba.conf ] && [ ! -L pg_hba.conf ] && cp -p pg_hba.conf .lab-keep 2>/dev/null; then
-    ln -sfn "$target" .lab-link && mv -fT .lab-link pg_hba.conf && n=$((n + 1))
-    sleep 0.004
-    if [ -L pg_hba.conf ]; then cp -p .lab-keep .lab-back && mv -fT .lab-back pg_hba.conf; fi
-  fi
-  sleep 0.004
-done
-if [ -L pg_hba.conf ]; then cp -p .lab-keep .lab-back && mv -fT .lab-back pg_hba.conf; fi
-rm -f .lab-keep .lab-link .lab-back
-echo "hba racer: $n swaps"'
-
-# The backup user swaps a directory of the repository (holding entries of the cluster
-# owner, which root hands over) with a symlink to a sentinel directory, and back.
-HU_RACE_REPO='
-end=$((SECONDS + $1)) dir=$2 target=$3 n=0 stop=0
-trap "stop=1" TERM
-cd "$dir" || exit 1
-while [ "$stop" = 0 ] && [ "$SECONDS" -lt "$end" ]; do
-  if [ -d lab-race ] && [ ! -L lab-race ]; then
-    mv -T lab-race lab-race.aside && ln -s "$target" lab-race && n=$((n + 1))
-    sleep 0.003
-    if [ -L lab-race ]; then rm -f lab-race; fi
-    mv -T lab-race.aside lab-race
-  fi
-  sleep 0.002
-done
-if [ -L lab-race ]; then rm -f lab-race; fi
-if [ -d lab-race.aside ]; then mv -T lab-race.aside lab-race; fi
-echo "repository racer: $n swaps"'
+# A racer: the confined user exchanges each NAME in DIR with a symlink to TARGET and
+# back, atomically (renameat2 RENAME_EXCHANGE: never a moment without the name), at
+# random moments, for up to SECONDS or until SIGTERM; then puts everything back. When
+# root replaced a NAME meanwhile (a new file where the symlink was), root's file stays.
+HU_RACER_PY='
+import ctypes, os, random, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+def xchg(a, b):
+    return libc.renameat2(-100, a.encode(), -100, b.encode(), 2) == 0
+secs, d, target, names = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+os.chdir(d)
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+def link(name): return name + ".lab-link"
+for name in names:
+    if not os.path.lexists(link(name)):
+        os.symlink(target, link(name))
+swapped, n, end = set(), 0, time.time() + secs
+def back(name):
+    if os.path.islink(name):
+        xchg(name, link(name))
+    else:  # root replaced the symlink: its file stays, the old one goes
+        os.remove(link(name)); os.symlink(target, link(name))
+    swapped.discard(name)
+while not stop and time.time() < end:
+    name = random.choice(names)
+    if name in swapped:
+        back(name)
+    elif os.path.lexists(name) and not os.path.islink(name) and xchg(name, link(name)):
+        swapped.add(name); n += 1
+    time.sleep(random.uniform(0.0002, 0.002))
+for name in list(swapped):
+    back(name)
+for name in names:
+    if os.path.islink(link(name)):
+        os.remove(link(name))
+print("racer: %d swaps of %s" % (n, " ".join(names)))
+'
 
 # --- plants, as the user who can write there ---
 as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
@@ -282,19 +286,19 @@ hu_repo_layout() {
   chown "$owner:$owner" "$D/repo/archive"
 }
 
+HU_RACE_DIRS=(lab-race1 lab-race2 lab-race3 lab-race4 lab-race5 lab-race6 lab-race7 lab-race8)
 hu_plant_repo() {
   hu_repo_layout
   as "$owner" sh -c 'rm -f "$1/lab-link" "$1/lab-hardlink"; ln -s "$2" "$1/lab-link" && ln "$2" "$1/lab-hardlink"' sh "$D/repo/archive" "$F1" || return 1
-  as "$bkp" sh -c 'rm -rf "$1/lab-race" "$1/lab-race.aside"; mkdir "$1/lab-race" && chmod 0777 "$1/lab-race"' sh "$D/repo/backup" || return 1
-  as "$owner" sh -c 'for f in secret key; do echo "the owner'"'"'s $f" > "$1/$f"; done' sh "$D/repo/backup/lab-race"
+  # Directories of the backup user (open to the owner) holding files of the owner named
+  # like the sentinel directory's: root hands them over by path, the racer swaps the
+  # directories with symlinks to the sentinel directory.
+  as "$bkp" sh -c 'cd "$1" && rm -rf lab-race* && shift && mkdir "$@" && chmod 0777 "$@"' sh "$D/repo/backup" "${HU_RACE_DIRS[@]}" || return 1
+  as "$owner" sh -c 'cd "$1" && shift && for d in "$@"; do for f in secret key; do echo "the owner'"'"'s $f" > "$d/$f"; done; done' sh "$D/repo/backup" "${HU_RACE_DIRS[@]}"
 }
-
-# D. the data directory: tablespace links to root directories (0700, and 0750/0640
-# for rollback's g-rwx), made by the cluster owner.
 # The harness (root) takes the repository's plants away between stages.
 hu_unplant_repo() {
-  rm -rf "$D/repo/archive/lab-link" "$D/repo/archive/lab-hardlink" "$D/repo/backup/lab-race" \
-    "$D/repo/backup/lab-race.aside" "$D/repo/backup/lab-hardlink-bkp"
+  rm -rf "$D/repo/archive/lab-link" "$D/repo/archive/lab-hardlink" "$D/repo/backup/lab-hardlink-bkp" "$D/repo/backup"/lab-race*
 }
 hu_plant_pgdata() {
   as "$owner" sh -c 'ln -sfn "$2" "$1/99999" && ln -sfn "$3" "$1/99998"' sh "$PGD/pg_tblspc" "$D1" "$D6"
@@ -437,7 +441,7 @@ LIST
   hu_unplant_paths
 
   step plant:repository hu_plant_repo
-  hu_racer_start repo "$bkp" 60 "$HU_RACE_REPO" "$D/repo/backup" "$D2"
+  hu_racer_start repo "$bkp" 60 "$D/repo/backup" "$D2" "${HU_RACE_DIRS[@]}"
   hu_run apply-repository "${apply[@]}"
   hu_racer_stop repo
   hu_check apply-repository
@@ -455,7 +459,7 @@ LIST
   hu_unplant_link "$bkp" "$D/home-bkp/.pgpass"
 
   step plant:hba-temporary-names hu_plant_hba_tmp
-  hu_racer_start hba "$owner" 60 "$HU_RACE_HBA" "$H" "$F3"
+  hu_racer_start hba "$owner" 60 "$H" "$F3" pg_hba.conf
   hu_run apply-hba-race "${apply[@]}"
   hu_racer_stop hba
   hu_check apply-hba-race
@@ -494,8 +498,19 @@ LIST
     result ok tls-client-cannot-read-backup-home 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
   fi
 
+  # ... and writes outside it: stanza-create with the repository path of its choice.
+  tout=$(as "$owner" pgbackrest --config="$D/conf/database.conf" --stanza="$stanza" --log-level-console=warn \
+    --repo1-path="$D/home-bkp/lab-tls-write" stanza-create 2>&1)
+  printf -- '--- TLS client stanza-create with --repo1-path=%s:\n%s\n' "$D/home-bkp/lab-tls-write" "$tout" >> "$LOG"
+  if [ -e "$D/home-bkp/lab-tls-write" ]; then
+    result FAIL tls-client-cannot-write-outside-repository 0 "the cluster owner made $D/home-bkp/lab-tls-write ($(find "$D/home-bkp/lab-tls-write" -type f | wc -l) files) through the TLS server (stanza-create --repo1-path)"
+    rm -rf "$D/home-bkp/lab-tls-write"
+  else
+    result ok tls-client-cannot-write-outside-repository 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
+  fi
+
   # === rollback.sh: tablespace links (0700 and 0750/0640 targets) and the hba racer ===
-  hu_racer_start hba "$owner" 60 "$HU_RACE_HBA" "$H" "$F3"
+  hu_racer_start hba "$owner" 60 "$H" "$F3" pg_hba.conf
   hu_run rollback "$tree/shell/rollback.sh"
   hu_racer_stop hba
   hu_check rollback
@@ -504,7 +519,7 @@ LIST
 
   # === apply.sh again: the backup user hardlinks a root file into its repository ===
   as "$bkp" ln "$F4" "$D/repo/backup/lab-hardlink-bkp"
-  hu_racer_start hba "$owner" 60 "$HU_RACE_HBA" "$H" "$F3"
+  hu_racer_start hba "$owner" 60 "$H" "$F3" pg_hba.conf
   hu_run apply-again "${apply[@]}"
   hu_racer_stop hba
   hu_check apply-again
@@ -534,7 +549,7 @@ YAML
 
   step plant:ansible-repository hu_plant_repo
   as "$bkp" ln -f "$F4" "$D/repo/backup/lab-hardlink-bkp" 2>>"$LOG"
-  hu_racer_start repo "$bkp" 90 "$HU_RACE_REPO" "$D/repo/backup" "$D2"
+  hu_racer_start repo "$bkp" 90 "$D/repo/backup" "$D2" "${HU_RACE_DIRS[@]}"
   hu_run ansible-repository "${pb[@]}"
   hu_racer_stop repo
   hu_check ansible-repository
@@ -572,7 +587,9 @@ YAML
     pg_stop "$owner" "$bin" "$PGD"
     hu_plant_pgdata
     step plant:pg_wal as "$owner" sh -c 'mv -T "$1/pg_wal" "$1/pg_wal.lab-aside" && ln -s "$2" "$1/pg_wal"' sh "$PGD" "$D5"
-    hu_run patroni-hook runuser -u "$owner" -- bash "$D/out-pt/$cluster-pt/patroni/patroni-hook.sh" on_start primary "$cluster-pt"
+    # The hook logs to hook_log, not to its output: the run shows that line.
+    hu_run patroni-hook bash -c 'runuser -u "$1" -- bash "$2" on_start primary "$3"; rc=$?; tail -n 1 "$4"; exit $rc' \
+      sh "$owner" "$D/out-pt/$cluster-pt/patroni/patroni-hook.sh" "$cluster-pt" "$D/owner-var/hook.log"
     hu_check patroni-hook
     as "$owner" sh -c 'rm -f "$1/pg_wal" && mv -T "$1/pg_wal.lab-aside" "$1/pg_wal"' sh "$PGD"
     hu_unplant_pgdata
