@@ -379,7 +379,7 @@ hu_main() {
   declare -gA HU_BASE=()
   local name
   while read -r name path; do HU_BASE[$name]=$(hu_sentinel_state "$path"); done < "$D/sentinel-roots"
-  expect sentinels-made "sentinels missing" [ -n "${HU_BASE[hardlink]}" ] && [ -n "${HU_BASE[group-read]}" ]
+  expect sentinels-made "a sentinel is missing: $(grep -c missing <<<"${HU_BASE[*]}")" bash -c '! grep -q missing <<<"$1"' sh "${HU_BASE[*]}"
   # A secret of the backup user's own, for the TLS client below.
   ( umask 077; echo "pgbr-lab backup user's secret $bkp_token" > "$D/home-bkp/bkp-secret" )
   chown "$bkp:$bkp" "$D/home-bkp/bkp-secret"
