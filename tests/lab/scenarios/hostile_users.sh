@@ -142,7 +142,9 @@ hu_run() {  # name command...
     result ok "run:$name" "$(elapsed "$start")" "succeeded"
     return 0
   fi
-  line=$(grep -E 'ERROR|error:|fatal:|FAILED|Permission denied' <<<"$out" | head -n 1)
+  # The script's own error first ([step] ERROR: ...), else the first error-like line.
+  line=$(grep -E '^\[[^]]*\] ERROR:' <<<"$out" | head -n 1)
+  [ -n "$line" ] || line=$(grep -E 'ERROR|error:|fatal:|FAILED|Permission denied' <<<"$out" | head -n 1)
   [ -n "$line" ] || line=$(tail -n 1 <<<"$out")
   # Ansible: the message, not the JSON around it.
   case "$line" in *'"msg": "'*) line=$(sed -e 's/.*"msg": "//' -e 's/", ".*//' <<<"$line") ;; esac
