@@ -119,7 +119,7 @@ hu_check() {  # run-name
 hu_leaks() {
   local inodes areas=() a f
   inodes=$(while read -r _ path _; do stat -c '%d:%i' "$path" 2>/dev/null; done < "$D/sentinels" | sort -u)
-  for a in "$D/home-bkp" "$D/repo" "$D/owner-var" "$D/bkp-var" "$D/hba" "$D/pg" "$D/owner-wal" "$D/tls" "$D/conf" \
+  for a in "$D/home-bkp" "$D/repo" "$D/var" "$D/owner-var" "$D/bkp-var" "$D/hba" "$D/pg" "$D/owner-wal" "$D/tls" "$D/conf" \
     "$HU_TMP_LOCK" "$HU_TMP_LOCK.lab-aside"; do
     if [ -d "$a" ] && [ ! -L "$a" ]; then areas+=("$a"); fi
   done
@@ -142,8 +142,10 @@ hu_run() {  # name command...
     result ok "run:$name" "$(elapsed "$start")" "succeeded"
     return 0
   fi
-  # The script's own error first ([step] ERROR: ...), else the first error-like line.
-  line=$(grep -E '^\[[^]]*\] ERROR:' <<<"$out" | head -n 1)
+  # A refusal first, then the script's own error ([step] ERROR: ...), then the first
+  # error-like line.
+  line=$(grep -Ei 'refus' <<<"$out" | grep / | head -n 1)
+  [ -n "$line" ] || line=$(grep -E '^\[[^]]*\] ERROR:' <<<"$out" | head -n 1)
   [ -n "$line" ] || line=$(grep -E 'ERROR|error:|fatal:|FAILED|Permission denied' <<<"$out" | head -n 1)
   [ -n "$line" ] || line=$(tail -n 1 <<<"$out")
   # Ansible: the message, not the JSON around it.
@@ -233,7 +235,7 @@ scenario_hostile_users() {
 }
 
 # --- plants and the policy (they read hu_main's locals: D, H, PGD, owner, bkp, ...) ---
-hu_policy() {  # lock-of-the-backup-user auth-lines...
+hu_policy() {  # backup user lock, log; cluster owner lock, log, spool
   cat <<YAML
 version: 1
 clusters:
@@ -255,8 +257,8 @@ clusters:
       repository: $D/repo
       tls: {port: $tls_port, directory: $D/tls}
       config: {repository_side: $D/conf/repository.conf, database_side: $D/conf/database.conf}
-      backup_user_paths: {lock: $1, log: $D/bkp-var/log}
-      owner_paths: {lock: $D/owner-var/lock, log: $D/owner-var/log, spool: $D/owner-var/spool}
+      backup_user_paths: {lock: $1, log: $2}
+      owner_paths: {lock: $3, log: $4, spool: $5}
 YAML
 }
 
@@ -265,15 +267,18 @@ YAML
 hu_plant_paths() {
   hu_plant_link "$owner" "$D/owner-var/lock" "$D4" && hu_plant_link "$owner" "$D/owner-var/log" "$D4" &&
     hu_plant_link "$owner" "$D/owner-var/spool" "$D4" && hu_plant_link "$bkp" "$D/bkp-var/log" "$D4" || return 1
-  if [ "$lock_bkp" = "$HU_TMP_LOCK" ]; then
+  if [ "$paths_lock" = "$HU_TMP_LOCK" ]; then
     if [ -e "$HU_TMP_LOCK" ]; then as "$bkp" mv -T "$HU_TMP_LOCK" "$HU_TMP_LOCK.lab-aside" || return 1; fi
     as "$other" ln -s "$D4" "$HU_TMP_LOCK"
+  else
+    hu_plant_link "$bkp" "$paths_lock" "$D4"
   fi
 }
 
 hu_unplant_paths() {
   hu_unplant_link "$owner" "$D/owner-var/lock"; hu_unplant_link "$owner" "$D/owner-var/log"
   hu_unplant_link "$owner" "$D/owner-var/spool"; hu_unplant_link "$bkp" "$D/bkp-var/log"
+  if [ "$paths_lock" != "$HU_TMP_LOCK" ]; then hu_unplant_link "$bkp" "$paths_lock"; fi
   if [ -L "$HU_TMP_LOCK" ]; then as "$other" rm -f "$HU_TMP_LOCK"; fi
   if [ -d "$HU_TMP_LOCK.lab-aside" ]; then as "$bkp" mv -T "$HU_TMP_LOCK.lab-aside" "$HU_TMP_LOCK"; fi
 }
@@ -352,6 +357,7 @@ hu_main() {
   install -d -o "$owner" -g "$owner" -m 0750 "$D/pg"
   install -d -o "$owner" -g "$owner" -m 0755 "$D/sock" "$D/owner-var" "$D/owner-wal" "$H"
   install -d -o "$bkp" -g "$bkp" -m 0755 "$D/bkp-var"
+  install -d -m 0755 "$D/var"
 
   # --- sentinels ---
   local F1="/etc/pgbr-sentinel-$tag.conf" F2="/etc/pgbr-sentinel-$tag.pgpass" F3="/etc/pgbr-sentinel-$tag.hba"
@@ -401,18 +407,22 @@ hu_main() {
 
   # --- the policy: every path moved; scram with a root-only password file ---
   ( umask 077; printf 'lab-%s-pw\n' "$(openssl rand -hex 12)" > "$D/password" )
-  local lock_bkp=$HU_TMP_LOCK
-  hu_policy "$lock_bkp" > "$D/policy.yaml"
+  # The main policy: pgBackRest's lock/log/spool directories in a root directory.
+  hu_policy "$D/var/lock-bkp" "$D/var/log-bkp" "$D/var/lock-owner" "$D/var/log-owner" "$D/var/spool-owner" > "$D/policy.yaml"
   register_cluster "$cluster"
-  local gen_out
-  if gen_out=$("$PGBR" generate "$D/policy.yaml" --out "$D/out" 2>&1); then
-    result ok generate 0 "accepted the lock directory $lock_bkp under /tmp"
+  step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  # The paths policy (same cluster, for the paths stages only): lock/log/spool in
+  # directories their users own, the backup user's lock under /tmp if validation lets it.
+  local paths_lock=$HU_TMP_LOCK gen_out
+  hu_policy "$paths_lock" "$D/bkp-var/log" "$D/owner-var/lock" "$D/owner-var/log" "$D/owner-var/spool" > "$D/policy-paths.yaml"
+  if gen_out=$("$PGBR" generate "$D/policy-paths.yaml" --out "$D/out-paths" 2>&1); then
+    result ok generate-paths 0 "accepted the lock directory $paths_lock under /tmp"
   else
     printf '%s\n' "$gen_out" >> "$LOG"
-    lock_bkp=/run/pgbr-lab-hostile-bkp
-    hu_policy "$lock_bkp" > "$D/policy.yaml"
-    step generate-run-lock "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
-    result ok generate 0 "refused the lock directory under /tmp ($(grep -m1 error <<<"$gen_out" | cut -c1-150)); $lock_bkp instead"
+    paths_lock=$D/bkp-var/lock
+    hu_policy "$paths_lock" "$D/bkp-var/log" "$D/owner-var/lock" "$D/owner-var/log" "$D/owner-var/spool" > "$D/policy-paths.yaml"
+    step generate-paths-no-tmp "$PGBR" generate "$D/policy-paths.yaml" --out "$D/out-paths" || return
+    result ok generate-paths 0 "refused the lock directory under /tmp ($(grep -m1 error <<<"$gen_out" | cut -c1-160)); $paths_lock instead"
   fi
   local tree="$D/out/$cluster"
   # Validation: root-managed paths inside a directory another user can write.
@@ -425,7 +435,7 @@ hu_main() {
   done <<LIST
 tls-dir-in-backup-home|tls: {port: $tls_port, directory: $D/home-bkp/tls}
 config-in-repository|config: {repository_side: $D/repo/etc/repository.conf, database_side: $D/conf/database.conf}
-config-in-owner-directory|config: {repository_side: $D/conf/repository.conf, database_side: $D/hba/conf/database.conf}
+config-in-data-directory|config: {repository_side: $D/conf/repository.conf, database_side: $PGD/conf/database.conf}
 LIST
 
   local apply=(env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --start-tls-server)
@@ -438,7 +448,7 @@ LIST
   hu_unplant_link "$bkp" "$D/home-bkp/.ssh"
 
   step plant:paths hu_plant_paths
-  hu_run apply-paths "${apply[@]}"
+  hu_run apply-paths env PGBR_POLICY="$PGBR" "$D/out-paths/$cluster/shell/apply.sh" --start-tls-server
   hu_check apply-paths
   hu_unplant_paths
 
@@ -490,25 +500,29 @@ LIST
   hu_unplant_link "$bkp" "$D/home-bkp/.pgpass"
 
   # === the TLS server: a client with the owner's certificate reads outside the repository ===
-  local tout
-  tout=$(as "$owner" pgbackrest --config="$D/conf/database.conf" --stanza="$stanza" --log-level-console=warn \
-    --repo1-path="$D/home-bkp" repo-get bkp-secret 2>&1)
-  printf -- '--- TLS client repo-get with --repo1-path=%s:\n%s\n' "$D/home-bkp" "$tout" >> "$LOG"
-  if grep -qF "$bkp_token" <<<"$tout"; then
-    result FAIL tls-client-cannot-read-backup-home 0 "the cluster owner read $D/home-bkp/bkp-secret through the TLS server (repo-get --repo1-path)"
+  if [ ! -f "$D/conf/database.conf" ]; then
+    result FAIL tls-client-cannot-read-backup-home 0 "not tested: $D/conf/database.conf is missing (apply-clean failed)"
   else
-    result ok tls-client-cannot-read-backup-home 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
-  fi
+    local tout
+    tout=$(as "$owner" pgbackrest --config="$D/conf/database.conf" --stanza="$stanza" --log-level-console=warn \
+      --repo1-path="$D/home-bkp" repo-get bkp-secret 2>&1)
+    printf -- '--- TLS client repo-get with --repo1-path=%s:\n%s\n' "$D/home-bkp" "$tout" >> "$LOG"
+    if grep -qF "$bkp_token" <<<"$tout"; then
+      result FAIL tls-client-cannot-read-backup-home 0 "the cluster owner read $D/home-bkp/bkp-secret through the TLS server (repo-get --repo1-path)"
+    else
+      result ok tls-client-cannot-read-backup-home 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
+    fi
 
-  # ... and writes outside it: stanza-create with the repository path of its choice.
-  tout=$(as "$owner" pgbackrest --config="$D/conf/database.conf" --stanza="$stanza" --log-level-console=warn \
-    --repo1-path="$D/home-bkp/lab-tls-write" stanza-create 2>&1)
-  printf -- '--- TLS client stanza-create with --repo1-path=%s:\n%s\n' "$D/home-bkp/lab-tls-write" "$tout" >> "$LOG"
-  if [ -e "$D/home-bkp/lab-tls-write" ]; then
-    result FAIL tls-client-cannot-write-outside-repository 0 "the cluster owner made $D/home-bkp/lab-tls-write ($(find "$D/home-bkp/lab-tls-write" -type f | wc -l) files) through the TLS server (stanza-create --repo1-path)"
-    rm -rf "$D/home-bkp/lab-tls-write"
-  else
-    result ok tls-client-cannot-write-outside-repository 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
+    # ... and writes outside it: stanza-create with the repository path of its choice.
+    tout=$(as "$owner" pgbackrest --config="$D/conf/database.conf" --stanza="$stanza" --log-level-console=warn \
+      --repo1-path="$D/home-bkp/lab-tls-write" stanza-create 2>&1)
+    printf -- '--- TLS client stanza-create with --repo1-path=%s:\n%s\n' "$D/home-bkp/lab-tls-write" "$tout" >> "$LOG"
+    if [ -e "$D/home-bkp/lab-tls-write" ]; then
+      result FAIL tls-client-cannot-write-outside-repository 0 "the cluster owner made $D/home-bkp/lab-tls-write ($(find "$D/home-bkp/lab-tls-write" -type f | wc -l) files) through the TLS server (stanza-create --repo1-path)"
+      rm -rf "$D/home-bkp/lab-tls-write"
+    else
+      result ok tls-client-cannot-write-outside-repository 0 "$(tail -n 1 <<<"$tout" | cut -c1-150)"
+    fi
   fi
 
   # === rollback.sh: tablespace links (0700 and 0750/0640 targets) and the hba racer ===
@@ -545,7 +559,8 @@ YAML
   hu_unplant_link "$bkp" "$D/home-bkp/.ssh"
 
   step plant:ansible-paths hu_plant_paths
-  hu_run ansible-paths "${pb[@]}"
+  hu_run ansible-paths env ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ansible-playbook "$D/out-paths/ansible/playbook.yml" \
+    -i "$D/inventory.yml" -e pgbr_policy_start_tls_server=true -e "pgbr_policy_tool=$PGBR"
   hu_check ansible-paths
   hu_unplant_paths
 
@@ -587,13 +602,16 @@ YAML
 YAML
   if step generate-patroni "$PGBR" generate "$D/policy-patroni.yaml" --out "$D/out-pt"; then
     pg_stop "$owner" "$bin" "$PGD"
-    hu_plant_pgdata
+    local hook=(bash -c 'runuser -u "$1" -- bash "$2" on_start primary "$3"; rc=$?; tail -n 1 "$4"; exit $rc'
+      sh "$owner" "$D/out-pt/$cluster-pt/patroni/patroni-hook.sh" "$cluster-pt" "$D/owner-var/hook.log")
+    # The hook logs to hook_log, not to its output: each run shows that line.
     step plant:pg_wal as "$owner" sh -c 'mv -T "$1/pg_wal" "$1/pg_wal.lab-aside" && ln -s "$2" "$1/pg_wal"' sh "$PGD" "$D5"
-    # The hook logs to hook_log, not to its output: the run shows that line.
-    hu_run patroni-hook bash -c 'runuser -u "$1" -- bash "$2" on_start primary "$3"; rc=$?; tail -n 1 "$4"; exit $rc' \
-      sh "$owner" "$D/out-pt/$cluster-pt/patroni/patroni-hook.sh" "$cluster-pt" "$D/owner-var/hook.log"
-    hu_check patroni-hook
+    hu_run patroni-hook-pg_wal "${hook[@]}"
+    hu_check patroni-hook-pg_wal
     as "$owner" sh -c 'rm -f "$1/pg_wal" && mv -T "$1/pg_wal.lab-aside" "$1/pg_wal"' sh "$PGD"
+    step plant:hook-tablespaces hu_plant_pgdata
+    hu_run patroni-hook-tablespaces "${hook[@]}"
+    hu_check patroni-hook-tablespaces
     hu_unplant_pgdata
   fi
   pg_stop "$owner" "$bin" "$PGD"
