@@ -144,7 +144,7 @@ hu_run() {  # name command...
   fi
   # A refusal first, then the script's own error ([step] ERROR: ...), then the first
   # error-like line.
-  line=$(grep -Ei 'refus' <<<"$out" | grep / | head -n 1)
+  line=$(grep -Ei 'refus' <<<"$out" | grep -v -e '] changing:' -e '] would run:' | grep / | head -n 1)
   [ -n "$line" ] || line=$(grep -E '^\[[^]]*\] ERROR:' <<<"$out" | head -n 1)
   [ -n "$line" ] || line=$(grep -E 'ERROR|error:|fatal:|FAILED|Permission denied' <<<"$out" | head -n 1)
   [ -n "$line" ] || line=$(tail -n 1 <<<"$out")
@@ -363,11 +363,11 @@ hu_main() {
   local F1="/etc/pgbr-sentinel-$tag.conf" F2="/etc/pgbr-sentinel-$tag.pgpass" F3="/etc/pgbr-sentinel-$tag.hba"
   local F4="/etc/pgbr-sentinel-$tag.bkp" D1="/etc/pgbr-sentinel-$tag.d" D2="/etc/pgbr-sentinel-$tag.race"
   local D3="/etc/pgbr-sentinel-$tag.ssh" D4="/root/pgbr-sentinel-$tag.locks" D5="$D/owner-private"
-  local D6="/etc/pgbr-sentinel-$tag.grp"
-  printf '%s\n' "$F1" "$F2" "$F3" "$F4" "$D1" "$D2" "$D3" "$D4" "$D6" >> "$LAB/tmp-paths"
+  local D6="/etc/pgbr-sentinel-$tag.grp" F5="/etc/pgbr-sentinel-$tag.key"
+  printf '%s\n' "$F1" "$F2" "$F3" "$F4" "$F5" "$D1" "$D2" "$D3" "$D4" "$D6" >> "$LAB/tmp-paths"
   : > "$D/sentinels"
   hu_sentinel file "$F1" root root 0600; hu_sentinel file "$F2" root root 0600
-  hu_sentinel file "$F3" root root 0600; hu_sentinel file "$F4" root root 0600
+  hu_sentinel file "$F3" root root 0600; hu_sentinel file "$F4" root root 0600; hu_sentinel file "$F5" root root 0600
   hu_sentinel dir "$D1" root root 0700; hu_sentinel file "$D1/secret" root root 0600
   hu_sentinel dir "$D2" root root 0700; hu_sentinel file "$D2/secret" root root 0600; hu_sentinel file "$D2/key" root root 0600
   hu_sentinel dir "$D3" root root 0700; hu_sentinel file "$D3/authorized_keys" root root 0600
@@ -375,7 +375,7 @@ hu_main() {
   hu_sentinel dir "$D5" "$owner" "$owner" 0700; hu_sentinel file "$D5/private" "$owner" "$owner" 0600
   hu_sentinel dir "$D6" root root 0750; hu_sentinel file "$D6/shadow" root root 0640
   printf '%s\n' "hardlink $F1" "pgpass $F2" "hba $F3" "bkp-hardlink $F4" "tblspc $D1" "race $D2" "ssh $D3" \
-    "locks $D4" "owner-private $D5" "group-read $D6" > "$D/sentinel-roots"
+    "locks $D4" "owner-private $D5" "group-read $D6" "tls-key $F5" > "$D/sentinel-roots"
   local kind path
   : > "$D/sentinel-tokens"
   while read -r kind path _; do
@@ -430,7 +430,7 @@ hu_main() {
   while IFS='|' read -r what bad; do
     sed -e "s|^      ${bad%%:*}: .*|      $bad|" "$D/policy.yaml" > "$D/policy-bad.yaml"
     if cmp -s "$D/policy.yaml" "$D/policy-bad.yaml"; then result FAIL "validation-refuses-$what" 0 "the lab's sed changed nothing"; continue; fi
-    denied "validation-refuses-$what" 'home|repositor|writ|owned|another user|inside' \
+    denied "validation-refuses-$what" 'home|repositor|writ|owned|another user|inside|overlaps' \
       "$PGBR" generate "$D/policy-bad.yaml" --out "$D/out-bad"
   done <<LIST
 tls-dir-in-backup-home|tls: {port: $tls_port, directory: $D/home-bkp/tls}
@@ -484,6 +484,20 @@ LIST
   hu_hba_restore
   hu_hba_sane
   hu_unplant_hba_tmp
+
+  # H. the TLS directory in a directory of the cluster owner (validation may refuse it):
+  # the owner makes it first, with the key and certificate names linked to a root file.
+  sed -e "s|^      tls: .*|      tls: {port: $tls_port, directory: $D/owner-var/tls}|" "$D/policy.yaml" > "$D/policy-tls.yaml"
+  if gen_out=$("$PGBR" generate "$D/policy-tls.yaml" --out "$D/out-tls" 2>&1); then
+    result ok generate-tls-in-owner-directory 0 "accepted"
+    step plant:tls-directory as "$owner" sh -c 'mkdir -m 0755 "$1" && cd "$1" && for n in ca.key ca.crt server.key.new server.crt.new client.key.new client.crt.new .pgbr-request.csr; do ln -s "$2" "$n"; done' sh "$D/owner-var/tls" "$F5"
+    hu_run apply-tls-directory env PGBR_POLICY="$PGBR" "$D/out-tls/$cluster/shell/apply.sh" --start-tls-server
+    hu_check apply-tls-directory
+    rm -rf "$D/owner-var/tls"
+  else
+    printf '%s\n' "$gen_out" >> "$LOG"
+    result ok generate-tls-in-owner-directory 0 "refused: $(grep -m1 error <<<"$gen_out" | cut -c1-160)"
+  fi
 
   # --- nothing planted: apply.sh must converge (the baseline for what follows) ---
   step apply-clean "${apply[@]}"
