@@ -142,6 +142,12 @@ hu_run() {  # name command...
     result ok "run:$name" "$(elapsed "$start")" "succeeded"
     return 0
   fi
+  # Ansible: the failed task's stderr and message, from its JSON.
+  local fatal
+  fatal=$(grep -m1 '^fatal: .*=> {' <<<"$out" | sed 's/^[^{]*//')
+  if [ -n "$fatal" ]; then
+    out=$(python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("stderr") or ""); print(d.get("msg") or "")' <<<"$fatal" 2>/dev/null) || out=$fatal
+  fi
   # A refusal first, then the script's own error ([step] ERROR: ...), then the first
   # error-like line.
   line=$(grep -Ei 'refus' <<<"$out" | grep -v -e '] changing:' -e '] would run:' | grep / | head -n 1)
