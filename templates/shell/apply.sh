@@ -176,18 +176,26 @@ step_paths() {
 }
 
 # The repository belongs to the backup user alone (facts.md §3). Entries a previous
-# layout left to someone else are handed over with `chown -R -P`: it walks by
-# descriptor and never follows a link, so an entry swapped during the walk cannot
-# redirect it (find -exec chown can be raced). Root, because only root can give files
-# away; the repository itself was checked by ensure_dir. A read-only probe first, so a
-# re-run changes nothing.
+# layout left to the cluster owner (Debian's package) are handed over with `chown -R -P
+# --from`: it walks by descriptor and never follows a link, so an entry swapped during the
+# walk cannot redirect it (find -exec chown can be raced), and it changes only entries of
+# the cluster owner (and the group of the backup user's own), so a hard link to a file of
+# root or anyone else (possible where fs.protected_hardlinks is off) is never given
+# away: it is refused by name instead. Root, because only root can give files away; the
+# repository itself was checked by ensure_dir. A read-only probe first, so a re-run
+# changes nothing.
+repository_foreign() {
+  find -P "$REPOSITORY" \( ! -uid "$(uid_of "$BACKUP_USER")" -o ! -gid "$(gid_of "$BACKUP_GROUP")" \) -print -quit 2>/dev/null || true
+}
 repository_handover() {
   [ -d "$REPOSITORY" ] && getent passwd "$BACKUP_USER" >/dev/null || return 0
-  local foreign
-  foreign=$(find -P "$REPOSITORY" \( ! -uid "$(uid_of "$BACKUP_USER")" -o ! -gid "$(gid_of "$BACKUP_GROUP")" \) -print -quit 2>/dev/null || true)
-  if [ -n "$foreign" ]; then
-    change chown -R -P -h -- "$BACKUP_USER:$BACKUP_GROUP" "$REPOSITORY"
-  fi
+  [ -n "$(repository_foreign)" ] || return 0
+  change chown -R -P -h --from="$PG_OWNER" -- "$BACKUP_USER:$BACKUP_GROUP" "$REPOSITORY"
+  change chown -R -P -h --from="$BACKUP_USER" -- ":$BACKUP_GROUP" "$REPOSITORY"
+  [ "$DRY_RUN" = 1 ] && return 0
+  local left
+  left=$(repository_foreign)
+  [ -z "$left" ] || die "$left in the repository belongs to $(stat -c %U:%G -- "$left"), neither $PG_OWNER nor $BACKUP_USER: refused (a hard link to another user's file?); remove it, then run again"
 }
 
 # The data directory's parents need search (x) for the backup user; then the

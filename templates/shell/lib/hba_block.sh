@@ -67,7 +67,7 @@ hba_write() {  # user file
     chmod -- "$mode" "$tmp"
     mv -f -- "$tmp" "$file"
     trap - EXIT
-  ' pgbr-hba-write "$2"
+  ' pgbr-hba-write "$2" || die "could not rewrite $2 as $1 (it changed under us, or is no longer a regular file)"
 }
 
 # pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and

@@ -609,7 +609,9 @@ YAML
   hu_hba_sane
 
   # === the Patroni hook (peer policy), as the cluster owner, server stopped, pg_wal
-  # === repointed at a directory of the owner's outside PGDATA, a tablespace at root's ===
+  # === repointed at a directory of root's, a tablespace at root's. (A pg_wal or a
+  # === tablespace in a directory of the owner's own is a legitimate layout, given group
+  # === read like the rest of the data directory: the owner chose to put it there.) ===
   sed -e "s|^    role: .*|    role: {name: $role, auth: peer}|" -e "s|^  - name: $cluster|  - name: $cluster-pt|" "$D/policy.yaml" > "$D/policy-patroni.yaml"
   cat >> "$D/policy-patroni.yaml" <<YAML
     patroni:
@@ -625,7 +627,7 @@ YAML
     local hook=(bash -c 'runuser -u "$1" -- bash "$2" on_start primary "$3"; rc=$?; tail -n 1 "$4"; exit $rc'
       sh "$owner" "$D/out-pt/$cluster-pt/patroni/patroni-hook.sh" "$cluster-pt" "$D/owner-var/hook.log")
     # The hook logs to hook_log, not to its output: each run shows that line.
-    step plant:pg_wal as "$owner" sh -c 'mv -T "$1/pg_wal" "$1/pg_wal.lab-aside" && ln -s "$2" "$1/pg_wal"' sh "$PGD" "$D5"
+    step plant:pg_wal as "$owner" sh -c 'mv -T "$1/pg_wal" "$1/pg_wal.lab-aside" && ln -s "$2" "$1/pg_wal"' sh "$PGD" "$D4"
     hu_run patroni-hook-pg_wal "${hook[@]}"
     hu_check patroni-hook-pg_wal
     as "$owner" sh -c 'rm -f "$1/pg_wal" && mv -T "$1/pg_wal.lab-aside" "$1/pg_wal"' sh "$PGD"

@@ -377,16 +377,31 @@ make_parents() {  # path
 # planned owner or root, or by ADOPT_FROM when the plan takes it over (the repository,
 # which Debian's package gives to the cluster owner); anything else is refused by name.
 ensure_dir() {  # path owner group mode [adopt-from-user]
-  local path=$1 owner=$2 group=$3 mode=$4 adopt=${5:-} uid drift
+  local path=$1 owner=$2 group=$3 mode=$4 adopt=${5:-} uid drift parent
+  parent=$(dirname -- "$path")
+  # Inside a directory of the planned owner itself: that user does it (it could anyway);
+  # root does nothing there.
+  if [ -d "$parent" ] && [ ! -L "$parent" ] && [ "$(stat -c %u -- "$parent")" = "$(uid_of "$owner")" ] && [ "$owner" != root ]; then
+    if [ ! -e "$path" ] && [ ! -L "$path" ]; then
+      change as_user "$owner" install -d -g "$group" -m "$mode" -- "$path"
+      return
+    fi
+    if [ -L "$path" ] || [ ! -d "$path" ]; then die "$path exists and is not a directory: refused"; fi
+    [ "$(stat -c %u -- "$path")" = "$(uid_of "$owner")" ] || die "$path belongs to $(stat -c %U -- "$path"), not $owner: refused"
+    drift=$(path_drift "$path" "$owner" "$group" "$mode")
+    case "$drift" in *group*) change as_user "$owner" chgrp -- "$group" "$path" ;; esac
+    case "$drift" in *mode*) change as_user "$owner" chmod -- "$mode" "$path" ;; esac
+    return
+  fi
   if [ ! -e "$path" ] && [ ! -L "$path" ]; then
     make_parents "$path"
-    [ "$DRY_RUN" = 1 ] || root_acts_in "$(dirname -- "$path")" "create $path"
+    [ "$DRY_RUN" = 1 ] || root_acts_in "$parent" "create $path"
     change new_dir "$path" "$owner" "$group" "$mode"
     return
   fi
   [ ! -L "$path" ] || die "$path is a symbolic link (to $(readlink -- "$path")): refused; make it a directory owned by $owner, or remove it"
   [ -d "$path" ] || die "$path exists and is not a directory: refused"
-  root_acts_in "$(dirname -- "$path")" "change $path"
+  root_acts_in "$parent" "change $path"
   uid=$(stat -c %u -- "$path")
   if [ "$uid" != "$(uid_of "$owner")" ] && [ "$uid" != 0 ] && { [ -z "$adopt" ] || [ "$uid" != "$(uid_of "$adopt")" ]; }; then
     die "$path belongs to $(stat -c %U -- "$path"), not $owner: refused (nothing is taken over silently; chown it yourself if that is right)"
@@ -571,7 +586,7 @@ hba_write() {  # user file
     chmod -- "$mode" "$tmp"
     mv -f -- "$tmp" "$file"
     trap - EXIT
-  ' pgbr-hba-write "$2"
+  ' pgbr-hba-write "$2" || die "could not rewrite $2 as $1 (it changed under us, or is no longer a regular file)"
 }
 
 # pg_hba.conf and pg_ident.conf change together or not at all: between hba_pending and
