@@ -437,7 +437,10 @@ datadir_load_roots() {
   owner_uid=$(id -u "$PG_OWNER")
   for link in "$PGDATA"/pg_wal "$PGDATA"/pg_tblspc/*; do
     [ -L "$link" ] || continue
-    target=$(readlink -e -- "$link") || continue
+    target=$(readlink -e -- "$link") || {
+      DATADIR_PROBLEM="$link points at $(readlink -- "$link"), which does not exist or $(id -un) cannot reach: refused"
+      return 1
+    }
     if [ "$(stat -c %u -- "$target")" != "$owner_uid" ] || [ ! -d "$target" ]; then
       DATADIR_PROBLEM="$link points at $target, which is not a directory of $PG_OWNER: refused"
       return 1
