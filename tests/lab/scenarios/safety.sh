@@ -198,7 +198,7 @@ SHIM
   # pg_ident.conf not yet (the half state the EXIT trap cannot cover under SIGKILL).
   step c-rollback-before-ident-write "$tree/shell/rollback.sh" || return
   # shellcheck disable=SC2016 # a pattern for BASH_COMMAND, which is unexpanded text
-  how=$(PGBR_LAB_KILL_CMD='hba_write "$ident_user" "$ident"' safety_apply_killed_at none "$tree" "$D/kill-hook.sh" "$D/kill-mark")
+  how=$(PGBR_LAB_KILL_CMD='hba_write "$ident_user" "$ident"*' safety_apply_killed_at none "$tree" "$D/kill-hook.sh" "$D/kill-mark")
   expect c-killed-between-hba-and-ident "apply.sh was not killed there ($how)" [ "$how" = killed ]
   expect c-half-state "expected the block in pg_hba.conf only" \
     bash -c "grep -q 'BEGIN pgbr-policy $cluster' '$hba' && ! grep -q 'BEGIN pgbr-policy $cluster' '$ident'"

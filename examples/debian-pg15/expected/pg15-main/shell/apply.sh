@@ -313,13 +313,16 @@ step_hba() {
 $errors"
   # Copies in root's state directory: the files as they were before the first change
   # (kept once), and as they are now (restored if validation fails).
-  [ -f "$STATE_HBA_ORIG" ] || as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_ORIG"
-  [ -f "$STATE_IDENT_ORIG" ] || as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_ORIG"
-  as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_BEFORE"
-  as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_BEFORE"
+  [ -f "$STATE_HBA_ORIG" ] || hba_copy_to_state "$hba_user" "$hba" "$STATE_HBA_ORIG"
+  [ -f "$STATE_IDENT_ORIG" ] || hba_copy_to_state "$ident_user" "$ident" "$STATE_IDENT_ORIG"
+  hba_copy_to_state "$hba_user" "$hba" "$STATE_HBA_BEFORE"
+  hba_copy_to_state "$ident_user" "$ident" "$STATE_IDENT_BEFORE"
+  hba_next_into "$hba_user" "$hba" hba/pg_hba.conf.snippet "$STATE_HBA_BEFORE.next"
+  hba_next_into "$ident_user" "$ident" hba/pg_ident.conf.snippet "$STATE_IDENT_BEFORE.next"
   hba_pending "$hba_user" "$hba" "$ident_user" "$ident"
-  hba_spliced_content "$hba_user" "$hba" hba/pg_hba.conf.snippet | hba_write "$hba_user" "$hba"
-  hba_spliced_content "$ident_user" "$ident" hba/pg_ident.conf.snippet | hba_write "$ident_user" "$ident"
+  hba_write "$hba_user" "$hba" < "$STATE_HBA_BEFORE.next"
+  hba_write "$ident_user" "$ident" < "$STATE_IDENT_BEFORE.next"
+  rm -f -- "$STATE_HBA_BEFORE.next" "$STATE_IDENT_BEFORE.next"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
     restore_hba_files

@@ -612,8 +612,29 @@ hba_spliced() {  # user file snippet
   cmp -s <(as_who "$1" cat -- "$2") <(hba_spliced_content "$@")
 }
 
-# Without this cluster's block (rollback.sh), or unchanged when there is none.
-hba_unspliced_content() { hba_block "$1" strip "$2"; }
+# A live file's content into a state file (root's directory), read as the file's user;
+# dies naming the file when it cannot be read (swapped for a link meanwhile, say).
+hba_copy_to_state() {  # user file state-file
+  state_dir_ready
+  if ! (umask 077; as_who "$1" cat -- "$2" > "$3.next") 2>/dev/null; then
+    rm -f -- "$3.next"; die "cannot read $2 as $1 (it changed under us, or is no longer a regular file): nothing was changed"
+  fi
+  mv -f -- "$3.next" "$3"
+}
+
+# The file's next content (the snippet first, when given, then the file without this
+# cluster's block) into a state file, whole, before anything is written: a read that
+# fails half-way never reaches the live file.
+hba_next_into() {  # user file snippet-or-empty state-file
+  local rc=0
+  state_dir_ready
+  (umask 077; { if [ -n "$3" ]; then cat -- "$ARTIFACTS/$3"; fi; hba_block "$1" strip "$2"; } > "$4") 2>/dev/null || rc=$?
+  [ "$rc" = 0 ] && return 0
+  rm -f -- "$4"
+  [ "$rc" != 3 ] || die "$2 has '# BEGIN $HBA_MARKER' without its '# END $HBA_MARKER': fix the file by hand (nothing was changed)"
+  die "cannot read $2 as $1 (it changed under us, or is no longer a regular file): nothing was changed"
+}
+
 hba_has_block() { ! cmp -s <(as_who "$1" cat -- "$2") <(hba_block "$1" strip "$2"); }
 
 # ---- Generated files installed on the host (plan: installed_files), as root: each goes

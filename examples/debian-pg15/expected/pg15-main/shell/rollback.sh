@@ -85,11 +85,14 @@ step_hba() {
   if [ "$DRY_RUN" = 1 ]; then
     CHANGES=$((CHANGES + 1)); say "would remove the block from $hba and $ident (as $hba_user)"; return
   fi
-  as_who "$hba_user" cat -- "$hba" | state_write "$STATE_HBA_BEFORE"
-  as_who "$ident_user" cat -- "$ident" | state_write "$STATE_IDENT_BEFORE"
+  hba_copy_to_state "$hba_user" "$hba" "$STATE_HBA_BEFORE"
+  hba_copy_to_state "$ident_user" "$ident" "$STATE_IDENT_BEFORE"
+  hba_next_into "$hba_user" "$hba" "" "$STATE_HBA_BEFORE.next"
+  hba_next_into "$ident_user" "$ident" "" "$STATE_IDENT_BEFORE.next"
   hba_pending "$hba_user" "$hba" "$ident_user" "$ident"
-  hba_unspliced_content "$hba_user" "$hba" | hba_write "$hba_user" "$hba"
-  hba_unspliced_content "$ident_user" "$ident" | hba_write "$ident_user" "$ident"
+  hba_write "$hba_user" "$hba" < "$STATE_HBA_BEFORE.next"
+  hba_write "$ident_user" "$ident" < "$STATE_IDENT_BEFORE.next"
+  rm -f -- "$STATE_HBA_BEFORE.next" "$STATE_IDENT_BEFORE.next"
   errors=$(hba_errors)
   if [ -n "$errors" ]; then
     restore_hba_files
