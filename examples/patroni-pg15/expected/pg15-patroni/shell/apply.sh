@@ -368,9 +368,9 @@ step_tls_server() {
         tls_server_start_confined | state_write "$STATE_TLS_SERVER_PID"
         CHANGES=$((CHANGES + 1)); say "started the TLS server in the background, confined like its unit (pid $(cat "$STATE_TLS_SERVER_PID"))"
       else
-        say "systemd is not running here: start the TLS server as $BACKUP_USER and keep it running, e.g."
-        printf '    runuser -u %q -- %q --config=%q server\n' "$BACKUP_USER" "$PGBACKREST" "$REPO_CONF"
-        say "or re-run with --start-tls-server; then run apply.sh again to finish (stanza, archive_command)"
+        # No unconfined example: the server loads its client's options, so started
+        # bare it would let the cluster owner read and write the backup user's files.
+        say "systemd is not running here: re-run with --start-tls-server (it starts the TLS server as $BACKUP_USER, confined by bubblewrap like its unit), or run the unit $UNIT_NAME's equivalent under your supervisor with the same confinement"
         exit 1
       fi
     fi
