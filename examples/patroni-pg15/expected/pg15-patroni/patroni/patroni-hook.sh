@@ -149,10 +149,9 @@ esac
 
 # PostgreSQL takes the group mode from the data directory only when it starts.
 note=""
-case "$(stat -c %a "$PGDATA" 2>/dev/null)" in
-  *[57]?) ;;
-  *) note="; the data directory was not 0750: PostgreSQL creates files 0600 until its next restart" ;;
-esac
+if [ "$(stat -c %a "$PGDATA" 2>/dev/null)" != "${DD_MODE#0}" ]; then
+  note="; the data directory was not $DD_MODE: PostgreSQL creates files 0600 until its next restart"
+fi
 
 # The data-directory rule (the same text as apply.sh's, lib/datadir.sh).
 failed=0
