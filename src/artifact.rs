@@ -212,7 +212,10 @@ pub fn render_all(plan: &Plan) -> Result<Tree> {
         Ok(())
     })?;
     let mut tree = tree.into_inner().expect("tree lock");
-    let hashes = tree.iter().map(|(p, a)| (p.clone(), sha256_hex(&a.bytes))).collect();
+    let hashes = tree
+        .iter()
+        .map(|(p, a)| (p.clone(), (sha256_hex(&a.bytes), a.mode)))
+        .collect();
     tree.insert(
         MANIFEST.to_owned(),
         Artifact {
@@ -247,10 +250,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex
 }
 
-/// `sha256sum -c` compatible: `<hex>  <path>` per line, sorted by path.
-pub fn manifest(hashes: &BTreeMap<String, String>) -> String {
+/// `sha256sum -c` compatible: `<hex>  <path>` per line, sorted by path, then one comment
+/// line per file with the mode it was written with (`# mode 0755 <path>`: sha256sum skips
+/// lines starting with `#`), so that a mode changed by hand is told from a planned one.
+pub fn manifest(entries: &BTreeMap<String, (String, u32)>) -> String {
     let mut out = String::new();
-    for (path, hash) in hashes {
+    for (path, (hash, _)) in entries {
         if path == MANIFEST {
             continue;
         }
@@ -259,7 +264,25 @@ pub fn manifest(hashes: &BTreeMap<String, String>) -> String {
         out.push_str(path);
         out.push('\n');
     }
+    for (path, (_, mode)) in entries {
+        if path != MANIFEST {
+            out.push_str(&format!("{MODE_PREFIX}{mode:04o} {path}\n"));
+        }
+    }
     out
+}
+
+const MODE_PREFIX: &str = "# mode ";
+
+/// The modes a manifest recorded: path → mode. Manifests written before modes were
+/// recorded have none (a mode change is then not attributed).
+pub fn parse_manifest_modes(text: &str) -> BTreeMap<String, u32> {
+    text.lines()
+        .filter_map(|line| {
+            let (mode, path) = line.strip_prefix(MODE_PREFIX)?.split_once(' ')?;
+            Some((path.to_owned(), u32::from_str_radix(mode, 8).ok()?))
+        })
+        .collect()
 }
 
 /// Reads a manifest back: path → sha256. Malformed lines are ignored (a hand-edited

@@ -31,15 +31,23 @@ pub struct Finding {
 /// bounded so that a tree of millions of bad entries does not fill memory.
 const EXAMPLES: usize = 5;
 
-/// User and group names to numeric ids, read from the root's /etc/passwd and /etc/group
-/// (the host's own when the root has none): owners are compared by id, as the host does.
-struct Ids {
-    users: HashMap<String, u32>,
-    groups: HashMap<String, u32>,
+/// User and group names to numeric ids. On the host itself (`--root /`) through NSS
+/// (getpwnam/getgrnam: LDAP, SSSD, systemd users as the host sees them); under another
+/// root from that root's etc/passwd and etc/group (the host's own when the root has
+/// none). Owners are compared by id, as the host does.
+enum Ids {
+    Nss,
+    Files {
+        users: HashMap<String, u32>,
+        groups: HashMap<String, u32>,
+    },
 }
 
 impl Ids {
     fn load(root: &Path) -> Ids {
+        if root == Path::new("/") {
+            return Ids::Nss;
+        }
         let read = |name: &str| {
             fs::read_to_string(root.join("etc").join(name))
                 .or_else(|_| fs::read_to_string(Path::new("/etc").join(name)))
@@ -55,9 +63,23 @@ impl Ids {
                 })
                 .collect()
         };
-        Ids {
+        Ids::Files {
             users: parse(read("passwd")),
             groups: parse(read("group")),
+        }
+    }
+
+    fn user(&self, name: &str) -> Option<u32> {
+        match self {
+            Ids::Nss => nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()),
+            Ids::Files { users, .. } => users.get(name).copied(),
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<u32> {
+        match self {
+            Ids::Nss => nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()),
+            Ids::Files { groups, .. } => groups.get(name).copied(),
         }
     }
 }
@@ -211,13 +233,13 @@ fn owner_and_mode(
     if found_mode != mode.0 {
         finding(path, "mode", mode.to_string(), format!("{found_mode:04o}"));
     }
-    match ids.users.get(owner) {
-        Some(uid) if *uid == meta.uid() => {}
+    match ids.user(owner) {
+        Some(uid) if uid == meta.uid() => {}
         Some(_) => finding(path, "owner", owner.to_owned(), format!("uid {}", meta.uid())),
         None => finding(path, "owner", owner.to_owned(), "no such user on the host".into()),
     }
-    match ids.groups.get(group) {
-        Some(gid) if *gid == meta.gid() => {}
+    match ids.group(group) {
+        Some(gid) if gid == meta.gid() => {}
         Some(_) => finding(path, "group", group.to_owned(), format!("gid {}", meta.gid())),
         None => finding(path, "group", group.to_owned(), "no such group on the host".into()),
     }
@@ -231,23 +253,15 @@ fn managed_blocks(
     root: &Path,
     finding: &mut impl FnMut(&str, &str, String, String),
 ) {
-    let data = &cluster.postgres.data_directory;
-    for (configured, default, snippet) in [
-        (
-            &cluster.postgres.hba_file,
-            format!("{data}/pg_hba.conf"),
-            "hba/pg_hba.conf.snippet",
-        ),
-        (
-            &cluster.postgres.ident_file,
-            format!("{data}/pg_ident.conf"),
-            "hba/pg_ident.conf.snippet",
-        ),
+    for (configured, setting, snippet) in [
+        (&cluster.postgres.hba_file, "hba_file", "hba/pg_hba.conf.snippet"),
+        (&cluster.postgres.ident_file, "ident_file", "hba/pg_ident.conf.snippet"),
     ] {
-        // Without a path in the policy the server's default location is checked (the
-        // server is not asked: this check works on a fake root too).
+        // Without a path in the policy, where the server reads it (apply.sh asks the
+        // server; this check reads the server's configuration, so it works on a fake
+        // root too): the setting in postgresql.conf, else the layout's default place.
         let live = if configured.is_empty() {
-            default
+            server_file(cluster, root, setting)
         } else {
             configured.clone()
         };
@@ -309,6 +323,65 @@ fn managed_blocks(
             ),
         }
     }
+}
+
+/// Where the server reads `setting` (`hba_file`, `ident_file`) from: the last value in
+/// postgresql.conf (in the layout's configuration directory) or postgresql.auto.conf (in
+/// the data directory, which wins), else `<configuration directory>/pg_hba.conf` — on
+/// Debian /etc/postgresql/<major>/<cluster>, elsewhere the data directory.
+fn server_file(cluster: &ClusterPlan, root: &Path, setting: &str) -> String {
+    let pg = &cluster.postgres;
+    let mut value = None;
+    for conf in [
+        format!("{}/postgresql.conf", pg.config_directory),
+        format!("{}/postgresql.auto.conf", pg.data_directory),
+    ] {
+        if let Ok(Found::File { bytes, .. }) = drift::read_file(&on_root(root, &conf)) {
+            value = conf_setting(&String::from_utf8_lossy(&bytes), setting).or(value);
+        }
+    }
+    let file = if setting == "hba_file" { "pg_hba.conf" } else { "pg_ident.conf" };
+    match value {
+        // A relative path is relative to the data directory, as for the server.
+        Some(v) if v.starts_with('/') => v,
+        Some(v) => format!("{}/{v}", pg.data_directory),
+        None => format!("{}/{file}", pg.config_directory),
+    }
+}
+
+/// The last value of `name` in postgresql.conf text (`name = 'value'`, `name value`,
+/// comments after `#`); include directives are not followed.
+fn conf_setting(text: &str, name: &str) -> Option<String> {
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        if !rest.starts_with([' ', '\t', '=']) {
+            continue;
+        }
+        let rest = rest.trim_start().trim_start_matches('=').trim_start();
+        let value = if let Some(quoted) = rest.strip_prefix('\'') {
+            let mut value = String::new();
+            let mut chars = quoted.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        value.push('\'');
+                    }
+                    '\'' => break,
+                    _ => value.push(c),
+                }
+            }
+            value
+        } else {
+            rest.split(['#', ' ', '\t']).next().unwrap_or_default().to_owned()
+        };
+        if !value.is_empty() {
+            found = Some(value);
+        }
+    }
+    found
 }
 
 fn is_rule(line: &str) -> bool {

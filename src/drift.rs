@@ -1,8 +1,10 @@
-//! Comparing what `generate` would write with a directory: added, removed (stale),
-//! modified and mode-changed files, as a unified diff or one line per file. The rendered
-//! side always comes from `artifact::for_each`, the same code path as `generate`.
+//! Comparing what `generate` would write with a directory, said from the tree's side:
+//! missing, not generated, modified and mode-changed files, as a unified diff or one
+//! line per file. The rendered side always comes from `artifact::for_each`, the same
+//! code path as `generate`. Files a committed tree holds for its own sake (`.git`,
+//! `.gitkeep`, README*, what `.pgbr-ignore` lists) are not drift.
 
-use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, sha256_hex};
+use crate::artifact::{self, Artifact, MANIFEST, parse_manifest, parse_manifest_modes, sha256_hex};
 use crate::plan::Plan;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -15,10 +17,10 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    /// generate would create it
-    Added,
-    /// on disk but generate would not produce it
-    Removed,
+    /// generate would create it: the tree lacks it
+    Missing,
+    /// in the tree, but generate does not produce it
+    NotGenerated,
     Modified,
     ModeChanged,
 }
@@ -27,7 +29,7 @@ pub enum Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cause {
-    /// The file no longer matches the checksum generate recorded for it.
+    /// The file no longer matches the checksum (or mode) generate recorded for it.
     EditedByHand,
     /// The file is as generated, so the policy or pgbr-policy itself changed.
     PolicyOrToolChanged,
@@ -38,6 +40,14 @@ impl Cause {
         match self {
             Cause::EditedByHand => "edited by hand since it was generated",
             Cause::PolicyOrToolChanged => "as generated: the policy or pgbr-policy changed",
+        }
+    }
+
+    /// The words for a change of `status`: a mode is changed, not edited.
+    pub fn describe_for(self, status: Status) -> &'static str {
+        match (self, status) {
+            (Cause::EditedByHand, Status::ModeChanged) => "changed by hand since it was generated",
+            _ => self.describe(),
         }
     }
 }
@@ -180,7 +190,82 @@ fn describe(path: &Path, meta: &fs::Metadata) -> String {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+/// What a committed tree may hold besides the generated files: `.git`, `.gitkeep`,
+/// `.gitignore`, `.gitattributes` and README* anywhere, the ignore file itself, and the
+/// patterns of `DIR/.pgbr-ignore` (one per line, `#` comments; `*` and `?` match within
+/// a name; a pattern with no `/` matches a name at any depth; one with a `/` matches the
+/// path from the tree's root; a trailing `/` matches a directory and all below it). It
+/// never hides a generated file: those are always compared.
+pub struct Ignore {
+    patterns: Vec<(String, bool)>,
+}
+
+pub const IGNORE_FILE: &str = ".pgbr-ignore";
+
+impl Ignore {
+    pub fn load(root: &Path) -> Result<Ignore> {
+        let text = match inspect(root, IGNORE_FILE)? {
+            Found::File { bytes, .. } => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        };
+        Ok(Ignore::parse(&text))
+    }
+
+    pub fn parse(text: &str) -> Ignore {
+        let patterns = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let dir = l.ends_with('/');
+                (l.trim_matches('/').to_owned(), dir)
+            })
+            .filter(|(p, _)| !p.is_empty())
+            .collect();
+        Ignore { patterns }
+    }
+
+    /// Whether `rel` (a path below the tree, `/`-separated) is the tree's own business.
+    pub fn ignores(&self, rel: &str, is_dir: bool) -> bool {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if matches!(name, ".git" | ".gitkeep" | ".gitignore" | ".gitattributes" | IGNORE_FILE)
+            || name.starts_with("README")
+        {
+            return true;
+        }
+        self.patterns.iter().any(|(pattern, dir_only)| {
+            if *dir_only && !is_dir {
+                return false;
+            }
+            if pattern.contains('/') {
+                glob(pattern, rel)
+            } else {
+                glob(pattern, name)
+            }
+        })
+    }
+}
+
+/// `*` (any run of characters but `/`) and `?` (one character but `/`).
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != '/')
+                .any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => t.first().is_some_and(|c| *c != '/') && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+/// Every entry below `dir` that is not a directory, relative to `root`; a directory the
+/// ignore rule covers is not entered (a `.git` of thousands of objects costs nothing).
+fn walk(root: &Path, dir: &Path, ignore: &Ignore, out: &mut Vec<String>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("cannot read `{}`", dir.display()))?
         .collect::<Result<_, _>>()?;
@@ -188,15 +273,17 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     for entry in entries {
         let path = entry.path();
         let kind = entry.file_type()?;
+        let rel = path
+            .strip_prefix(root)
+            .expect("below root")
+            .to_string_lossy()
+            .into_owned();
         if kind.is_dir() {
-            walk(root, &path, out)?;
+            if !ignore.ignores(&rel, true) {
+                walk(root, &path, ignore, out)?;
+            }
         } else {
-            out.push(
-                path.strip_prefix(root)
-                    .expect("below root")
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            out.push(rel);
         }
     }
     Ok(())
@@ -209,11 +296,18 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
         anyhow::bail!("`{}` is not a directory", against.display());
     }
     let recorded = match inspect(against, MANIFEST)? {
-        Found::File { bytes, .. } => parse_manifest(&String::from_utf8_lossy(&bytes)),
-        _ => Default::default(),
+        Found::File { bytes, .. } => {
+            let text = String::from_utf8_lossy(&bytes);
+            Recorded {
+                hashes: parse_manifest(&text),
+                modes: parse_manifest_modes(&text),
+            }
+        }
+        _ => Recorded::default(),
     };
+    let ignore = Ignore::load(against)?;
     let mut on_disk = Vec::new();
-    walk(against, against, &mut on_disk)?;
+    walk(against, against, &ignore, &mut on_disk)?;
     let changes = Mutex::new(Vec::new());
     let hashes = Mutex::new(BTreeMap::new());
     artifact::for_each(plan, &|path, artifact| {
@@ -221,7 +315,7 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
         if let Some(change) = compare_one(against, &recorded, &path, &artifact, &hash)? {
             changes.lock().expect("changes lock").push(change);
         }
-        hashes.lock().expect("hashes lock").insert(path, hash);
+        hashes.lock().expect("hashes lock").insert(path, (hash, artifact.mode));
         Ok(())
     })?;
     let mut changes = changes.into_inner().expect("changes lock");
@@ -233,7 +327,7 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
     let manifest_hash = sha256_hex(&manifest.bytes);
     changes.extend(compare_one(against, &recorded, MANIFEST, &manifest, &manifest_hash)?);
     for rel in on_disk {
-        if !hashes.contains_key(&rel) && rel != MANIFEST {
+        if !hashes.contains_key(&rel) && rel != MANIFEST && !ignore.ignores(&rel, false) {
             let (found_sha256, found_type, diff) = match inspect(against, &rel)? {
                 Found::File { bytes, .. } => (
                     Some(sha256_hex(&bytes)),
@@ -245,7 +339,7 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
             };
             changes.push(Change {
                 path: rel.clone(),
-                status: Status::Removed,
+                status: Status::NotGenerated,
                 edited_by_hand: false,
                 cause: None,
                 expected_sha256: None,
@@ -262,9 +356,16 @@ pub fn compare(plan: &Plan, against: &Path) -> Result<Vec<Change>> {
 }
 
 /// One rendered file against the same path under `against`: `None` when identical.
+/// What the tree's MANIFEST.sha256 recorded when it was generated.
+#[derive(Default)]
+struct Recorded {
+    hashes: BTreeMap<String, String>,
+    modes: BTreeMap<String, u32>,
+}
+
 fn compare_one(
     against: &Path,
-    recorded: &BTreeMap<String, String>,
+    recorded: &Recorded,
     rel: &str,
     artifact: &Artifact,
     expected_sha: &str,
@@ -274,7 +375,7 @@ fn compare_one(
         Found::Missing => {
             return Ok(Some(Change {
                 path: rel.to_owned(),
-                status: Status::Added,
+                status: Status::Missing,
                 edited_by_hand: false,
                 cause: None,
                 expected_sha256: Some(expected_sha.to_owned()),
@@ -308,9 +409,15 @@ fn compare_one(
         return Ok(None);
     };
     let found_sha = sha256_hex(&found);
-    let cause = match recorded.get(rel) {
+    let cause = match recorded.hashes.get(rel) {
         _ if rel == MANIFEST => None,
         Some(h) if *h != found_sha => Some(Cause::EditedByHand),
+        // Same bytes as generated, another mode: the manifest's mode tells who changed it.
+        Some(_) if status == Status::ModeChanged => match recorded.modes.get(rel) {
+            Some(m) if *m != mode => Some(Cause::EditedByHand),
+            Some(_) => Some(Cause::PolicyOrToolChanged),
+            None => None,
+        },
         Some(_) => Some(Cause::PolicyOrToolChanged),
         None => None,
     };
@@ -347,8 +454,8 @@ fn unified(path: &str, old: &str, new: &str) -> String {
 impl Status {
     pub fn word(self) -> &'static str {
         match self {
-            Status::Added => "added",
-            Status::Removed => "removed",
+            Status::Missing => "missing",
+            Status::NotGenerated => "not generated",
             Status::Modified => "modified",
             Status::ModeChanged => "mode changed",
         }

@@ -10,9 +10,11 @@ pub mod deployed;
 pub mod drift;
 pub mod generators;
 pub mod livedb;
+pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod schema;
 pub mod sink;
 
 /// Compiles policy text to the artifact tree, in memory: what `generate` would write.

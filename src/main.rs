@@ -2,7 +2,8 @@
 //! codes (0 success / in sync, 1 drift, 2 error). Nothing else lives here.
 
 use clap::Parser as _;
-use pgbr_policy::{cli, commands, policy};
+use pgbr_policy::{cli, commands, output, policy};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,16 +15,23 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match commands::run(cli.command) {
+    let colour = cli
+        .color
+        .resolve(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    output::configure(cli.quiet, colour);
+    match commands::run(&cli) {
         Ok(commands::Outcome::Success) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Drift) => ExitCode::from(1),
         Err(e) => {
-            if let Some(policy_errors) = e.downcast_ref::<policy::PolicyErrors>() {
-                eprintln!("{policy_errors}");
+            if cli.format() == cli::Format::Json {
+                let doc = commands::error_document(&e);
+                let _ = output::line(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else if let Some(policy_errors) = e.downcast_ref::<policy::PolicyErrors>() {
+                output::error(&policy_errors.to_string());
             } else {
-                eprintln!("error: {e}");
+                output::error(&format!("error: {e}"));
                 for cause in e.chain().skip(1) {
-                    eprintln!("  caused by: {cause}");
+                    output::error(&format!("  caused by: {cause}"));
                 }
             }
             ExitCode::from(2)

@@ -41,7 +41,10 @@ enum Action {
 /// compared with what is on disk and, if it must change, staged. Nothing in `out`
 /// changes until every file has been decided; when anything is refused the staging
 /// directory is removed and the error returned.
-pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
+///
+/// With `dry_run` every check and decision is the same (a refusal is the same error),
+/// but nothing is staged or written: the report lists what would be written.
+pub fn write_tree(plan: &Plan, out: &Path, force: bool, dry_run: bool) -> Result<Report> {
     if out.is_symlink() {
         bail!("`{}` is a symbolic link; give the real directory", out.display());
     }
@@ -59,15 +62,29 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
         fresh,
         plain_dirs: Mutex::new(HashSet::new()),
     };
-    let staging = Staging::create(out, fresh)?;
+    let staging = if dry_run {
+        None
+    } else {
+        Some(Staging::create(out, fresh)?)
+    };
+    let act = |rel: &str, decision: &Decision, artifact: &Artifact| match &staging {
+        Some(staging) => staging.action_for(rel, decision, artifact),
+        None => Ok(match decision {
+            Decision::Unchanged => None,
+            Decision::FixMode => Some(Action::FixMode(artifact.mode)),
+            Decision::Write { .. } => Some(Action::Written),
+        }),
+    };
     let decided = Mutex::new(Decisions::default());
     artifact::for_each(plan, &|rel, artifact| {
         let decision = on_disk.decide(&rel, &artifact)?;
-        let action = staging.action_for(&rel, &decision, &artifact)?;
-        decided
-            .lock()
-            .expect("decisions lock")
-            .record(rel, sha256_hex(&artifact.bytes), decision, action);
+        let action = act(&rel, &decision, &artifact)?;
+        decided.lock().expect("decisions lock").record(
+            rel,
+            (sha256_hex(&artifact.bytes), artifact.mode),
+            decision,
+            action,
+        );
         Ok(())
     })?;
     let mut decided = decided.into_inner().expect("decisions lock");
@@ -76,8 +93,8 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
         mode: 0o644,
     };
     let decision = on_disk.decide(MANIFEST, &manifest_artifact)?;
-    let action = staging.action_for(MANIFEST, &decision, &manifest_artifact)?;
-    decided.record(MANIFEST.to_owned(), String::new(), decision, action);
+    let action = act(MANIFEST, &decision, &manifest_artifact)?;
+    decided.record(MANIFEST.to_owned(), (String::new(), 0), decision, action);
     if !decided.hand_edited.is_empty() && !force {
         decided.hand_edited.sort();
         bail!(
@@ -91,6 +108,20 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
             decided.hand_edited.join("\n  ")
         );
     }
+    let Some(staging) = staging else {
+        // A dry run: what would be written, nothing staged.
+        let stale = on_disk
+            .previous
+            .keys()
+            .filter(|p| !decided.hashes.contains_key(*p) && *p != MANIFEST)
+            .cloned()
+            .collect();
+        return Ok(Report {
+            stale,
+            written: decided.actions.into_keys().collect(),
+            unchanged: decided.unchanged,
+        });
+    };
     // Commit: the manifest last, so an interrupted commit leaves files whose bytes match
     // the new rendering but not the old manifest — the next run reports them as written
     // by the tool (its own bytes), never as hand edits lost.
@@ -120,14 +151,15 @@ pub fn write_tree(plan: &Plan, out: &Path, force: bool) -> Result<Report> {
 
 #[derive(Default)]
 struct Decisions {
-    hashes: BTreeMap<String, String>,
+    /// Path → (sha256, mode): what the new manifest records.
+    hashes: BTreeMap<String, (String, u32)>,
     actions: BTreeMap<String, Action>,
     hand_edited: Vec<String>,
     unchanged: Vec<String>,
 }
 
 impl Decisions {
-    fn record(&mut self, rel: String, hash: String, decision: Decision, action: Option<Action>) {
+    fn record(&mut self, rel: String, hash: (String, u32), decision: Decision, action: Option<Action>) {
         if let Decision::Write { hand_edited: true } = decision {
             self.hand_edited.push(rel.clone());
         }

@@ -102,6 +102,9 @@ pub struct PostgresPlan {
     /// Empty: read `SHOW hba_file` from the server at apply time.
     pub hba_file: String,
     pub ident_file: String,
+    /// Where the layout keeps the server's configuration files by default (`check
+    /// --deployed` looks there when hba_file/ident_file are not given).
+    pub config_directory: String,
     pub service: String,
     pub has_ident_mappings_view: bool,
 }
@@ -320,6 +323,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
             service: c.postgres.service.to_string(),
+            config_directory: c.postgres.config_directory.clone(),
             has_ident_mappings_view: major.has_ident_mappings_view(),
         },
         backup_user: BackupUserPlan {

@@ -20,6 +20,9 @@ use std::path::Path;
 /// Policies are small; anything larger is a mistake or an attack on the parser.
 const MAX_POLICY_BYTES: usize = 4 * 1024 * 1024;
 
+/// How a policy read from standard input (`-`) is named in messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
 /// A validated policy plus the warnings found on the way.
 pub struct Loaded {
     pub policy: Policy,
@@ -28,6 +31,15 @@ pub struct Loaded {
 
 /// Reads, parses and validates `path`. On failure every diagnostic is returned.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    if path == Path::new("-") {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(MAX_POLICY_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("cannot read the policy from standard input: {e}"))?;
+        return parse(&bytes, Path::new(STDIN_NAME), STDIN_NAME).map_err(anyhow::Error::new);
+    }
     let bytes = read_bounded(path).map_err(|e| anyhow::anyhow!("cannot read policy `{}`: {e}", path.display()))?;
     let source_name = path
         .file_name()
@@ -57,7 +69,7 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Parses policy text; `path` is used only in messages.
 pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, PolicyErrors> {
     let mut out = Collector::new(path);
-    // The file name is written into every artifact's header (comments, Markdown).
+    // The file name is printed in every message about the policy (terminals, CI logs).
     if let Some(c) = source_name
         .chars()
         .find(|c| c.is_control() || names::is_invisible_format_char(*c))
@@ -66,7 +78,7 @@ pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, Pol
             None,
             "",
             format!(
-                "the file name `{}` contains the character U+{:04X}; it is written into every artifact's header: rename the file",
+                "the file name `{}` contains the character U+{:04X}; it is printed in every message about the policy: rename the file",
                 names::printable(source_name),
                 c as u32
             ),
@@ -106,11 +118,12 @@ pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, Pol
     let raw: raw::PolicyFile = match serde_saphyr::from_str_with_options(text, parser_options()) {
         Ok(raw) => raw,
         Err(e) => {
-            let (line, column) = e
+            let at = e
                 .location()
                 .map(|l| (l.line() as usize, l.column() as usize))
-                .unwrap_or((0, 0));
-            out.error((line > 0).then_some((line, column)), "", first_line(&e.to_string()));
+                .filter(|(line, _)| *line > 0);
+            out.diagnostics
+                .push(diagnostic::from_parse_error(path, text, at, &first_line(&e.to_string())));
             return Err(PolicyErrors {
                 diagnostics: out.diagnostics,
             });

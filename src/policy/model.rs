@@ -38,6 +38,9 @@ pub struct Postgres {
     pub ident_file: Option<AbsPath>,
     /// The systemd service that runs the cluster, used for restarts when it is active.
     pub service: UnitName,
+    /// Where the layout keeps postgresql.conf, pg_hba.conf and pg_ident.conf by default
+    /// (Debian: /etc/postgresql/<major>/<cluster>; otherwise the data directory).
+    pub config_directory: String,
 }
 
 #[derive(Debug, Clone)]

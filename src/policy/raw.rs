@@ -6,13 +6,41 @@
 //! field is optional because `defaults:` and each cluster use the same shape and are
 //! merged field by field before validation (see [`ClusterSpec::merged_over`]).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-/// A value with the place it was written.
-pub type S<T> = Spanned<T>;
+/// A value with the place it was written. Read exactly as serde-saphyr's `Spanned<T>`
+/// (fields `value`, `referenced`, `defined` through `Deref`); in the JSON Schema
+/// (`pgbr-policy schema`) it is the plain `T`. A new struct here gets its schema with
+/// `#[derive(JsonSchema)]` beside `Deserialize`, nothing else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct S<T>(pub Spanned<T>);
 
-#[derive(Debug, Deserialize)]
+impl<T> std::ops::Deref for S<T> {
+    type Target = Spanned<T>;
+    fn deref(&self) -> &Spanned<T> {
+        &self.0
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for S<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     pub version: S<u32>,
@@ -21,7 +49,7 @@ pub struct PolicyFile {
     pub clusters: S<Vec<ClusterSpec>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     pub name: Option<S<String>>,
@@ -33,7 +61,7 @@ pub struct ClusterSpec {
     pub patroni: Option<PatroniSpec>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSpec {
     pub major: Option<S<u32>>,
@@ -49,7 +77,7 @@ pub struct PostgresSpec {
     pub service: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupUserSpec {
     pub name: Option<S<String>>,
@@ -59,7 +87,7 @@ pub struct BackupUserSpec {
     pub ssh_key: Option<S<bool>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSpec {
     pub name: Option<S<String>>,
@@ -70,7 +98,7 @@ pub struct RoleSpec {
     pub revoke_public_create: Option<S<bool>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PgbackrestSpec {
     pub stanza: Option<S<String>>,
@@ -86,7 +114,7 @@ pub struct PgbackrestSpec {
     pub owner_paths: Option<UserPathsSpec>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     pub address: Option<S<String>>,
@@ -94,14 +122,14 @@ pub struct TlsSpec {
     pub directory: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigPathsSpec {
     pub repository_side: Option<S<String>>,
     pub database_side: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPathsSpec {
     pub lock: Option<S<String>>,
@@ -109,7 +137,7 @@ pub struct UserPathsSpec {
     pub spool: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSpec {
     pub managed: Option<S<bool>>,
@@ -118,7 +146,7 @@ pub struct ArchiveSpec {
 /// A cluster managed by Patroni: where its configuration lives, which version runs, where
 /// the generated hook and post-bootstrap script are installed, and the pg_hba/pg_ident
 /// lines that follow the role's own (Patroni rewrites both files whole).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatroniSpec {
     pub enabled: Option<S<bool>>,

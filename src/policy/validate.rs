@@ -52,13 +52,17 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     }
     let clusters_at = at(&file.clusters);
     let mut clusters = Vec::new();
-    for (index, spec) in file.clusters.value.into_iter().enumerate() {
+    // Beside each resolved cluster: its index in the file and where its name is written.
+    let mut places = Vec::new();
+    for (index, spec) in file.clusters.0.value.into_iter().enumerate() {
         let merged = spec.merged_over(&defaults);
+        let name_at = merged.name.as_ref().and_then(at);
         if let Some(cluster) = resolve_cluster(index, merged, clusters_at, out) {
             clusters.push(cluster);
+            places.push((index, name_at));
         }
     }
-    check_unique(&clusters, out);
+    check_unique(&clusters, &places, out);
     if out.has_errors() {
         return None;
     }
@@ -69,18 +73,25 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
 }
 
 /// One pass with a set: a policy may list up to MAX_CLUSTERS clusters.
-fn check_unique(clusters: &[Cluster], out: &mut Collector<'_>) {
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, a) in clusters.iter().enumerate() {
-        if !seen.insert(&a.name) {
+/// `places`: each cluster's index in the file and the place of its name.
+fn check_unique(clusters: &[Cluster], places: &[(usize, Option<(usize, usize)>)], out: &mut Collector<'_>) {
+    let mut seen = std::collections::BTreeMap::new();
+    for (a, &(i, name_at)) in clusters.iter().zip(places) {
+        if let Some(&(first, first_at)) = seen.get(&a.name) {
+            let first_line = match first_at {
+                Some((line, _)) => format!(" (line {line})"),
+                None => String::new(),
+            };
             out.error(
-                None,
+                name_at,
                 &format!("clusters[{i}].name"),
                 format!(
-                    "`{}` is used by two clusters; names must be unique (each gets its own output directory)",
+                    "`{}` is used by two clusters, this one and clusters[{first}]{first_line}; names must be unique (each gets its own output directory)",
                     a.name
                 ),
             );
+        } else {
+            seen.insert(&a.name, (i, name_at));
         }
     }
 }

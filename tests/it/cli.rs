@@ -150,7 +150,7 @@ fn check_reports_drift_with_exit_1_and_json() {
         stdout.contains("main/hba/pg_hba.conf.snippet: modified (edited by hand"),
         "{stdout}"
     );
-    assert!(stdout.contains("main/stale.txt: removed"), "{stdout}");
+    assert!(stdout.contains("main/stale.txt: not generated"), "{stdout}");
     let (code, stdout, _) = run(&["diff", p, "--against", o]);
     assert_eq!(code, 1);
     assert!(stdout.contains("-local all all trust"), "{stdout}");
@@ -163,8 +163,8 @@ fn check_reports_drift_with_exit_1_and_json() {
     assert_eq!(files[0]["status"], "modified");
     assert_eq!(files[0]["edited_by_hand"], true);
     assert_eq!(files[0]["cause"], "edited-by-hand");
-    assert_eq!(files[1]["status"], "removed");
-    assert_eq!(doc["schema"], "pgbr-policy/drift/v1");
+    assert_eq!(files[1]["status"], "not-generated");
+    assert_eq!(doc["schema"], "pgbr-policy/drift/v2");
     assert!(doc["host"].as_array().unwrap().is_empty() && doc["database"].as_array().unwrap().is_empty());
 }
 

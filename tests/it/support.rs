@@ -3,8 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary under test; PGBR_TEST_BIN runs the tests against another build (to see a
+/// new test fail on the code before its fix).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pgbr-policy")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("PGBR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pgbr-policy").to_owned())
+    })
 }
 
 pub fn root() -> PathBuf {

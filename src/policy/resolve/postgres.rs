@@ -26,6 +26,7 @@ pub struct PostgresPart {
     hba_file: Option<AbsPath>,
     ident_file: Option<AbsPath>,
     service: Option<UnitName>,
+    config_directory: String,
 }
 
 impl PostgresPart {
@@ -46,6 +47,7 @@ impl PostgresPart {
             hba_file: self.hba_file,
             ident_file: self.ident_file,
             service: self.service?,
+            config_directory: self.config_directory,
         })
     }
 }
@@ -157,7 +159,14 @@ pub fn resolve(f: &mut Fields<'_, '_>, pg: &raw::PostgresSpec) -> PostgresPart {
         UnitName::parse,
     );
 
+    // Where the server's configuration files are by default: Debian keeps them in
+    // /etc/postgresql/<major>/<cluster>, other layouts in the data directory.
+    let config_directory = match lay {
+        Layout::Debian => format!("/etc/postgresql/{m}/{debian_cluster}"),
+        Layout::Rhel => data_directory.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+    };
     PostgresPart {
+        config_directory,
         major,
         data_directory,
         owner,
