@@ -27,7 +27,7 @@ fn assert_has(stderr: &str, needles: &[&str]) {
 #[test]
 fn unknown_key_names_line_and_key() {
     let err = rejected("version: 1\nclusters:\n  - name: main\n    postgres:\n      major: 15\n      prot: 5433\n");
-    assert_has(&err, &["policy.yaml:6:7", "unknown field `prot`"]);
+    assert_has(&err, &["policy.yaml:6:7", "unknown key `prot`; did you mean `port`?"]);
 }
 
 #[test]
