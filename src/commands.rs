@@ -213,7 +213,10 @@ fn for_terminal(markdown: &str) -> String {
             }
         }
         if unescaped.starts_with('#') {
-            text.push_str(&format!("{BOLD}{}{RESET}\n", unescaped.trim_start_matches('#').trim_start()));
+            text.push_str(&format!(
+                "{BOLD}{}{RESET}\n",
+                unescaped.trim_start_matches('#').trim_start()
+            ));
         } else {
             text.push_str(&unescaped);
             text.push('\n');

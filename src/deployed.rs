@@ -71,14 +71,20 @@ impl Ids {
 
     fn user(&self, name: &str) -> Option<u32> {
         match self {
-            Ids::Nss => nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()),
+            Ids::Nss => nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw()),
             Ids::Files { users, .. } => users.get(name).copied(),
         }
     }
 
     fn group(&self, name: &str) -> Option<u32> {
         match self {
-            Ids::Nss => nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()),
+            Ids::Nss => nix::unistd::Group::from_name(name)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw()),
             Ids::Files { groups, .. } => groups.get(name).copied(),
         }
     }
@@ -340,7 +346,11 @@ fn server_file(cluster: &ClusterPlan, root: &Path, setting: &str) -> String {
             value = conf_setting(&String::from_utf8_lossy(&bytes), setting).or(value);
         }
     }
-    let file = if setting == "hba_file" { "pg_hba.conf" } else { "pg_ident.conf" };
+    let file = if setting == "hba_file" {
+        "pg_hba.conf"
+    } else {
+        "pg_ident.conf"
+    };
     match value {
         // A relative path is relative to the data directory, as for the server.
         Some(v) if v.starts_with('/') => v,

@@ -228,8 +228,10 @@ impl Ignore {
     /// Whether `rel` (a path below the tree, `/`-separated) is the tree's own business.
     pub fn ignores(&self, rel: &str, is_dir: bool) -> bool {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        if matches!(name, ".git" | ".gitkeep" | ".gitignore" | ".gitattributes" | IGNORE_FILE)
-            || name.starts_with("README")
+        if matches!(
+            name,
+            ".git" | ".gitkeep" | ".gitignore" | ".gitattributes" | IGNORE_FILE
+        ) || name.starts_with("README")
         {
             return true;
         }

@@ -298,8 +298,15 @@ fn concrete<'a>(root: &'a serde_json::Value, mut schema: &'a serde_json::Value) 
                 Some(target) => schema = target,
                 None => return schema,
             }
-        } else if let Some(alternatives) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(|a| a.as_array()) {
-            match alternatives.iter().find(|a| a.get("type").and_then(|t| t.as_str()) != Some("null")) {
+        } else if let Some(alternatives) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(|a| a.as_array())
+        {
+            match alternatives
+                .iter()
+                .find(|a| a.get("type").and_then(|t| t.as_str()) != Some("null"))
+            {
                 Some(alternative) => schema = alternative,
                 None => return schema,
             }

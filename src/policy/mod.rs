@@ -122,8 +122,12 @@ pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, Pol
                 .location()
                 .map(|l| (l.line() as usize, l.column() as usize))
                 .filter(|(line, _)| *line > 0);
-            out.diagnostics
-                .push(diagnostic::from_parse_error(path, text, at, &first_line(&e.to_string())));
+            out.diagnostics.push(diagnostic::from_parse_error(
+                path,
+                text,
+                at,
+                &first_line(&e.to_string()),
+            ));
             return Err(PolicyErrors {
                 diagnostics: out.diagnostics,
             });

@@ -61,7 +61,10 @@ fn closed_stdout(args: &[&str]) -> (i32, String) {
 fn fleet_policy(dir: &std::path::Path) -> std::path::PathBuf {
     let mut text = String::from("version: 1\nclusters:\n");
     for i in 0..20 {
-        text.push_str(&format!("  - name: c{i}\n    postgres: {{major: 15, port: {}}}\n", 5432 + i));
+        text.push_str(&format!(
+            "  - name: c{i}\n    postgres: {{major: 15, port: {}}}\n",
+            5432 + i
+        ));
     }
     write_policy(dir, &text)
 }
@@ -76,7 +79,16 @@ fn a_closed_pipe_is_a_quiet_exit_with_the_commands_own_code() {
     let out = dir.path().join("out");
     let other = tempdir();
     let other_policy = write_policy(other.path(), MINIMAL);
-    assert_eq!(run(&["generate", other_policy.to_str().unwrap(), "--out", out.to_str().unwrap()]).0, 0);
+    assert_eq!(
+        run(&[
+            "generate",
+            other_policy.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap()
+        ])
+        .0,
+        0
+    );
     // Drift everywhere: the whole fleet is missing from the tree.
     let (code, err) = closed_stdout(&["diff", p, "--against", out.to_str().unwrap()]);
     assert_eq!((code, err.as_str()), (1, ""), "diff | head");
@@ -149,7 +161,11 @@ fn json_for_validate_explain_diff_check_and_for_errors() {
 
     // Errors: one JSON document on standard output, exit 2.
     let bad = dir.path().join("bad.yaml");
-    fs::write(&bad, "version: 1\nclusters:\n  - name: main\n    postgres: {major: fifteen}\n").unwrap();
+    fs::write(
+        &bad,
+        "version: 1\nclusters:\n  - name: main\n    postgres: {major: fifteen}\n",
+    )
+    .unwrap();
     for command in ["validate", "explain", "check", "diff"] {
         let mut args = vec![command, bad.to_str().unwrap(), "--format", "json"];
         if command == "check" || command == "diff" {
@@ -157,7 +173,8 @@ fn json_for_validate_explain_diff_check_and_for_errors() {
         }
         let (code, stdout, _) = run(&args);
         assert_eq!(code, 2, "{command}");
-        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: {e}: {stdout:?}"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: {e}: {stdout:?}"));
         assert_eq!(doc["schema"], "pgbr-policy/error/v1", "{command}");
         let e = &doc["errors"][0];
         assert_eq!(e["field"], "clusters[0].postgres.major", "{stdout}");
@@ -169,7 +186,10 @@ fn json_for_validate_explain_diff_check_and_for_errors() {
     assert_eq!(code, 2);
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
     assert_eq!(doc["schema"], "pgbr-policy/error/v1");
-    assert!(doc["errors"][0]["message"].as_str().unwrap().contains("/nonexistent"), "{stdout}");
+    assert!(
+        doc["errors"][0]["message"].as_str().unwrap().contains("/nonexistent"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -266,12 +286,21 @@ fn completions_and_man_page_come_from_the_clap_definitions() {
     for shell in ["bash", "zsh", "fish"] {
         let (code, stdout, err) = run(&["completions", shell]);
         assert_eq!(code, 0, "{err}");
-        assert!(stdout.contains("pgbr-policy") && stdout.contains("against"), "{shell}: {stdout}");
+        assert!(
+            stdout.contains("pgbr-policy") && stdout.contains("against"),
+            "{shell}: {stdout}"
+        );
     }
     let (code, stdout, _) = run(&["man"]);
     assert_eq!(code, 0);
-    assert!(stdout.starts_with(".ie") || stdout.contains(".TH pgbr-policy"), "{stdout}");
-    assert!(stdout.contains("check") && stdout.contains("EXIT") || stdout.contains("Exit status"), "{stdout}");
+    assert!(
+        stdout.starts_with(".ie") || stdout.contains(".TH pgbr-policy"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("check") && stdout.contains("EXIT") || stdout.contains("Exit status"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -357,6 +386,9 @@ fn type_errors_name_the_field_the_value_found_and_what_was_expected() {
     );
     check(
         "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15}\n  - name: main\n    postgres: {major: 15}\n",
-        &["policy.yaml:5:11: clusters[1].name:", "`main` is used by two clusters, this one and clusters[0] (line 3)"],
+        &[
+            "policy.yaml:5:11: clusters[1].name:",
+            "`main` is used by two clusters, this one and clusters[0] (line 3)",
+        ],
     );
 }

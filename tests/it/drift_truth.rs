@@ -115,7 +115,10 @@ fn dry_run_refuses_exactly_where_the_real_run_refuses() {
     assert_eq!(snapshot(&out), before);
     let (code, stdout, err) = run(&["generate", p, "--out", o, "--dry-run", "--force"]);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("would write") && stdout.contains("main/sql/apply.sql"), "{stdout}");
+    assert!(
+        stdout.contains("would write") && stdout.contains("main/sql/apply.sql"),
+        "{stdout}"
+    );
     assert_eq!(snapshot(&out), before);
     // A symlink where a file goes: both refuse.
     fs::remove_file(out.join("main/sql/verify.sql")).unwrap();

@@ -7,9 +7,7 @@ use std::process::{Command, Output};
 /// new test fail on the code before its fix).
 pub fn bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        std::env::var("PGBR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pgbr-policy").to_owned())
-    })
+    BIN.get_or_init(|| std::env::var("PGBR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pgbr-policy").to_owned()))
 }
 
 pub fn root() -> PathBuf {
