@@ -105,6 +105,7 @@ fn deploy(root: &Path, tree: &Path) {
         format!("hba_file = '{pg}/pg_hba.conf'\nident_file = '{pg}/pg_ident.conf'\n"),
     )
     .unwrap();
+    fs::set_permissions(pgdata.join("postgresql.auto.conf"), fs::Permissions::from_mode(0o640)).unwrap();
 }
 
 const HOST_POLICY: &str = "version: 1\nclusters:\n  - name: main\n    postgres: {major: 15, data_directory: /srv/pg/15/data}\n    backup_user: {name: nobody, group: nogroup, home: /srv/nobody}\n    pgbackrest: {version: \"2.45\"}\n";

@@ -191,3 +191,69 @@ fn rollback_restart_gives_a_second_permission_pass_after_its_own_restart() {
         "no permission pass after rollback's restart:\n{after}"
     );
 }
+
+/// A user and group that only NSS knows (a systemd userdb drop-in, as LDAP or SSSD would
+/// be: not in /etc/passwd), removed when the test ends.
+struct NssOnlyUser;
+
+const NSS_USER: &str = "h19nss";
+
+impl NssOnlyUser {
+    fn create() -> NssOnlyUser {
+        let dir = std::path::Path::new("/etc/userdb");
+        fs::create_dir_all(dir).unwrap();
+        fs::write(
+            dir.join(format!("{NSS_USER}.user")),
+            format!(r#"{{"userName":"{NSS_USER}","uid":60919,"gid":60919,"homeDirectory":"/nonexistent","shell":"/usr/sbin/nologin","disposition":"regular"}}"#),
+        )
+        .unwrap();
+        fs::write(
+            dir.join(format!("{NSS_USER}.group")),
+            format!(r#"{{"groupName":"{NSS_USER}","gid":60919}}"#),
+        )
+        .unwrap();
+        NssOnlyUser
+    }
+}
+
+impl Drop for NssOnlyUser {
+    fn drop(&mut self) {
+        let dir = std::path::Path::new("/etc/userdb");
+        let _ = fs::remove_file(dir.join(format!("{NSS_USER}.user")));
+        let _ = fs::remove_file(dir.join(format!("{NSS_USER}.group")));
+        let _ = fs::remove_dir(dir); // only when empty: someone else's records stay
+    }
+}
+
+#[test]
+#[ignore = "tier root: needs root (users, owners, namespaces) (bash .ci/run runs every tier)"]
+fn deployed_check_on_the_host_resolves_owners_through_nss() {
+    let _user = NssOnlyUser::create();
+    let (ok, text) = outcome(std::process::Command::new("getent").args(["passwd", NSS_USER]));
+    assert!(ok, "nss-systemd does not resolve the userdb drop-in (nsswitch.conf: passwd: files systemd): {text}");
+    assert!(!fs::read_to_string("/etc/passwd").unwrap().contains(NSS_USER));
+    // Not under /tmp: validation refuses a home there.
+    let dir = tempfile::Builder::new()
+        .prefix("pgbr-nss-")
+        .tempdir_in(root().join("target"))
+        .unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(60919), Some(60919)).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o750)).unwrap();
+    let policy = write_policy(
+        dir.path(),
+        &format!(
+            "version: 1\nclusters:\n  - name: main\n    postgres: {{major: 15}}\n    backup_user: {{name: {NSS_USER}, group: {NSS_USER}, home: {}}}\n",
+            home.display()
+        ),
+    );
+    let (code, stdout, err) = run(&["check", policy.to_str().unwrap(), "--deployed", "--root", "/"]);
+    assert!(code == 0 || code == 1, "{err}");
+    let about_home: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(&format!("{}:", home.display())))
+        .collect();
+    assert!(about_home.is_empty(), "the home is as planned, its owner known to NSS: {about_home:?}");
+    assert!(!stdout.contains("no such user on the host"), "{stdout}");
+}
