@@ -216,6 +216,10 @@ YAML
   expect rollback-hba-block-gone "marker still in pg_hba.conf" bash -c "! grep -q 'pgbr-policy $cluster' '$D/pg/data/pg_hba.conf' '$D/pg/data/pg_ident.conf'"
   expect rollback-configs-gone "configuration files remain" bash -c "[ ! -e '$D/etc/repository.conf' ] && [ ! -e '$D/etc/database.conf' ] && [ ! -e '$D/tls' ]"
   expect rollback-mode-back "data_directory_mode not 0700" bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW data_directory_mode')\" = 0700 ]"
+  # What PostgreSQL wrote between rollback's revoke and its restart (the statistics
+  # file at shutdown, with the old umask) got group bits: rollback makes a second pass.
+  expect rollback-no-group-bits "entries of the data directory with group bits after rollback --restart: $(find "$D/pg/data" -perm /070 2>/dev/null | head -3 | tr '\n' ' ')" \
+    bash -c "[ -z \"\$(find '$D/pg/data' -perm /070 -print -quit)\" ]"
   expect rollback-archive-back "archive_command not the superuser one" bash -c "runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW archive_command' | grep -q super.conf"
   expect rollback-owner-connects "the owner cannot connect" "${q[@]}" postgres -c "SELECT 1"
   expect rollback-user-left-group "backup user still in $owner" bash -c "! id -nG $bkp | tr ' ' '\n' | grep -qx $owner"
