@@ -230,7 +230,10 @@ impl Drop for NssOnlyUser {
 fn deployed_check_on_the_host_resolves_owners_through_nss() {
     let _user = NssOnlyUser::create();
     let (ok, text) = outcome(std::process::Command::new("getent").args(["passwd", NSS_USER]));
-    assert!(ok, "nss-systemd does not resolve the userdb drop-in (nsswitch.conf: passwd: files systemd): {text}");
+    assert!(
+        ok,
+        "nss-systemd does not resolve the userdb drop-in (nsswitch.conf: passwd: files systemd): {text}"
+    );
     assert!(!fs::read_to_string("/etc/passwd").unwrap().contains(NSS_USER));
     // Not under /tmp: validation refuses a home there.
     let dir = tempfile::Builder::new()
@@ -254,6 +257,9 @@ fn deployed_check_on_the_host_resolves_owners_through_nss() {
         .lines()
         .filter(|l| l.contains(&format!("{}:", home.display())))
         .collect();
-    assert!(about_home.is_empty(), "the home is as planned, its owner known to NSS: {about_home:?}");
+    assert!(
+        about_home.is_empty(),
+        "the home is as planned, its owner known to NSS: {about_home:?}"
+    );
     assert!(!stdout.contains("no such user on the host"), "{stdout}");
 }
