@@ -18,7 +18,7 @@ pub mod schema;
 pub mod sink;
 
 /// Compiles policy text to the artifact tree, in memory: what `generate` would write.
-/// `file_name` is used in messages and in the artifacts' headers.
+/// `file_name` is used in messages only (artifacts never name the policy file).
 pub fn compile(policy_text: &[u8], file_name: &str) -> anyhow::Result<artifact::Tree> {
     let loaded = policy::parse(policy_text, std::path::Path::new(file_name), file_name)?;
     artifact::render_all(&plan::build(&loaded.policy))
