@@ -16,3 +16,4 @@ mod postgres;
 mod sandbox;
 mod shell;
 mod validation;
+mod versions;
