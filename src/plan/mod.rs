@@ -287,7 +287,11 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     }
     let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls));
     let mut warnings = Vec::new();
-    if c.postgres.major.get() >= 16 && c.pgbackrest.version.is_none_or(|v| v < c.postgres.major.min_pgbackrest()) {
+    if c.postgres.major.get() >= 16
+        && c.pgbackrest
+            .version
+            .is_none_or(|v| v < c.postgres.major.min_pgbackrest())
+    {
         warnings.push(format!(
             "PostgreSQL {} needs pgBackRest {} or later on this host",
             c.postgres.major,
@@ -315,7 +319,12 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         stanza: c.pgbackrest.stanza.to_string(),
         pgbackrest_binary: c.pgbackrest.binary.to_string(),
         pgbackrest_version: c.pgbackrest.version.map(|v| v.to_string()).unwrap_or_default(),
-        pgbackrest_min: c.postgres.major.min_pgbackrest().max(crate::catalog::Version::TLS_SERVER).to_string(),
+        pgbackrest_min: c
+            .postgres
+            .major
+            .min_pgbackrest()
+            .max(crate::catalog::Version::TLS_SERVER)
+            .to_string(),
         postgres: PostgresPlan {
             data_directory: c.postgres.data_directory.to_string(),
             owner: c.postgres.owner.to_string(),

@@ -297,7 +297,9 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
             f.out.error(
                 version_at,
                 &version_field,
-                format!("pgBackRest {v} has no TLS server (`pgbackrest server`, added in 2.37), which this layout needs"),
+                format!(
+                    "pgBackRest {v} has no TLS server (`pgbackrest server`, added in 2.37), which this layout needs"
+                ),
             );
         }
         Some(v) if v < needed => {
@@ -308,17 +310,26 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
     if let Some(ip) = c.pgbackrest.tls_address.ip().filter(|ip| !ip.is_loopback()) {
         let p = f.path("pgbackrest.tls.address");
         let where_ = pb.tls.as_ref().and_then(|t| t.address.as_ref()).and_then(at);
-        let why = format!("the database side connects to the TLS server at `{ip}`, but pgBackRest before {} verifies the server certificate against a DNS name only", Version::IP_SAN);
+        let why = format!(
+            "the database side connects to the TLS server at `{ip}`, but pgBackRest before {} verifies the server certificate against a DNS name only",
+            Version::IP_SAN
+        );
         match c.pgbackrest.version {
             Some(v) if v < Version::IP_SAN => f.out.error(
                 where_,
                 &p,
-                format!("{why} (this is {v}): give a DNS name that resolves to the address, or use pgBackRest {} or later", Version::IP_SAN),
+                format!(
+                    "{why} (this is {v}): give a DNS name that resolves to the address, or use pgBackRest {} or later",
+                    Version::IP_SAN
+                ),
             ),
             None => f.out.warning(
                 where_,
                 &p,
-                format!("{why}: set pgbackrest.version ({} or later) or give a DNS name", Version::IP_SAN),
+                format!(
+                    "{why}: set pgbackrest.version ({} or later) or give a DNS name",
+                    Version::IP_SAN
+                ),
             ),
             Some(_) => {}
         }

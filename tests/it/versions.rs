@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 fn policy(major: u32, pgbackrest: &str) -> String {
-    format!("version: 1\nclusters:\n  - name: main\n    postgres: {{major: {major}}}\n    pgbackrest: {{{pgbackrest}}}\n")
+    format!(
+        "version: 1\nclusters:\n  - name: main\n    postgres: {{major: {major}}}\n    pgbackrest: {{{pgbackrest}}}\n"
+    )
 }
 
 /// validate, generate and check: exit codes and stderr of each.
@@ -42,7 +44,12 @@ fn generated(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 
 #[test]
 fn a_pgbackrest_too_old_for_the_major_is_an_error_in_validate_generate_and_check() {
-    for (major, old, first) in [(15, "2.38", "2.39"), (16, "2.45", "2.46"), (17, "2.53", "2.53.1"), (18, "2.54.2", "2.55")] {
+    for (major, old, first) in [
+        (15, "2.38", "2.39"),
+        (16, "2.45", "2.46"),
+        (17, "2.53", "2.53.1"),
+        (18, "2.54.2", "2.55"),
+    ] {
         let text = policy(major, &format!("version: \"{old}\""));
         for (code, err) in all_three(&text) {
             assert_eq!(code, 2, "PostgreSQL {major} with pgBackRest {old}: {err}");
@@ -59,7 +66,10 @@ fn a_pgbackrest_too_old_for_the_major_is_an_error_in_validate_generate_and_check
             let path = write_policy(dir.path(), &policy(major, &format!("version: \"{first}\"")));
             run(&["validate", path.to_str().unwrap()])
         };
-        assert!(code == 0 && !err.contains("warning"), "PostgreSQL {major} with {first}: {err}");
+        assert!(
+            code == 0 && !err.contains("warning"),
+            "PostgreSQL {major} with {first}: {err}"
+        );
     }
 }
 
@@ -84,7 +94,10 @@ fn no_pgbackrest_version_on_pg16_and_later_is_a_warning_naming_the_release_neede
         let path = write_policy(dir.path(), &policy(major, "stanza: main"));
         let (code, _, err) = run(&["validate", path.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
-        assert!(err.contains("warning:") && err.contains(&format!("needs pgBackRest {first} or later")), "{err}");
+        assert!(
+            err.contains("warning:") && err.contains(&format!("needs pgBackRest {first} or later")),
+            "{err}"
+        );
     }
 }
 
@@ -127,15 +140,24 @@ fn loopback_is_reached_by_name_before_2_53_and_by_address_from_it() {
     ] {
         let (_dir, tree) = generated(&policy(15, &format!("version: \"{version}\"")));
         let conf = std::fs::read_to_string(tree.join("pgbackrest/database.conf")).unwrap();
-        assert!(conf.lines().any(|l| l == format!("repo1-host={host}")), "{version}: {conf}");
+        assert!(
+            conf.lines().any(|l| l == format!("repo1-host={host}")),
+            "{version}: {conf}"
+        );
         let lib = std::fs::read_to_string(tree.join("shell/lib.sh")).unwrap();
-        assert!(lib.lines().any(|l| l == format!("TLS_SERVER_SAN={san}")), "{version}: {lib}");
+        assert!(
+            lib.lines().any(|l| l == format!("TLS_SERVER_SAN={san}")),
+            "{version}: {lib}"
+        );
     }
 }
 
 #[test]
 fn no_artifact_relies_on_root_running_pgbackrest() {
-    let (_dir, tree) = generated(&policy(18, "version: \"2.59.1\", binary: /opt/pgbackrest-2.59.1/bin/pgbackrest"));
+    let (_dir, tree) = generated(&policy(
+        18,
+        "version: \"2.59.1\", binary: /opt/pgbackrest-2.59.1/bin/pgbackrest",
+    ));
     for file in files_below(&tree) {
         let text = std::fs::read_to_string(tree.join(&file)).unwrap_or_default();
         assert!(!text.contains("allow-root"), "{file} sets allow-root");
@@ -146,18 +168,39 @@ fn no_artifact_relies_on_root_running_pgbackrest() {
     let apply = std::fs::read_to_string(tree.join("shell/apply.sh")).unwrap();
     for (name, text) in [("lib.sh", &lib), ("apply.sh", &apply)] {
         let text = text.replace("\\\n", " ");
-        for line in text.lines().filter(|l| l.contains("\"$PGBACKREST\"") && !l.trim_start().starts_with('#')) {
-            let as_user = ["runuser -u", "setpriv", "as_user", "[ -x \"$PGBACKREST\" ]", "\"$PGBACKREST\" version"];
-            assert!(as_user.iter().any(|m| line.contains(m)), "{name}: pgBackRest run as root? {line}");
+        for line in text
+            .lines()
+            .filter(|l| l.contains("\"$PGBACKREST\"") && !l.trim_start().starts_with('#'))
+        {
+            let as_user = [
+                "runuser -u",
+                "setpriv",
+                "as_user",
+                "[ -x \"$PGBACKREST\" ]",
+                "\"$PGBACKREST\" version",
+            ];
+            assert!(
+                as_user.iter().any(|m| line.contains(m)),
+                "{name}: pgBackRest run as root? {line}"
+            );
         }
     }
     let unit = std::fs::read_to_string(tree.join("systemd/pgbr-tls-main.service")).unwrap();
-    assert!(unit.lines().any(|l| l.starts_with("User=") && l != "User=root"), "{unit}");
+    assert!(
+        unit.lines().any(|l| l.starts_with("User=") && l != "User=root"),
+        "{unit}"
+    );
 }
 
 /// Sources lib.sh and runs `script`; (success, stdout+stderr).
 fn in_lib(lib: &Path, script: &str) -> (bool, String) {
-    outcome(Command::new("bash").arg("-c").arg(format!(". \"$1\"; {script}")).arg("bash").arg(lib))
+    outcome(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(". \"$1\"; {script}"))
+            .arg("bash")
+            .arg(lib),
+    )
 }
 
 #[test]
@@ -193,8 +236,18 @@ fn apply_sh_stops_on_an_installed_pgbackrest_older_than_the_plan() {
     let cases: &[(u32, &str, &str, Option<&str>)] = &[
         (15, "version: \"2.45\"", old, None),
         (15, "version: \"2.45\"", new, None),
-        (15, "version: \"2.59.1\"", old, Some("is pgBackRest 2.45, older than the policy's pgbackrest.version 2.59.1")),
-        (16, "stanza: main", old, Some("is pgBackRest 2.45, but PostgreSQL 16 with this layout needs pgBackRest 2.46 or later")),
+        (
+            15,
+            "version: \"2.59.1\"",
+            old,
+            Some("is pgBackRest 2.45, older than the policy's pgbackrest.version 2.59.1"),
+        ),
+        (
+            16,
+            "stanza: main",
+            old,
+            Some("is pgBackRest 2.45, but PostgreSQL 16 with this layout needs pgBackRest 2.46 or later"),
+        ),
         (18, "stanza: main", new, None),
         (18, "version: \"2.55\"", new, None),
     ];
