@@ -94,6 +94,11 @@ impl Version {
 
     /// `pgbackrest server`, the TLS server this layout relies on, appeared in 2.37.
     pub const TLS_SERVER: Version = Version(2, 37, 0);
+    /// 2.53 "Support IP-based SANs for TLS certificate validation": before it a client
+    /// verifies the server's certificate against a DNS name only.
+    pub const IP_SAN: Version = Version(2, 53, 0);
+    /// 2.59 "only the restore command may be run as root by default" (`allow-root`).
+    pub const REFUSES_ROOT: Version = Version(2, 59, 0);
 }
 
 impl fmt::Display for Version {

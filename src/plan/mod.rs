@@ -45,6 +45,12 @@ pub struct ClusterPlan {
     pub major: u32,
     pub stanza: String,
     pub pgbackrest_binary: String,
+    /// `pgbackrest.version` as written in the policy, empty when not given: apply.sh
+    /// stops when the installed pgBackRest is older.
+    pub pgbackrest_version: String,
+    /// The oldest pgBackRest that can serve this cluster: its major's first supporting
+    /// release, and the TLS server (2.37). apply.sh stops on an older one.
+    pub pgbackrest_min: String,
     pub postgres: PostgresPlan,
     pub backup_user: BackupUserPlan,
     pub role: RolePlan,
@@ -206,6 +212,9 @@ pub struct TlsPlan {
     pub client_key: String,
     pub client_cn: String,
     pub server_cn: String,
+    /// The server certificate's subjectAltName (openssl syntax): what the database side
+    /// connects to, and the listening IP address.
+    pub server_san: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -281,7 +290,11 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     }
     let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls));
     let mut warnings = Vec::new();
-    if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
+    if c.postgres.major.get() >= 16
+        && c.pgbackrest
+            .version
+            .is_none_or(|v| v < c.postgres.major.min_pgbackrest())
+    {
         warnings.push(format!(
             "PostgreSQL {} needs pgBackRest {} or later on this host",
             c.postgres.major,
@@ -308,6 +321,13 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         major: major.get(),
         stanza: c.pgbackrest.stanza.to_string(),
         pgbackrest_binary: c.pgbackrest.binary.to_string(),
+        pgbackrest_version: c.pgbackrest.version.map(|v| v.to_string()).unwrap_or_default(),
+        pgbackrest_min: c
+            .postgres
+            .major
+            .min_pgbackrest()
+            .max(crate::catalog::Version::TLS_SERVER)
+            .to_string(),
         postgres: PostgresPlan {
             data_directory: c.postgres.data_directory.to_string(),
             owner: c.postgres.owner.to_string(),

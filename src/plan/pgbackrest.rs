@@ -4,7 +4,7 @@
 //! only through that server.
 
 use super::TlsPlan;
-use crate::catalog::Command;
+use crate::catalog::{Command, Version};
 use crate::policy::Cluster;
 use serde::Serialize;
 
@@ -43,17 +43,31 @@ fn opt(key: &'static str, value: impl ToString) -> ConfigOption {
 
 pub fn tls_plan(c: &Cluster) -> TlsPlan {
     let dir = &c.pgbackrest.tls_directory;
-    // pgBackRest before 2.53 cannot match an IP address against a certificate, so a
-    // loopback listener is reached by the name `localhost`, for which the server
-    // certificate is issued.
-    let connect_host = if c.pgbackrest.tls_address.is_loopback() {
-        "localhost".to_owned()
-    } else {
-        c.pgbackrest.tls_address.to_string()
+    // pgBackRest before 2.53 verifies the server certificate against a DNS name only:
+    // a loopback listener is then reached by the name `localhost`, for which the server
+    // certificate is issued (validation refuses another IP address for those releases).
+    // From 2.53 (IP subject-alternative names) an IP address is reached as it is, which
+    // does not depend on what `localhost` resolves to. A version not given counts as old.
+    let address = &c.pgbackrest.tls_address;
+    let ip_san = c.pgbackrest.version.is_some_and(|v| v >= Version::IP_SAN);
+    let connect_host = match address.ip() {
+        Some(_) if ip_san => address.to_string(),
+        _ if address.is_loopback() => "localhost".to_owned(),
+        _ => address.to_string(),
     };
+    // The certificate names what the client connects to, and the listening address too
+    // when it is an IP (harmless to releases that ignore it).
+    let mut server_san = match address.ip() {
+        Some(_) if ip_san => Vec::new(),
+        _ => vec![format!("DNS:{connect_host}")],
+    };
+    if let Some(ip) = address.ip() {
+        server_san.push(format!("IP:{ip}"));
+    }
     TlsPlan {
         address: c.pgbackrest.tls_address.to_string(),
         server_cn: connect_host.clone(),
+        server_san: server_san.join(","),
         connect_host,
         port: c.pgbackrest.tls_port,
         directory: dir.to_string(),

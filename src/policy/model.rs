@@ -77,7 +77,9 @@ pub struct Role {
 #[derive(Debug, Clone)]
 pub struct Pgbackrest {
     pub stanza: Stanza,
-    pub version: Version,
+    /// `pgbackrest.version`; `None` when not given (the rules that depend on it then
+    /// assume the oldest release this layout supports, and apply.sh checks the host).
+    pub version: Option<Version>,
     pub binary: AbsPath,
     pub commands: Vec<Command>,
     pub repository: AbsPath,

@@ -380,6 +380,11 @@ impl HostName {
         Ok(Self(value.to_owned()))
     }
 
+    /// The address, when this is an IP address and not a name.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.0.parse().ok()
+    }
+
     pub fn is_loopback(&self) -> bool {
         self.0 == "localhost" || self.0.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }

@@ -298,24 +298,52 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
     }
     let version_at = pb.version.as_ref().and_then(at);
     let needed = c.postgres.major.min_pgbackrest().max(Version::TLS_SERVER);
-    if c.pgbackrest.version == Version(0, 0, 0) {
-        if c.postgres.major.get() >= 16 {
-            let p = f.path("pgbackrest.version");
-            f.out.warning(f.cluster_at, &p, format!("PostgreSQL {} needs pgBackRest {needed} or later; set `pgbackrest.version` to the version on your hosts to have it checked", c.postgres.major));
+    let version_field = f.path("pgbackrest.version");
+    match c.pgbackrest.version {
+        None if c.postgres.major.get() >= 16 => {
+            f.out.warning(f.cluster_at, &version_field, format!("PostgreSQL {} needs pgBackRest {needed} or later; set `pgbackrest.version` to the version on your hosts to have it checked", c.postgres.major));
         }
-    } else if c.pgbackrest.version < Version::TLS_SERVER {
-        let p = f.path("pgbackrest.version");
-        f.out.error(
-            version_at,
-            &p,
-            format!(
-                "pgBackRest {} has no TLS server (`pgbackrest server`, added in 2.37), which this layout needs",
-                c.pgbackrest.version
-            ),
+        None => {}
+        Some(v) if v < Version::TLS_SERVER => {
+            f.out.error(
+                version_at,
+                &version_field,
+                format!(
+                    "pgBackRest {v} has no TLS server (`pgbackrest server`, added in 2.37), which this layout needs"
+                ),
+            );
+        }
+        Some(v) if v < needed => {
+            f.out.error(version_at, &version_field, format!("pgBackRest {v} cannot back up PostgreSQL {} (it fails with `unexpected control version`): it needs pgBackRest {needed} or later; install it (pgbackrest.binary) and set pgbackrest.version", c.postgres.major));
+        }
+        Some(_) => {}
+    }
+    if let Some(ip) = c.pgbackrest.tls_address.ip().filter(|ip| !ip.is_loopback()) {
+        let p = f.path("pgbackrest.tls.address");
+        let where_ = pb.tls.as_ref().and_then(|t| t.address.as_ref()).and_then(at);
+        let why = format!(
+            "the database side connects to the TLS server at `{ip}`, but pgBackRest before {} verifies the server certificate against a DNS name only",
+            Version::IP_SAN
         );
-    } else if c.pgbackrest.version < needed {
-        let p = f.path("pgbackrest.version");
-        f.out.warning(version_at, &p, format!("pgBackRest {} cannot back up PostgreSQL {} (`unexpected control version`); it needs pgBackRest {needed} or later", c.pgbackrest.version, c.postgres.major));
+        match c.pgbackrest.version {
+            Some(v) if v < Version::IP_SAN => f.out.error(
+                where_,
+                &p,
+                format!(
+                    "{why} (this is {v}): give a DNS name that resolves to the address, or use pgBackRest {} or later",
+                    Version::IP_SAN
+                ),
+            ),
+            None => f.out.warning(
+                where_,
+                &p,
+                format!(
+                    "{why}: set pgbackrest.version ({} or later) or give a DNS name",
+                    Version::IP_SAN
+                ),
+            ),
+            Some(_) => {}
+        }
     }
     if !c.pgbackrest.tls_address.is_loopback() {
         let p = f.path("pgbackrest.tls.address");

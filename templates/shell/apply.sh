@@ -61,7 +61,8 @@ step_preflight() {
   need_root
   [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
   [ -x "$PG_BIN/pg_ctl" ] || die "$PG_BIN/pg_ctl not found: set postgres.bin_directory in the policy"
-  [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
+  [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest ($PGBACKREST_MIN or later) first"
+  pgbackrest_version_check
   getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
   [ ! -L "$PGDATA" ] || die "$PGDATA is a symbolic link: set postgres.data_directory to the real directory"
   [ "$(stat -c %U -- "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
@@ -99,7 +100,7 @@ step_preflight() {
     IS_REPLICA=1
     say "this member is a replica: the role, the stanza and the archive settings come from the primary (run apply.sh there)"
   fi
-{% endif %}  say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
+{% endif %}  say "PostgreSQL $version running on $PGDATA; pgBackRest $PGBACKREST_INSTALLED ($PGBACKREST)"
 }
 
 # As root: users and groups (useradd makes the home inside /home or wherever the plan

@@ -18,3 +18,4 @@ mod postgres;
 mod sandbox;
 mod shell;
 mod validation;
+mod versions;

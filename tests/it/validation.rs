@@ -173,7 +173,7 @@ fn pg16_without_a_pgbackrest_version_warns() {
         "version: 1\nclusters:\n  - name: main\n    postgres: {major: 16}\n    pgbackrest: {version: \"2.45\"}\n",
     );
     let (code, _, err) = run(&["validate", path.to_str().unwrap()]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 2, "a pgBackRest too old for the major is an error: {err}");
     assert!(err.contains(":5:27") && err.contains("needs pgBackRest 2.46"), "{err}");
 }
 

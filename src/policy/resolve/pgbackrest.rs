@@ -18,6 +18,7 @@ pub struct Context<'a> {
 /// The section's values, each `None` when invalid (the error is already reported).
 pub struct PgbackrestPart {
     stanza: Option<Stanza>,
+    /// `None` when not given or invalid (then the error is reported and nothing is built).
     version: Option<Version>,
     binary: Option<AbsPath>,
     commands: Option<Vec<Command>>,
@@ -40,7 +41,7 @@ impl PgbackrestPart {
     pub fn finish(self) -> Option<Pgbackrest> {
         Some(Pgbackrest {
             stanza: self.stanza?,
-            version: self.version.unwrap_or(Version(0, 0, 0)),
+            version: self.version,
             binary: self.binary?,
             commands: self.commands?,
             repository: self.repository?,
@@ -71,7 +72,7 @@ pub fn resolve(f: &mut Fields<'_, '_>, pb: &raw::PgbackrestSpec, cx: &Context<'_
     let version = pb
         .version
         .as_ref()
-        .and_then(|v| f.parse(Some(v), "pgbackrest.version", || None, Version::parse));
+        .and_then(|v| f.parse(Some(v), "pgbackrest.version", || None, parse_version));
     let binary = f.parse(
         string(&pb.binary),
         "pgbackrest.binary",
@@ -215,4 +216,18 @@ fn resolve_commands(
     commands.sort();
     commands.dedup();
     ok.then_some(commands)
+}
+
+/// A pgBackRest release number: `2.45`, `2.59.1`. Anything before 2.0 (or `0.0.0`) is
+/// no release this tool knows, and is refused rather than taken as "not given".
+fn parse_version(text: &str) -> Result<Version, String> {
+    let v = Version::parse(text)?;
+    if v < Version(2, 0, 0) {
+        return Err(format!(
+            "`{}` is not a pgBackRest release this tool knows (2.x; the TLS server it needs came in {})",
+            crate::policy::names::printable(text),
+            Version::TLS_SERVER
+        ));
+    }
+    Ok(v)
 }

@@ -124,6 +124,36 @@ pg_ctl_restart() {
 }
 
 # ---- pgBackRest and its TLS server.
+
+# True when version $1 is $2 or later (major.minor[.patch], numerically: 2.9 < 2.45).
+version_at_least() {
+  local -a a b
+  local i
+  IFS=. read -r -a a <<<"$1"
+  IFS=. read -r -a b <<<"$2"
+  for i in 0 1 2; do
+    if (( 10#${a[i]:-0} != 10#${b[i]:-0} )); then (( 10#${a[i]:-0} > 10#${b[i]:-0} )); return; fi
+  done
+}
+
+# The installed pgBackRest against the plan: older than the policy's pgbackrest.version
+# (the artifacts rely on what that release does) or than the oldest release that can
+# back up this major stops apply.sh, naming both versions. `pgbackrest version` runs as
+# root: every release allows it (2.59 refuses other commands as root).
+pgbackrest_version_check() {
+  local out installed
+  out=$("$PGBACKREST" version 2>&1) || die "$PGBACKREST version failed: $out"
+  installed=${out#pgBackRest }
+  [[ "$installed" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || die "$PGBACKREST version printed '$out', not a pgBackRest version"
+  version_at_least "$installed" "$PGBACKREST_MIN" \
+    || die "$PGBACKREST is pgBackRest $installed, but PostgreSQL $PG_MAJOR with this layout needs pgBackRest $PGBACKREST_MIN or later: install it and set pgbackrest.binary"
+  if [ -n "$PGBACKREST_VERSION" ]; then
+    version_at_least "$installed" "$PGBACKREST_VERSION" \
+      || die "$PGBACKREST is pgBackRest $installed, older than the policy's pgbackrest.version $PGBACKREST_VERSION: install $PGBACKREST_VERSION, or regenerate with version: \"$installed\""
+  fi
+  PGBACKREST_INSTALLED=$installed
+}
+
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 
 # server-ping only proves that something listens (it skips certificate checks); a short

@@ -38,8 +38,9 @@ issue_cert() {  # key cert cn san owner group
 TLS_CHANGED=0
 
 # The CA (root's), then the server pair (the backup user's) and the client pair (the
-# cluster owner's). The server certificate names TLS_SERVER_CN, and the listening
-# address too when it is an IP (honoured by pgBackRest from 2.53).
+# cluster owner's). The server certificate names TLS_SERVER_CN; its subjectAltName
+# (TLS_SERVER_SAN, from the plan) names the listening address too when it is an IP
+# (honoured by pgBackRest from 2.53, which then connects to that address).
 tls_material() {
   if [ "$DRY_RUN" = 1 ] && [ ! -d "$TLS_DIR" ]; then
     CHANGES=$((CHANGES + 1)); say "would create the CA in $TLS_DIR and issue the server and client certificates"; return
@@ -57,8 +58,6 @@ tls_material() {
   fi
   ensure_owner_mode "$TLS_CA_KEY" root root 0600
   ensure_owner_mode "$TLS_CA_CERT" root root 0644
-  local server_san="DNS:$TLS_SERVER_CN"
-  case "$TLS_ADDRESS" in *[!0-9.]*) ;; *) server_san="$server_san,IP:$TLS_ADDRESS" ;; esac
-  issue_cert "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_SERVER_CN" "$server_san" "$BACKUP_USER" "$BACKUP_GROUP"
+  issue_cert "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_SERVER_CN" "$TLS_SERVER_SAN" "$BACKUP_USER" "$BACKUP_GROUP"
   issue_cert "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT" "$TLS_CLIENT_CN" "DNS:$TLS_CLIENT_CN" "$PG_OWNER" "$PG_GROUP"
 }

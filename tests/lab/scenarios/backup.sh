@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
 #
-# backup.sh - the whole flow on a PostgreSQL major that the installed pgBackRest
-# supports (12-15 here): a cluster initialised WITHOUT group access and backed up the
-# usual way (superuser, cluster owner) as the "before"; then generate + apply.sh
-# --restart; check, two full backups, info, expire (WAL too) as the backup user;
-# restore as the owner and compare the data; every "must not" tried; every grant shown
-# necessary; apply.sh again changes nothing; rollback.sh returns the host.
-# Needs: SCENARIO LAB RESULTS LOG MAJOR PGBR ROOT (set by tests/lab/run).
+# backup.sh - the whole flow on one PostgreSQL major with one pgBackRest (Debian's 2.45
+# for 12-15, the vendored 2.59.1 for 16-18 and for pg15-259): a cluster initialised
+# WITHOUT group access and backed up the usual way (superuser, cluster owner) as the
+# "before"; then generate + apply.sh --restart; check, two full backups, info, expire
+# (WAL too) as the backup user; restore as the owner and compare the data; every "must
+# not" tried; every grant shown necessary; apply.sh again changes nothing; rollback.sh
+# returns the host. With a pgBackRest too old for the major (or than the policy says),
+# validate and apply.sh's preflight refuse, naming both versions.
+# Needs: SCENARIO LAB RESULTS LOG MAJOR PGBR ROOT, and LAB_ID (number unique among the
+# lab's backup scenarios: users, ports), PGBACKREST_BIN, PGBACKREST_VER (set by tests/lab/run).
 
 scenario_backup() {
-  local n=$MAJOR
+  local n=$MAJOR id=$LAB_ID pgbackrest=$PGBACKREST_BIN
   local D="$LAB/$SCENARIO" bin
-  local owner="pgbrlab${n}o" bkp="pgbrlab${n}b" role="lab-bkp-${n} role" stanza="lab${n}" cluster="lab-pg${n}"
-  local port=$((55400 + n)) tls_port=$((18600 + n)) restore_port=$((55500 + n))
+  local owner="pgbrlab${id}o" bkp="pgbrlab${id}b" role="lab-bkp-${id} role" stanza="lab${id}" cluster="lab-$SCENARIO"
+  local port=$((55400 + id)) tls_port=$((18600 + id)) restore_port=$((55500 + id))
+  [ -x "$pgbackrest" ] || { result FAIL binaries 0 "no pgBackRest at $pgbackrest"; return; }
+  expect "pgbackrest-is-$PGBACKREST_VER" "$pgbackrest is not pgBackRest $PGBACKREST_VER" \
+    bash -c "[ \"\$('$pgbackrest' version)\" = 'pgBackRest $PGBACKREST_VER' ]"
   bin=$(pgbin_dir "$n" 2>>"$LOG") || { result FAIL binaries 0 "pgbin_dir $n failed"; return; }
   install -d -m 0755 "$D"
   lab_user "$owner"
@@ -45,10 +51,10 @@ pg1-socket-path=$D/sock
 pg1-port=$port
 CONF
   chmod 0644 "$D/super.conf"
-  local super=(runuser -u "$owner" -- pgbackrest --config="$D/super.conf" --stanza=super --log-level-console=warn)
+  local super=(runuser -u "$owner" -- "$pgbackrest" --config="$D/super.conf" --stanza=super --log-level-console=warn)
   step superuser-stanza-create "${super[@]}" stanza-create || return
   step superuser-archive-setup "${q[@]}" postgres -c "ALTER SYSTEM SET archive_mode = on" \
-    -c "ALTER SYSTEM SET archive_command = 'pgbackrest --config=$D/super.conf --stanza=super archive-push %p'" || return
+    -c "ALTER SYSTEM SET archive_command = '$pgbackrest --config=$D/super.conf --stanza=super archive-push %p'" || return
   pg_stop "$owner" "$bin" "$D/pg/data"
   step restart pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
   step superuser-check "${super[@]}" check
@@ -87,25 +93,52 @@ clusters:
       $password_line
     pgbackrest:
       stanza: $stanza
-      version: "2.45"
+      version: "$PGBACKREST_VER"
+      binary: $pgbackrest
       repository: $D/repo
       retention_full: 2
       tls: {port: $tls_port, directory: $D/tls}
       config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
-      backup_user_paths: {lock: /run/pgbr-lab-$n-bkp, log: $D/log-bkp}
+      backup_user_paths: {lock: /run/pgbr-lab-$id-bkp, log: $D/log-bkp}
       owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
 YAML
   register_cluster "$cluster"
-  echo "/run/pgbr-lab-$n-bkp" >> "$LAB/tmp-paths"
+  echo "/run/pgbr-lab-$id-bkp" >> "$LAB/tmp-paths"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
   local tree="$D/out/$cluster"
   echo "$bkp" >> "$LAB/users"
+
+  # --- a pgBackRest too old: refused by validate (policy) and by apply.sh (host) ---
+  local needed refusal
+  case "$n" in 12|13|14) needed=2.37 ;; 15) needed=2.39 ;; 16) needed=2.46 ;; 17) needed=2.53.1 ;; *) needed=2.55 ;; esac
+  if [ "$n" -ge 16 ]; then
+    sed 's/^      version: .*/      version: "2.45"/' "$D/policy.yaml" > "$D/policy-old.yaml"
+    refusal=$("$PGBR" validate "$D/policy-old.yaml" 2>&1); printf '%s\n' "$refusal" >> "$LAB/$SCENARIO.log"
+    expect validate-refuses-2.45 "validate did not refuse 2.45 naming $needed: $refusal" \
+      grep -q "error: .*policy-old.yaml:[0-9]*:[0-9]*: clusters\[0\].pgbackrest.version: pgBackRest 2.45 cannot back up PostgreSQL $n .*needs pgBackRest $needed or later" <<<"$refusal"
+    # Version not given: generated (with a warning), but the host's 2.45 stops apply.sh.
+    sed -e '/^      version: /d' -e 's#^      binary: .*#      binary: /usr/bin/pgbackrest#' "$D/policy.yaml" > "$D/policy-host-old.yaml"
+  else
+    # The policy says the vendored release, the host runs Debian's older one.
+    sed 's#^      binary: .*#      binary: /usr/bin/pgbackrest#; s/^      version: .*/      version: "2.59.1"/' "$D/policy.yaml" > "$D/policy-host-old.yaml"
+  fi
+  if [ "$pgbackrest" != /usr/bin/pgbackrest ]; then
+    "$PGBR" generate "$D/policy-host-old.yaml" --out "$D/out-host-old" >> "$LOG" 2>&1
+    refusal=$("$D/out-host-old/$cluster/shell/apply.sh" --dry-run 2>&1); printf '%s\n' "$refusal" >> "$LOG"
+    if [ "$n" -ge 16 ]; then
+      expect apply-refuses-host-2.45 "apply.sh did not stop on 2.45: $refusal" \
+        grep -q "is pgBackRest 2.45, but PostgreSQL $n with this layout needs pgBackRest $needed or later" <<<"$refusal"
+    else
+      expect apply-refuses-host-2.45 "apply.sh did not stop on 2.45: $refusal" \
+        grep -q "is pgBackRest 2.45, older than the policy's pgbackrest.version 2.59.1" <<<"$refusal"
+    fi
+  fi
   step apply-dry-run "$tree/shell/apply.sh" --dry-run || return
   step apply env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --restart --start-tls-server || return
   step verify "$tree/shell/verify.sh" || return
 
   # --- backups as the backup user, restore as the owner ---
-  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
+  local b=(runuser -u "$bkp" -- "$pgbackrest" --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
   step check "${b[@]}" check
   step backup-full "${b[@]}" --type=full backup
   "${q[@]}" app -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series($((rows + 1)), $((rows + 1000))) g" >> "$LOG" 2>&1
@@ -118,9 +151,9 @@ YAML
   wal_after=$(find "$D/repo/archive/$stanza" -name '0000*' -type f | wc -l)
   expect expire-removed-wal "WAL files: $wal_before before, $wal_after after" [ "$wal_after" -lt "$wal_before" ]
   expect info-one-full "info should list one full backup" \
-    bash -c "[ \"\$(runuser -u $bkp -- pgbackrest --config=$D/etc/repository.conf --stanza=$stanza --output=json info | grep -o '\"type\":\"full\"' | wc -l)\" = 1 ]"
+    bash -c "[ \"\$(runuser -u $bkp -- $pgbackrest --config=$D/etc/repository.conf --stanza=$stanza --output=json info | grep -o '\"type\":\"full\"' | wc -l)\" = 1 ]"
   install -d -o "$owner" -g "$owner" -m 0700 "$D/pg/restore"
-  step restore runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn \
+  step restore runuser -u "$owner" -- "$pgbackrest" --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn \
     --pg1-path="$D/pg/restore" restore
   if step restore-start pg_start "$owner" "$bin" "$D/pg/restore" "$restore_port" "$D/sock" "-c archive_mode=off"; then
     local sum='SELECT count(*) || md5(string_agg(v, $$,$$ ORDER BY id)) FROM t'
@@ -145,7 +178,7 @@ YAML
         "${super[@]}" --pg1-path="$D/super-restore" restore >> "$LOG" 2>&1 || { result FAIL restore-repeated-superuser 0 "run $i"; return; }
         su_times+=("$(elapsed "$t0")")
       else
-        runuser -u "$owner" -- pgbackrest --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn \
+        runuser -u "$owner" -- "$pgbackrest" --config="$D/etc/database.conf" --stanza="$stanza" --log-level-console=warn \
           --pg1-path="$D/pg/restore" restore >> "$LOG" 2>&1 || { result FAIL restore-repeated 0 "run $i"; return; }
         lp_times+=("$(elapsed "$t0")")
       fi
@@ -164,6 +197,8 @@ YAML
     runuser -u "$bkp" -- psql -X -h 127.0.0.1 -p "$port" -U "$role" -d postgres -c "SELECT 1"
   denied no-create-in-public 'permission denied for schema public' "${r[@]}" -d postgres -c "CREATE TABLE public.x (i int)"
   denied no-pg-read-file 'permission denied for function pg_read_file' "${r[@]}" -d postgres -c "SELECT pg_read_file('PG_VERSION')"
+  denied no-checkpoint 'permission denied|must be superuser|pg_checkpoint' "${r[@]}" -d postgres -c "CHECKPOINT"
+  step role-reads-data-directory-setting "${r[@]}" -d postgres -c "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
   denied no-superuser-settings-write 'permission denied|must be superuser' "${r[@]}" -d postgres -c "ALTER SYSTEM SET work_mem = '1GB'"
   denied no-create-in-pgdata 'Permission denied' runuser -u "$bkp" -- touch "$D/pg/data/lab-probe"
   denied no-write-in-pgdata 'Permission denied' runuser -u "$bkp" -- sh -c "echo x >> '$D/pg/data/PG_VERSION'"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
 #
-# patroni.sh - the Patroni target on a real Patroni cluster (Debian's patroni 3.0.2,
-# etcd 3.4, PostgreSQL 15) on loopback, without systemd: etcd and Patroni started in the
+# patroni.sh - the Patroni target on a real Patroni cluster (PATRONI_FLAVOUR=debian:
+# Debian's patroni 3.0.2; =pypi: Patroni 4 from PyPI in the virtualenv that
+# scripts/patroni4-venv builds; etcd 3.4, PostgreSQL 15) on loopback, without systemd: etcd and Patroni started in the
 # background with their PIDs recorded, Patroni with umask 0027 and a clean environment
 # (it reads every PATRONI_* variable). The generated fragment is merged into a minimal
 # patroni.yml; `patroni --validate-config` is run on both and must find nothing new in
@@ -13,22 +14,26 @@
 # dynamic configuration change (on_reload: patroni.dynamic.json, rewritten 0600, gets
 # group read back), a replica cloned from the leader (group-readable after its first
 # start), apply.sh again (no change), rollback.sh. Everything stopped by PID at the end.
-# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
+# The policy's patroni.version is the version installed; the hook's log must show the
+# leader's role as Patroni names it (`master` on 3.x, `primary` from 4.0).
+# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT PATRONI_FLAVOUR (set by tests/lab/run).
 
 patroni_packages() {
   local missing=() p
   for p in etcd-server patroni postgresql-15 pgbackrest; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  echo "installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return
+  fi
+  if [ "$PATRONI_FLAVOUR" = pypi ]; then "$ROOT/scripts/patroni4-venv" >/dev/null; fi
 }
 
 # Patroni's own Python (PyYAML and the patroni package): merges YAML the way Patroni
 # patches configuration (nested keys merged, lists replaced).
 patroni_merge() {  # base fragment out
-  /usr/bin/python3 - "$@" <<'PY'
+  "$PT_PYTHON" - "$@" <<'PY'
 import sys, yaml
 from patroni.utils import patch_config
 with open(sys.argv[1]) as f:
@@ -46,7 +51,7 @@ patroni_daemon() {  # pidfile log umask command...
   local pidfile=$1 log=$2 mask=$3; shift 3
   register_pidfile "$pidfile"
   # shellcheck disable=SC2016  # $$ and $@ belong to the inner sh
-  setsid runuser -u "$PT_OWNER" -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME="$PT_HOME" \
+  setsid runuser -u "$PT_OWNER" -- env -i PATH="$PT_PATH" LANG=C.UTF-8 HOME="$PT_HOME" \
     sh -c 'umask "$1"; echo $$ > "$2"; shift 2; exec "$@"' sh "$mask" "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
 }
 
@@ -64,13 +69,13 @@ wait_for() {  # seconds command...
 
 patroni_base_config() {  # out name data_dir port rest_port
   cat > "$1" <<YAML
-scope: lab-patroni
+scope: $PT_SCOPE
 name: $2
 restapi:
   listen: 127.0.0.1:$5
   connect_address: 127.0.0.1:$5
 etcd3:
-  hosts: 127.0.0.1:12379
+  hosts: 127.0.0.1:$PT_ETCD
 bootstrap:
   dcs:
     ttl: 20
@@ -101,7 +106,7 @@ patroni_switchover_checks() {
   before1=$(grep -c on_role_change "$hook_log" 2>/dev/null || true)
   before2=$(grep -c on_role_change "$hook_log2" 2>/dev/null || true)
   start=$(now)
-  step switchover patronictl -c "$cfg" switchover lab-patroni --leader node1 --candidate node2 --force || return
+  step switchover patronictl -c "$cfg" switchover "$cluster" --leader node1 --candidate node2 --force || return
   if wait_for 60 query_true "${q2[@]}" postgres -c "SELECT NOT pg_is_in_recovery()"; then
     result ok switchover-new-primary "$(elapsed "$start")"
   else
@@ -126,7 +131,7 @@ patroni_switchover_checks() {
   step backup-new-primary runuser -u "$bkp" -- pgbackrest --config="$D/etc2/repository.conf" --stanza="$stanza" \
     --log-level-console=warn --archive-check=n --type=full backup
   start=$(now)
-  step switchover-back patronictl -c "$cfg" switchover lab-patroni --leader node2 --candidate node1 --force || return
+  step switchover-back patronictl -c "$cfg" switchover "$cluster" --leader node2 --candidate node1 --force || return
   if wait_for 60 query_true "${q[@]}" postgres -c "SELECT NOT pg_is_in_recovery()"; then
     result ok switchover-back-primary "$(elapsed "$start")"
   else
@@ -136,12 +141,28 @@ patroni_switchover_checks() {
 
 scenario_patroni() {
   local D="$LAB/$SCENARIO" bin=/usr/lib/postgresql/15/bin
-  local owner=pgbrlabpo bkp=pgbrlabpb role=lab_patroni_bkp stanza=labpatroni cluster=lab-patroni
-  local port=55470 rest=18008 tls_port=18670
+  local owner bkp role stanza cluster port rest tls_port etcd primary_role
+  if [ "$PATRONI_FLAVOUR" = pypi ]; then
+    owner=pgbrlabqo bkp=pgbrlabqb role=lab_patroni4_bkp stanza=labpatroni4 cluster=lab-patroni4
+    port=55475 rest=18018 tls_port=18675 etcd=12389 primary_role=primary
+    PT_PATH="/var/cache/pgbr-lab/patroni4/bin:/usr/sbin:/usr/bin:/sbin:/bin" PT_PYTHON=/var/cache/pgbr-lab/patroni4/bin/python
+  else
+    owner=pgbrlabpo bkp=pgbrlabpb role=lab_patroni_bkp stanza=labpatroni cluster=lab-patroni
+    port=55470 rest=18008 tls_port=18670 etcd=12379 primary_role=master
+    PT_PATH="/usr/sbin:/usr/bin:/sbin:/bin" PT_PYTHON=/usr/bin/python3
+  fi
   # Not exported, and not named PATRONI_*: Patroni and patronictl read every PATRONI_*
-  # variable of their environment as configuration.
-  PT_OWNER=$owner PT_HOME="$D/patroni" PT_SOCK="$D/sock"
+  # variable of their environment as configuration. The scenario runs in a subshell of
+  # its own: PATH (patroni, patronictl for apply.sh and verify.sh) is the flavour's.
+  PT_OWNER=$owner PT_HOME="$D/patroni" PT_SOCK="$D/sock" PT_SCOPE=$cluster PT_ETCD=$etcd
+  PATH="${PT_PATH%%:/usr/sbin:*}:$PATH"
   step packages patroni_packages || return
+  local pt_version
+  pt_version=$(patroni --version 2>>"$LOG") && pt_version=${pt_version#patroni }
+  case "$PATRONI_FLAVOUR:$pt_version" in
+    debian:3.0.2|pypi:4.*) result ok patroni-version 0 "patroni $pt_version ($(command -v patroni))" ;;
+    *) result FAIL patroni-version 0 "patroni '$pt_version' at $(command -v patroni) for flavour $PATRONI_FLAVOUR"; return ;;
+  esac
   install -d -m 0755 "$D"
   lab_user "$owner"
   install -d -o "$owner" -g "$owner" -m 0700 "$D/patroni" "$D/etcd"
@@ -173,12 +194,12 @@ scenario_patroni() {
       repository: $D/repo$x
       tls: {port: $((tls_port + ${x:-0})), directory: $D/tls$x}
       config: {repository_side: $D/etc$x/repository.conf, database_side: $D/etc$x/database.conf}
-      backup_user_paths: {lock: /run/pgbr-lab-patroni-bkp$x, log: $D/log-bkp$x}
+      backup_user_paths: {lock: /run/pgbr-$cluster-bkp$x, log: $D/log-bkp$x}
       owner_paths: {lock: $D/lock-owner$x, log: $D/log-owner$x, spool: $D/spool$x}
     patroni:
       enabled: true
       config_file: $D/patroni/$name.yml
-      version: "3.0.2"
+      version: "$pt_version"
       scripts_directory: $D/scripts-$name
       service: pgbr-$name.service
       pg_hba_after:
@@ -187,7 +208,7 @@ scenario_patroni() {
         - "host replication replicator 127.0.0.1/32 scram-sha-256"
 YAML
     register_cluster "$name"
-    printf '%s\n' "/etc/systemd/system/pgbr-$name.service.d" "/run/pgbr-lab-patroni-bkp$x" >> "$LAB/tmp-paths"
+    printf '%s\n' "/etc/systemd/system/pgbr-$name.service.d" "/run/pgbr-$cluster-bkp$x" >> "$LAB/tmp-paths"
   done
   echo "$bkp" >> "$LAB/users"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
@@ -204,17 +225,17 @@ YAML
   local start
   start=$(now)
   patroni_daemon "$D/patroni/etcd.pid" "$D/etcd.log" 0077 etcd --name lab --data-dir "$D/etcd/data" \
-    --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
-    --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 \
-    --initial-cluster lab=http://127.0.0.1:12380 --initial-cluster-token pgbr-lab --initial-cluster-state new
-  if wait_for 30 bash -c 'exec 3<>/dev/tcp/127.0.0.1/12379'; then
+    --listen-client-urls "http://127.0.0.1:$etcd" --advertise-client-urls "http://127.0.0.1:$etcd" \
+    --listen-peer-urls "http://127.0.0.1:$((etcd + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd + 1))" \
+    --initial-cluster "lab=http://127.0.0.1:$((etcd + 1))" --initial-cluster-token pgbr-lab --initial-cluster-state new
+  if wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd"; then
     result ok etcd-start "$(elapsed "$start")"
   else
-    result FAIL etcd-start "$(elapsed "$start")" "etcd does not listen on 12379"; return
+    result FAIL etcd-start "$(elapsed "$start")" "etcd does not listen on $etcd"; return
   fi
   local base_out merged_out added
-  base_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$D/patroni/base.yml" 2>&1)
-  merged_out=$(runuser -u "$owner" -- env -i PATH=/usr/bin:/bin patroni --validate-config "$cfg" 2>&1)
+  base_out=$(runuser -u "$owner" -- env -i PATH="$PT_PATH" patroni --validate-config "$D/patroni/base.yml" 2>&1)
+  merged_out=$(runuser -u "$owner" -- env -i PATH="$PT_PATH" patroni --validate-config "$cfg" 2>&1)
   printf -- '--- validate-config, base:\n%s\n--- validate-config, with the fragment:\n%s\n' "$base_out" "$merged_out" >> "$LOG"
   added=$(comm -13 <(sort -u <<<"$base_out") <(sort -u <<<"$merged_out"))
   expect validate-config-nothing-new "the fragment adds: $added" [ -z "$added" ]
@@ -228,6 +249,13 @@ YAML
     result ok bootstrap "$(elapsed "$start")"
   else
     result FAIL bootstrap "$(elapsed "$start")" "no primary with the role within 90 s"; return
+  fi
+  # The hook's first on_start (before apply.sh made its log directory: on its stderr,
+  # in Patroni's log) names the leader's role as this Patroni does.
+  if wait_for 15 grep -q "on_start $primary_role $cluster" "$D/patroni1.log"; then
+    result ok "hook-role-$primary_role" 0 "$(grep "on_start $primary_role" "$D/patroni1.log" | tail -1 | cut -d' ' -f3-)"
+  else
+    result FAIL "hook-role-$primary_role" 0 "no 'on_start $primary_role $cluster' line in Patroni's log: $(grep -o 'on_start [a-z_]* ' "$D/patroni1.log" | head -1)"
   fi
   expect data-directory-mode-0750 "data_directory_mode is not 0750" \
     [ "$("${q[@]}" postgres -c "SHOW data_directory_mode")" = 0750 ]
@@ -269,7 +297,7 @@ YAML
   local hook_log="$D/log-owner/patroni-hook-$cluster.log" lines_before unreadable
   lines_before=$(wc -l < "$hook_log" 2>/dev/null || echo 0)
   chmod 0600 "$D/pg/data/patroni.dynamic.json" "$D/pg/data/postgresql.conf"
-  step patronictl-restart patronictl -c "$cfg" restart lab-patroni node1 --force || return
+  step patronictl-restart patronictl -c "$cfg" restart "$cluster" node1 --force || return
   wait_for 30 "${q[@]}" postgres -c "SELECT 1"
   if wait_for 15 bash -c "grep -q 'on_restart' '$hook_log' && [ \"\$(wc -l < '$hook_log')\" -gt $lines_before ]"; then
     result ok hook-ran-on-restart 0 "$(grep on_restart "$hook_log" | tail -1 | cut -d' ' -f3-)"

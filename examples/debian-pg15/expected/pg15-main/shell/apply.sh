@@ -50,7 +50,8 @@ step_preflight() {
   need_root
   [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
   [ -x "$PG_BIN/pg_ctl" ] || die "$PG_BIN/pg_ctl not found: set postgres.bin_directory in the policy"
-  [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
+  [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest ($PGBACKREST_MIN or later) first"
+  pgbackrest_version_check
   getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
   [ ! -L "$PGDATA" ] || die "$PGDATA is a symbolic link: set postgres.data_directory to the real directory"
   [ "$(stat -c %U -- "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
@@ -80,7 +81,7 @@ step_preflight() {
       die "ssl_key_file $key is readable by group $PG_GROUP, which $BACKUP_USER joins: make it $PG_OWNER's, mode 0600"
     fi
   fi
-  say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
+  say "PostgreSQL $version running on $PGDATA; pgBackRest $PGBACKREST_INSTALLED ($PGBACKREST)"
 }
 
 # As root: users and groups (useradd makes the home inside /home or wherever the plan

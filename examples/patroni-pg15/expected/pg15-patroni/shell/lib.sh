@@ -34,6 +34,8 @@ ROLE_AUTH=peer
 PASSWORD_FILE=''
 PASSWORD_ENV=''
 PGBACKREST=/usr/bin/pgbackrest
+PGBACKREST_VERSION=2.45   # the policy's; empty: not given
+PGBACKREST_MIN=2.39   # the oldest that serves PostgreSQL 15 here
 STANZA=patroni
 REPOSITORY=/var/lib/pgbackrest
 REPO_CONF=/etc/pgbackrest/pg15-patroni/repository.conf
@@ -49,6 +51,7 @@ TLS_SERVER_KEY=/etc/pgbackrest/pg15-patroni/tls/server.key
 TLS_CLIENT_CERT=/etc/pgbackrest/pg15-patroni/tls/client.crt
 TLS_CLIENT_KEY=/etc/pgbackrest/pg15-patroni/tls/client.key
 TLS_SERVER_CN=localhost
+TLS_SERVER_SAN='DNS:localhost,IP:127.0.0.1'
 TLS_CLIENT_CN=pgbr-pg15-patroni-postgres
 UNIT_NAME=pgbr-tls-pg15-patroni.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-patroni.service
@@ -278,6 +281,36 @@ pg_ctl_restart() {
 }
 
 # ---- pgBackRest and its TLS server.
+
+# True when version $1 is $2 or later (major.minor[.patch], numerically: 2.9 < 2.45).
+version_at_least() {
+  local -a a b
+  local i
+  IFS=. read -r -a a <<<"$1"
+  IFS=. read -r -a b <<<"$2"
+  for i in 0 1 2; do
+    if (( 10#${a[i]:-0} != 10#${b[i]:-0} )); then (( 10#${a[i]:-0} > 10#${b[i]:-0} )); return; fi
+  done
+}
+
+# The installed pgBackRest against the plan: older than the policy's pgbackrest.version
+# (the artifacts rely on what that release does) or than the oldest release that can
+# back up this major stops apply.sh, naming both versions. `pgbackrest version` runs as
+# root: every release allows it (2.59 refuses other commands as root).
+pgbackrest_version_check() {
+  local out installed
+  out=$("$PGBACKREST" version 2>&1) || die "$PGBACKREST version failed: $out"
+  installed=${out#pgBackRest }
+  [[ "$installed" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || die "$PGBACKREST version printed '$out', not a pgBackRest version"
+  version_at_least "$installed" "$PGBACKREST_MIN" \
+    || die "$PGBACKREST is pgBackRest $installed, but PostgreSQL $PG_MAJOR with this layout needs pgBackRest $PGBACKREST_MIN or later: install it and set pgbackrest.binary"
+  if [ -n "$PGBACKREST_VERSION" ]; then
+    version_at_least "$installed" "$PGBACKREST_VERSION" \
+      || die "$PGBACKREST is pgBackRest $installed, older than the policy's pgbackrest.version $PGBACKREST_VERSION: install $PGBACKREST_VERSION, or regenerate with version: \"$installed\""
+  fi
+  PGBACKREST_INSTALLED=$installed
+}
+
 pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
 
 # server-ping only proves that something listens (it skips certificate checks); a short
@@ -759,8 +792,9 @@ issue_cert() {  # key cert cn san owner group
 TLS_CHANGED=0
 
 # The CA (root's), then the server pair (the backup user's) and the client pair (the
-# cluster owner's). The server certificate names TLS_SERVER_CN, and the listening
-# address too when it is an IP (honoured by pgBackRest from 2.53).
+# cluster owner's). The server certificate names TLS_SERVER_CN; its subjectAltName
+# (TLS_SERVER_SAN, from the plan) names the listening address too when it is an IP
+# (honoured by pgBackRest from 2.53, which then connects to that address).
 tls_material() {
   if [ "$DRY_RUN" = 1 ] && [ ! -d "$TLS_DIR" ]; then
     CHANGES=$((CHANGES + 1)); say "would create the CA in $TLS_DIR and issue the server and client certificates"; return
@@ -778,9 +812,7 @@ tls_material() {
   fi
   ensure_owner_mode "$TLS_CA_KEY" root root 0600
   ensure_owner_mode "$TLS_CA_CERT" root root 0644
-  local server_san="DNS:$TLS_SERVER_CN"
-  case "$TLS_ADDRESS" in *[!0-9.]*) ;; *) server_san="$server_san,IP:$TLS_ADDRESS" ;; esac
-  issue_cert "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_SERVER_CN" "$server_san" "$BACKUP_USER" "$BACKUP_GROUP"
+  issue_cert "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_SERVER_CN" "$TLS_SERVER_SAN" "$BACKUP_USER" "$BACKUP_GROUP"
   issue_cert "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT" "$TLS_CLIENT_CN" "DNS:$TLS_CLIENT_CN" "$PG_OWNER" "$PG_GROUP"
 }
 
