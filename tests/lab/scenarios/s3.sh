@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# s3.sh - a repository in a bucket with the two GENERATED least-privilege keys, against
+# moto's S3 server with IAM enforcement on (facts.md §9), pgBackRest 2.59.1 over plain
+# HTTP: apply.sh writes each side's key, verify.sh's delete probe; the backup side runs
+# stanza-create, check, two full backups and expire; the database side archives and
+# restores; every destructive act with the database-side key (pgBackRest expire,
+# stanza-delete --force, raw deletes and overwrites of backup.info, a manifest,
+# archive.info, a WAL file) is denied while archiving keeps working; with object lock
+# (COMPLIANCE) no version can be destroyed, and the backup expire removed is restored
+# from the bucket's versions (--repo-target-time) with the same rows.
+# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
+
+S3_VENV=/var/cache/pgbr-lab/moto
+S3_PGBACKREST=/opt/pgbackrest-2.59.1/bin/pgbackrest
+
+# moto[server] + boto3 in a virtualenv built from /usr/bin/python3 (never over Debian's
+# Python). .ci/run installs it; a lab run without it installs it here.
+s3_venv_ready() {
+  [ -x "$S3_VENV/bin/moto_server" ] && "$S3_VENV/bin/python" -c 'import boto3, moto' 2>/dev/null && return 0
+  echo "lab: s3: installing moto[server]==5.2.5 and boto3 into $S3_VENV (PyPI)" >&2
+  mkdir -p "$(dirname "$S3_VENV")"
+  /usr/bin/python3 -m venv "$S3_VENV" && "$S3_VENV/bin/pip" install -q 'moto[server]==5.2.5' boto3
+}
+
+scenario_s3() {
+  local D="$LAB/$SCENARIO" bin
+  local owner=pgbrs3o bkp=pgbrs3b runner=pgbrs3m stanza=labs3 cluster=lab-s3 bucket=pgbr-lab-s3
+  local s3_port=55530 port=55531 restore_port=55532 rows=20000
+  local endpoint="http://127.0.0.1:$s3_port"
+  step moto-venv s3_venv_ready || return
+  [ -x "$S3_PGBACKREST" ] || { result FAIL pgbackrest-2.59.1 0 "$S3_PGBACKREST missing: run scripts/pgbackrest-vendor"; return; }
+  bin=$(pgbin_dir 15 2>>"$LOG") || { result FAIL binaries 0 "pgbin_dir 15 failed"; return; }
+  install -d -m 0755 "$D"
+  lab_user "$owner"; lab_user "$runner"
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/pg" "$D/sock"
+  chmod 0755 "$D/sock"
+  install -d -o "$runner" -g "$runner" -m 0700 "$D/moto"
+
+  # --- the emulator, as an unprivileged user, on loopback ---
+  register_pidfile "$D/moto/pid"
+  runuser -u "$runner" -- sh -c "echo \$\$ > '$D/moto/pid'; exec '$S3_VENV/bin/moto_server' -H 127.0.0.1 -p $s3_port" >> "$D/moto/log" 2>&1 &
+  local tries=0
+  until curl -fs -o /dev/null "$endpoint/moto-api/" 2>/dev/null || python3 -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/')" 2>/dev/null; do
+    tries=$((tries + 1)); [ "$tries" -lt 100 ] || { result FAIL moto-start 0 "moto did not answer on $endpoint"; return; }
+    sleep 0.2
+  done
+  result ok moto-start 0
+
+  # --- the cluster, with data ---
+  step initdb runuser -u "$owner" -- "$bin/initdb" -D "$D/pg/data" -A peer -U "$owner" --no-sync || return
+  step start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
+  local q=(psql_as "$owner" "$D/sock" "$port")
+  step load-rows "${q[@]}" postgres -c "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, $rows) g" || return
+
+  # --- the policy: a bucket with versioning and COMPLIANCE object lock ---
+  install -d -m 0700 "$D/keys"
+  cat > "$D/policy.yaml" <<YAML
+version: 1
+repositories:
+  - name: lab-bucket
+    type: s3
+    s3:
+      bucket: $bucket
+      prefix: /pgbackrest
+      region: us-east-1
+      endpoint: $endpoint
+      uri_style: path
+      admin_principal: "arn:aws:iam::123456789012:user/lab-admin"
+    credentials: {database_side: $D/keys/database.key, backup_side: $D/keys/backup.key}
+    versioning: true
+    object_lock: {mode: compliance, days: 1}
+clusters:
+  - name: $cluster
+    postgres: {major: 15, data_directory: $D/pg/data, owner: $owner, socket_directory: $D/sock, port: $port, bin_directory: $bin}
+    backup_user: {name: $bkp, home: $D/home-bkp}
+    role: {name: pgbr_s3}
+    pgbackrest:
+      stanza: $stanza
+      binary: $S3_PGBACKREST
+      version: "2.59.1"
+      repository: lab-bucket
+      retention_full: 2
+      config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
+      backup_user_paths: {lock: $D/lock-bkp, log: $D/log-bkp}
+      owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
+YAML
+  register_cluster "$cluster"
+  step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  local tree="$D/out/$cluster"
+  expect no-tls-unit "an s3 cluster got a TLS server unit" bash -c "! ls '$tree/systemd/'*.service 2>/dev/null"
+
+  # --- the bucket and the two IAM users, with the GENERATED documents (lab/s3.py) ---
+  local py=(env PGBR_S3_ADMIN="$D/keys/admin.key" "$S3_VENV/bin/python" "$ROOT/tests/lab/lib/s3.py" "$endpoint" "$bucket")
+  step bucket-and-keys "${py[@]}" setup "$tree/s3" "$D/keys" || return
+  expect key-files-root-only "key source files are not root 0600" \
+    bash -c "[ \"\$(stat -c '%U %a' '$D/keys/database.key' '$D/keys/backup.key' | sort -u)\" = 'root 600' ]"
+
+  echo "$bkp" >> "$LAB/users"
+  chmod 0644 "$D/keys/database.key"
+  denied apply-refuses-readable-key 'readable by other users' "$tree/shell/apply.sh" --dry-run
+  chmod 0600 "$D/keys/database.key"
+  step apply env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --restart || return
+  step verify "$tree/shell/verify.sh" || return
+  expect verify-ran-delete-probe "verify.sh did not report the delete probe" \
+    grep -q 'database-side key cannot delete' "$LOG"
+  local secret
+  secret=$(awk -F' *= *' '$1 == "aws_secret_access_key" { print $2 }' "$D/keys/database.key")
+  expect secret-not-in-tree "the database-side secret is in the generated tree" bash -c "! grep -rqF -- '$secret' '$D/out'"
+  expect key-include-0600-owner "$D/etc/database-side.d/s3-key.conf is not $owner 0600" \
+    bash -c "[ \"\$(stat -c '%U %a' '$D/etc/database-side.d/s3-key.conf')\" = '$owner 600' ]"
+  denied backup-user-cannot-read-db-key 'Permission denied' runuser -u "$bkp" -- cat "$D/etc/database-side.d/s3-key.conf"
+  denied owner-cannot-read-backup-key 'Permission denied' runuser -u "$owner" -- cat "$D/etc/backup-side.d/s3-key.conf"
+
+  # --- the backup side: check, two full backups, expire ---
+  local b=(runuser -u "$bkp" -- "$S3_PGBACKREST" --config="$D/etc/repository.conf" --config-include-path="$D/etc/backup-side.d" --stanza="$stanza" --log-level-console=warn)
+  local o=(runuser -u "$owner" -- "$S3_PGBACKREST" --config="$D/etc/database.conf" --config-include-path="$D/etc/database-side.d" --stanza="$stanza" --log-level-console=warn)
+  local sum='SELECT count(*) || md5(string_agg(v, $$,$$ ORDER BY id)) FROM t'
+  step check "${b[@]}" check
+  step backup-full "${b[@]}" --type=full backup || return
+  local first first_sum
+  first=$("${b[@]}" --output=json info | grep -o '"label":"[^"]*F"' | head -1 | cut -d'"' -f4)
+  first_sum=$("${q[@]}" postgres -c "$sum")
+  "${q[@]}" postgres -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series($((rows + 1)), $((rows + 1000))) g" >> "$LOG" 2>&1
+  "${q[@]}" postgres -c "SELECT pg_switch_wal()" >> "$LOG" 2>&1
+  step backup-full-2 "${b[@]}" --type=full backup || return
+  sleep 1.1
+  local before_expire
+  before_expire=$(date -u '+%Y-%m-%d %H:%M:%S+00')
+  sleep 1.1
+  # The database side first, while there is a backup to expire: its first DELETE is denied.
+  denied db-expire-denied '\[039\]|AccessDenied|403' "${o[@]}" --repo1-retention-full=1 expire
+  expect db-expire-changed-nothing "the database-side expire removed $first" bash -c "runuser -u $bkp -- $S3_PGBACKREST --config=$D/etc/repository.conf --config-include-path=$D/etc/backup-side.d --stanza=$stanza info | grep -q '$first'"
+  step expire "${b[@]}" --repo1-retention-full=1 expire
+  expect expire-removed-first "info still lists $first after expire" bash -c "! runuser -u $bkp -- $S3_PGBACKREST --config=$D/etc/repository.conf --config-include-path=$D/etc/backup-side.d --stanza=$stanza info | grep -q '$first'"
+
+  # --- the database side: every destructive act denied ---
+  local wal manifest
+  wal=$("${py[@]}" wal-key "pgbackrest/archive/$stanza/")
+  manifest=$("${py[@]}" manifest-key "pgbackrest/backup/$stanza/")
+  "${o[@]}" stop >> "$LOG" 2>&1
+  denied db-stanza-delete-denied '\[039\]|AccessDenied|403' "${o[@]}" --force stanza-delete
+  "${o[@]}" start >> "$LOG" 2>&1
+  local act key
+  while read -r act key; do
+    denied "db-raw-$act-$(basename "$key" | cut -c1-28)" 'AccessDenied' "${py[@]}" "$act" "$key" "$D/keys/database.key"
+  done <<ATTACKS
+delete pgbackrest/backup/$stanza/backup.info
+put pgbackrest/backup/$stanza/backup.info
+delete $manifest
+put $manifest
+delete pgbackrest/archive/$stanza/archive.info
+put pgbackrest/archive/$stanza/archive.info
+delete $wal
+ATTACKS
+  # Put is allowed on WAL paths (archive-push needs it): an overwrite only adds a version.
+  step db-wal-overwrite-keeps-original "${py[@]}" overwrite-keeps-version "$wal" "$D/keys/database.key"
+  step info-after-attacks "${b[@]}" info
+  step check-after-attacks "${b[@]}" check
+  expect archiving-still-works "archive failures since the attacks" \
+    bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SELECT failed_count FROM pg_stat_archiver')\" = 0 ]"
+
+  # --- object lock: no version can be destroyed, not by the backup side, not by the admin ---
+  denied backup-side-cannot-delete-version 'AccessDenied' "${py[@]}" delete-version "pgbackrest/backup/$stanza/backup.info" "$D/keys/backup.key"
+  denied admin-cannot-delete-locked-version 'AccessDenied|WORM|locked|retention' "${py[@]}" delete-version "pgbackrest/backup/$stanza/backup.info" admin
+
+  # --- restore as the owner with the database-side key: the latest backup ---
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/pg/restore" "$D/pg/restore-old"
+  step restore "${o[@]}" --pg1-path="$D/pg/restore" restore
+  local original restored
+  original=$("${q[@]}" postgres -c "$sum")
+  if step restore-start pg_start "$owner" "$bin" "$D/pg/restore" "$restore_port" "$D/sock" "-c archive_mode=off"; then
+    s3_wait_primary "$owner" "$restore_port" "$D/sock"
+    restored=$(psql_as "$owner" "$D/sock" "$restore_port" postgres -c "$sum" 2>>"$LOG")
+    expect restore-same-rows "original ${original:0:14}… restored ${restored:0:14}…" [ -n "$original" ] && [ "$original" = "$restored" ]
+    pg_stop "$owner" "$bin" "$D/pg/restore"
+  fi
+  # --- the backup expire removed, from the bucket's versions ---
+  step restore-expired-from-versions "${o[@]}" --pg1-path="$D/pg/restore-old" --repo=1 \
+    --repo-target-time="$before_expire" --set="$first" --type=immediate --target-action=promote restore
+  if step restore-expired-start pg_start "$owner" "$bin" "$D/pg/restore-old" "$restore_port" "$D/sock" "-c archive_mode=off"; then
+    s3_wait_primary "$owner" "$restore_port" "$D/sock"
+    restored=$(psql_as "$owner" "$D/sock" "$restore_port" postgres -c "$sum" 2>>"$LOG")
+    expect restore-expired-same-rows "at backup ${first_sum:0:14}… restored ${restored:0:14}…" [ -n "$first_sum" ] && [ "$first_sum" = "$restored" ]
+    pg_stop "$owner" "$bin" "$D/pg/restore-old"
+  fi
+  pg_stop "$owner" "$bin" "$D/pg/data"
+}
+
+# A restored cluster: pg_ctl -w returns before replay ends (facts.md §9).
+s3_wait_primary() {  # owner port socket
+  local i
+  for ((i = 0; i < 120; i++)); do
+    [ "$(psql_as "$1" "$3" "$2" postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
