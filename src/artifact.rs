@@ -128,7 +128,11 @@ impl Rendering {
                 };
                 structured::ini(file).map_err(|e| anyhow::anyhow!("cluster `{}`: {}", cluster.name, e.0))?
             }
-            Body::DatabaseIamPolicy | Body::BackupIamPolicy | Body::BucketPolicy | Body::BucketSettings | Body::Terraform => {
+            Body::DatabaseIamPolicy
+            | Body::BackupIamPolicy
+            | Body::BucketPolicy
+            | Body::BucketSettings
+            | Body::Terraform => {
                 use crate::plan::repository::{PolicyDocument, bucket_settings, terraform};
                 let s3 = cluster
                     .s3

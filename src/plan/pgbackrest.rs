@@ -123,12 +123,12 @@ pub fn repository_config(c: &Cluster, tls: &TlsPlan, s3: Option<&S3Plan>) -> Con
     };
     if s3.is_none() {
         global.extend([
-        opt("tls-server-address", &tls.address),
-        opt("tls-server-port", tls.port),
-        opt("tls-server-ca-file", &tls.ca_cert),
-        opt("tls-server-cert-file", &tls.server_cert),
-        opt("tls-server-key-file", &tls.server_key),
-        opt("tls-server-auth", format!("{}={}", tls.client_cn, pb.stanza)),
+            opt("tls-server-address", &tls.address),
+            opt("tls-server-port", tls.port),
+            opt("tls-server-ca-file", &tls.ca_cert),
+            opt("tls-server-cert-file", &tls.server_cert),
+            opt("tls-server-key-file", &tls.server_key),
+            opt("tls-server-auth", format!("{}={}", tls.client_cn, pb.stanza)),
         ]);
     }
     ConfigFile {
@@ -206,7 +206,10 @@ pub fn archive_command(c: &Cluster, s3: Option<&S3Plan>) -> String {
     format!(
         "{} {} --stanza={} archive-push %p",
         c.pgbackrest.binary,
-        config_args(c.pgbackrest.database_config.as_str(), s3.map(|s| s.database_key_dir.as_str())),
+        config_args(
+            c.pgbackrest.database_config.as_str(),
+            s3.map(|s| s.database_key_dir.as_str())
+        ),
         c.pgbackrest.stanza
     )
 }

@@ -243,7 +243,10 @@ pub fn plan(c: &Cluster, s3: &S3Repository, database_config_dir: &str) -> S3Plan
     let key_dir = |side: &str| format!("{database_config_dir}/{side}-side.d");
     let (lock_mode, lock_days) = match s3.object_lock {
         Some(ObjectLock { compliance: true, days }) => ("COMPLIANCE", days),
-        Some(ObjectLock { compliance: false, days }) => ("GOVERNANCE", days),
+        Some(ObjectLock {
+            compliance: false,
+            days,
+        }) => ("GOVERNANCE", days),
         None => ("", 0),
     };
     S3Plan {
@@ -431,7 +434,12 @@ clusters:
             .count();
         assert_eq!(puts, 1);
         let deny = find(&p.database_policy, "NeverDestroy");
-        for a in ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:BypassGovernanceRetention"] {
+        for a in [
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:PutBucketVersioning",
+            "s3:BypassGovernanceRetention",
+        ] {
             assert!(deny.action.contains(&a), "{a}");
         }
     }
@@ -478,8 +486,14 @@ clusters:
         let deny = find(&p.backup_policy, "NeverDestroyHistory");
         assert_eq!(deny.action, HISTORY_ACTIONS);
         let settings = serde_json::to_value(bucket_settings(&p)).unwrap();
-        assert_eq!(settings["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"], "COMPLIANCE");
-        assert_eq!(settings["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"], 30);
+        assert_eq!(
+            settings["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"],
+            "COMPLIANCE"
+        );
+        assert_eq!(
+            settings["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"],
+            30
+        );
     }
 
     #[test]

@@ -81,32 +81,58 @@ fn parse_name(value: &str) -> Result<String, String> {
 fn resolve_s3(f: &mut Fields<'_, '_>, spec: &raw::RepositorySpec, name: &str) -> Option<S3Repository> {
     let Some(s3) = spec.s3.clone() else {
         let path = f.path("s3");
-        f.out.error(f.cluster_at, &path, "is required for `type: s3` (bucket, prefix, region, endpoint)");
+        f.out.error(
+            f.cluster_at,
+            &path,
+            "is required for `type: s3` (bucket, prefix, region, endpoint)",
+        );
         return None;
     };
     let bucket = f.parse(string(&s3.bucket), "s3.bucket", || None, parse_bucket);
-    let prefix = f.parse(string(&s3.prefix), "s3.prefix", || Some("/pgbackrest".into()), parse_prefix);
+    let prefix = f.parse(
+        string(&s3.prefix),
+        "s3.prefix",
+        || Some("/pgbackrest".into()),
+        parse_prefix,
+    );
     let region = f.parse(string(&s3.region), "s3.region", || None, parse_region);
     let endpoint = f.parse(string(&s3.endpoint), "s3.endpoint", || None, parse_endpoint);
-    let uri_style = f.parse(string(&s3.uri_style), "s3.uri_style", || Some("host".into()), |v| match v {
-        "host" => Ok(UriStyle::Host),
-        "path" => Ok(UriStyle::Path),
-        other => Err(format!("`{}` is not a URI style (host or path)", printable(other))),
-    });
+    let uri_style = f.parse(
+        string(&s3.uri_style),
+        "s3.uri_style",
+        || Some("host".into()),
+        |v| match v {
+            "host" => Ok(UriStyle::Host),
+            "path" => Ok(UriStyle::Path),
+            other => Err(format!("`{}` is not a URI style (host or path)", printable(other))),
+        },
+    );
     let ca_file = match &s3.ca_file {
         Some(v) => f.parse(Some(v), "s3.ca_file", || None, AbsPath::parse).map(Some),
         None => Some(None),
     };
     let admin_principal = f.parse(string(&s3.admin_principal), "s3.admin_principal", || None, parse_arn);
-    let partition = f.parse(string(&s3.partition), "s3.partition", || Some("aws".into()), |v| match v {
-        "aws" | "aws-us-gov" | "aws-cn" => Ok(v.to_owned()),
-        other => Err(format!("`{}` is not an AWS partition (aws, aws-us-gov, aws-cn)", printable(other))),
-    });
+    let partition = f.parse(
+        string(&s3.partition),
+        "s3.partition",
+        || Some("aws".into()),
+        |v| match v {
+            "aws" | "aws-us-gov" | "aws-cn" => Ok(v.to_owned()),
+            other => Err(format!(
+                "`{}` is not an AWS partition (aws, aws-us-gov, aws-cn)",
+                printable(other)
+            )),
+        },
+    );
     if let (Some(e), Some(c)) = (&endpoint, &s3.ca_file)
         && e.starts_with("http://")
     {
         let path = f.path("s3.ca_file");
-        f.out.error(at(c), &path, format!("`{e}` is plain HTTP: a CA file has nothing to verify"));
+        f.out.error(
+            at(c),
+            &path,
+            format!("`{e}` is plain HTTP: a CA file has nothing to verify"),
+        );
     }
 
     let credentials = spec.credentials.clone().unwrap_or_default();
@@ -146,7 +172,10 @@ fn resolve_s3(f: &mut Fields<'_, '_>, spec: &raw::RepositorySpec, name: &str) ->
             format!("`{a}` is also the database side's file: the two sides need two keys"),
         );
     }
-    for (file, field) in [(&database_key_file, "credentials.database_side"), (&backup_key_file, "credentials.backup_side")] {
+    for (file, field) in [
+        (&database_key_file, "credentials.database_side"),
+        (&backup_key_file, "credentials.backup_side"),
+    ] {
         if let Some(file) = file
             && let Some(area) = file.world_writable_area()
         {
@@ -159,11 +188,19 @@ fn resolve_s3(f: &mut Fields<'_, '_>, spec: &raw::RepositorySpec, name: &str) ->
     let object_lock = match &spec.object_lock {
         None => Some(None),
         Some(lock) => {
-            let mode = f.parse(string(&lock.mode), "object_lock.mode", || Some("compliance".into()), |v| match v {
-                "compliance" => Ok(true),
-                "governance" => Ok(false),
-                other => Err(format!("`{}` is not an object-lock mode (compliance or governance)", printable(other))),
-            });
+            let mode = f.parse(
+                string(&lock.mode),
+                "object_lock.mode",
+                || Some("compliance".into()),
+                |v| match v {
+                    "compliance" => Ok(true),
+                    "governance" => Ok(false),
+                    other => Err(format!(
+                        "`{}` is not an object-lock mode (compliance or governance)",
+                        printable(other)
+                    )),
+                },
+            );
             let days = match &lock.days {
                 None => {
                     let path = f.path("object_lock.days");
@@ -250,7 +287,9 @@ fn parse_prefix(value: &str) -> Result<String, String> {
                 !part.is_empty()
                     && part != "."
                     && part != ".."
-                    && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             }));
     if ok {
         Ok(value.to_owned())
@@ -265,11 +304,16 @@ fn parse_prefix(value: &str) -> Result<String, String> {
 fn parse_region(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
         && value.len() <= 32
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(value.to_owned())
     } else {
-        Err(format!("`{}` is not a region name (a-z, 0-9 and `-`)", printable(value)))
+        Err(format!(
+            "`{}` is not a region name (a-z, 0-9 and `-`)",
+            printable(value)
+        ))
     }
 }
 
@@ -286,9 +330,7 @@ fn parse_endpoint(value: &str) -> Result<String, String> {
     };
     let host_ok = !host.is_empty()
         && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !host.starts_with(['-', '.']);
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     if host_ok && port_ok {
