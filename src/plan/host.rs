@@ -41,7 +41,6 @@ pub fn installed_files(
     owner_group: &str,
     systemd: &SystemdPlan,
     patroni: Option<&PatroniPlan>,
-    tls_server: bool,
 ) -> Vec<InstalledFile> {
     let file = |source: &str, target: &str, group: &str, mode: u32, step| InstalledFile {
         source: source.to_owned(),
@@ -83,16 +82,13 @@ pub fn installed_files(
         0o640,
         InstallStep::Configs,
     ));
-    // No TLS server in front of a bucket: no unit.
-    if tls_server {
-        out.push(file(
-            &names.unit,
-            &systemd.unit_path,
-            "root",
-            0o644,
-            InstallStep::TlsServer,
-        ));
-    }
+    out.push(file(
+        &names.unit,
+        &systemd.unit_path,
+        "root",
+        0o644,
+        InstallStep::TlsServer,
+    ));
     if !systemd.tmpfiles.is_empty() {
         out.push(file(
             &names.tmpfiles,

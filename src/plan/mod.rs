@@ -318,8 +318,12 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         c.postgres.group.as_str(),
         &systemd,
         patroni.as_ref(),
-        s3.is_none(),
     );
+    // No TLS server in front of a bucket: no unit to install.
+    let mut installed_files = installed_files;
+    if s3.is_some() {
+        installed_files.retain(|f| f.target != systemd.unit_path);
+    }
     ClusterPlan {
         name: c.name.to_string(),
         major: major.get(),

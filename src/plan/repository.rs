@@ -326,7 +326,7 @@ pub fn bucket_settings(p: &S3Plan) -> BucketSettings {
         versioning: Versioning {
             status: if p.versioning { "Enabled" } else { "Suspended" },
         },
-        object_lock: (!p.lock_mode.is_empty()).then(|| ObjectLockConfiguration {
+        object_lock: (!p.lock_mode.is_empty()).then_some(ObjectLockConfiguration {
             enabled: "Enabled",
             rule: LockRule {
                 default_retention: DefaultRetention {
