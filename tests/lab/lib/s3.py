@@ -8,6 +8,7 @@ s3.py ENDPOINT BUCKET wal-key|manifest-key PREFIX          (as the admin)
 s3.py ENDPOINT BUCKET delete|put KEY CREDENTIALS_FILE      a raw delete / overwrite
 s3.py ENDPOINT BUCKET delete-version KEY CREDENTIALS_FILE|admin
 s3.py ENDPOINT BUCKET overwrite-keeps-version KEY CREDENTIALS_FILE
+s3.py ENDPOINT BUCKET set-user-policy USER POLICY_FILE|allow-all
 A denial prints the S3 error code (AccessDenied) and exits 1. The admin's key file is
 $PGBR_S3_ADMIN.
 """
@@ -115,5 +116,15 @@ elif action == "overwrite-keeps-version":
     # The original back as the latest version, so that restores read it.
     admin.put_object(Bucket=bucket, Key=args[0], Body=original)
     print("overwrite allowed (Put on WAL paths), the original kept as version", old[0]["VersionId"])
+elif action == "set-user-policy":
+    # set-user-policy USER FILE|allow-all: replace the IAM user's policy (as the admin).
+    iam = client("iam", *from_file(os.environ["PGBR_S3_ADMIN"]))
+    if args[1] == "allow-all":
+        document = json.dumps({"Version": "2012-10-17",
+                               "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    else:
+        with open(args[1]) as f:
+            document = f.read()
+    iam.put_user_policy(UserName=args[0], PolicyName="pgbr", PolicyDocument=document)
 else:
     sys.exit("unknown action " + action)

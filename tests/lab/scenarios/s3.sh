@@ -105,6 +105,10 @@ YAML
   step verify "$tree/shell/verify.sh" || return
   expect verify-ran-delete-probe "verify.sh did not report the delete probe" \
     grep -q 'database-side key cannot delete' "$LOG"
+  # The probe can fail: with a key that may delete, verify.sh must say so and exit 1.
+  "${py[@]}" set-user-policy lab-database-side allow-all >> "$LOG" 2>&1
+  denied verify-fails-on-deleting-key 'database-side key DELETED' "$tree/shell/verify.sh" --no-pgbackrest-check
+  step restore-generated-policy "${py[@]}" set-user-policy lab-database-side "$tree/s3/database-side-iam-policy.json"
   local secret
   secret=$(awk -F' *= *' '$1 == "aws_secret_access_key" { print $2 }' "$D/keys/database.key")
   expect secret-not-in-tree "the database-side secret is in the generated tree" bash -c "! grep -rqF -- '$secret' '$D/out'"
@@ -185,6 +189,24 @@ ATTACKS
     expect restore-expired-same-rows "at backup ${first_sum:0:14}… restored ${restored:0:14}…" [ -n "$first_sum" ] && [ "$first_sum" = "$restored" ]
     pg_stop "$owner" "$bin" "$D/pg/restore-old"
   fi
+
+  # --- no secret anywhere; idempotence; drift; rollback ---
+  local side hits
+  for side in database backup; do
+    secret=$(awk -F' *= *' '$1 == "aws_secret_access_key" { print $2 }' "$D/keys/$side.key")
+    hits=$(grep -rlF -- "$secret" "$D/out" "$LOG" "$D/log-bkp" "$D/log-owner" "/var/lib/pgbr-policy/$cluster" "$D/pg/data/postgresql.auto.conf" "$D/pg/data.log" 2>/dev/null | wc -l)
+    expect "$side-secret-nowhere" "the $side-side secret is in $hits file(s) (tree, logs, state)" [ "$hits" = 0 ]
+  done
+  local second
+  second=$(PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" 2>&1); printf '%s\n' "$second" >> "$LOG"
+  expect apply-again-no-change "second apply.sh reported changes" grep -q "no change: the host already matches the plan" <<<"$second"
+  step check-deployed "$PGBR" check "$D/policy.yaml" --deployed --db
+  chmod 0640 "$D/etc/database-side.d/s3-key.conf"
+  denied check-deployed-sees-open-key 'database-side.d/s3-key.conf' "$PGBR" check "$D/policy.yaml" --deployed
+  step apply-repairs-key-mode "$tree/shell/apply.sh" --step configs
+  step rollback "$tree/shell/rollback.sh"
+  expect rollback-keys-gone "key include files remain" bash -c "[ ! -e '$D/etc/database-side.d' ] && [ ! -e '$D/etc/backup-side.d' ]"
+  expect rollback-keeps-sources "the key source files were removed" [ -f "$D/keys/database.key" ] && [ -f "$D/keys/backup.key" ]
   pg_stop "$owner" "$bin" "$D/pg/data"
 }
 
