@@ -84,14 +84,23 @@ fn pg_options(c: &Cluster, with_user: bool) -> Vec<ConfigOption> {
 /// `repo1-type=s3` and the rest, the same on both sides (facts.md §9): they differ only
 /// in the key, which apply.sh writes into each side's include directory.
 fn s3_options(s3: &S3Plan) -> Vec<ConfigOption> {
+    // `host:port` without a scheme: the port goes to repo1-storage-port, which every
+    // version reads (a URL with a scheme is read whole, from pgBackRest 2.58).
+    let (endpoint, port) = match s3.endpoint.rsplit_once(':') {
+        Some((host, port)) if !s3.endpoint.contains("://") => (host, Some(port)),
+        _ => (s3.endpoint.as_str(), None),
+    };
     let mut options = vec![
         opt("repo1-type", "s3"),
         opt("repo1-path", &s3.path),
         opt("repo1-s3-bucket", &s3.bucket),
-        opt("repo1-s3-endpoint", &s3.endpoint),
+        opt("repo1-s3-endpoint", endpoint),
         opt("repo1-s3-region", &s3.region),
         opt("repo1-s3-uri-style", s3.uri_style),
     ];
+    if let Some(port) = port {
+        options.push(opt("repo1-storage-port", port));
+    }
     if !s3.ca_file.is_empty() {
         options.push(opt("repo1-storage-ca-file", &s3.ca_file));
     }

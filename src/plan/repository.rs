@@ -45,6 +45,9 @@ pub struct S3Plan {
     pub database_policy: Vec<Explained>,
     pub backup_policy: Vec<Explained>,
     pub bucket_policy: Vec<Explained>,
+    /// Whether the configured pgBackRest can restore through the bucket's versions
+    /// (`--repo-target-time`, 2.54.0+); unknown versions count as able.
+    pub restore_from_versions: bool,
     /// Where verify.sh puts the probe object the database-side key must not delete
     /// (relative to the repository path).
     pub probe: String,
@@ -276,6 +279,8 @@ pub fn plan(c: &Cluster, s3: &S3Repository, database_config_dir: &str) -> S3Plan
         backup_policy,
         bucket_policy,
         probe: format!("backup/{stanza}/pgbr-policy-delete-probe"),
+        restore_from_versions: c.pgbackrest.version == crate::catalog::Version(0, 0, 0)
+            || c.pgbackrest.version >= crate::catalog::Version(2, 54, 0),
     }
 }
 

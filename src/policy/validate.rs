@@ -328,7 +328,10 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
             f.out.warning(f.cluster_at, &p, format!("PostgreSQL {} needs pgBackRest {needed} or later; set `pgbackrest.version` to the version on your hosts to have it checked", c.postgres.major));
         }
     } else if let Some(s3) = &c.s3 {
-        if s3.endpoint.starts_with("http://") && c.pgbackrest.version < Version(2, 58, 0) {
+        if s3.endpoint.starts_with("https://") && c.pgbackrest.version < Version(2, 58, 0) {
+            let p = f.path("pgbackrest.version");
+            f.out.error(version_at, &p, format!("pgBackRest {} reads an S3 endpoint as `host` or `host:port`, not a URL (from 2.58.0): write `{}` without `https://`", c.pgbackrest.version, s3.endpoint.trim_start_matches("https://")));
+        } else if s3.endpoint.starts_with("http://") && c.pgbackrest.version < Version(2, 58, 0) {
             let p = f.path("pgbackrest.version");
             f.out.error(version_at, &p, format!("pgBackRest {} speaks only HTTPS to S3 (a plain `http://` endpoint works from 2.58.0): upgrade, or put a TLS terminator in front of `{}`", c.pgbackrest.version, s3.endpoint));
         } else if c.pgbackrest.version < Version(2, 54, 0) {

@@ -24,13 +24,25 @@ s3_venv_ready() {
   /usr/bin/python3 -m venv "$S3_VENV" && "$S3_VENV/bin/pip" install -q 'moto[server]==5.2.5' boto3
 }
 
+# SCENARIO s3: pgBackRest 2.59.1, plain HTTP to moto. SCENARIO s3-245: Debian's 2.45,
+# which speaks only HTTPS: through tls_proxy.py (a terminator that ends TLS properly), the
+# CA in s3.ca_file, `localhost:PORT` as the endpoint; no restore through the versions
+# (2.45 has no --repo-target-time: validation warns, CHANGE.md says so).
 scenario_s3() {
   local D="$LAB/$SCENARIO" bin
   local owner=pgbrs3o bkp=pgbrs3b runner=pgbrs3m stanza=labs3 cluster=lab-s3 bucket=pgbr-lab-s3
-  local s3_port=55530 port=55531 restore_port=55532 rows=20000
-  local endpoint="http://127.0.0.1:$s3_port"
+  local s3_port=55530 port=55531 restore_port=55532 tls_port="" rows=20000
+  local pgbackrest=$S3_PGBACKREST version=2.59.1 ca_line=""
+  if [ "$SCENARIO" = s3-245 ]; then
+    owner=pgbrt3o bkp=pgbrt3b runner=pgbrt3m stanza=labs3t cluster=lab-s3-245 bucket=pgbr-lab-s3-245
+    s3_port=55535 tls_port=55536 port=55537 restore_port=55538
+    pgbackrest=/usr/bin/pgbackrest version=2.45 ca_line="ca_file: $LAB/$SCENARIO/tls/cert.pem"
+  fi
+  local moto="http://127.0.0.1:$s3_port" endpoint="http://127.0.0.1:$s3_port"
+  [ -z "$tls_port" ] || endpoint="localhost:$tls_port"
+  S3_PGBACKREST=$pgbackrest
   step moto-venv s3_venv_ready || return
-  [ -x "$S3_PGBACKREST" ] || { result FAIL pgbackrest-2.59.1 0 "$S3_PGBACKREST missing: run scripts/pgbackrest-vendor"; return; }
+  [ -x "$S3_PGBACKREST" ] || { result FAIL "pgbackrest-$version" 0 "$S3_PGBACKREST missing (scripts/pgbackrest-vendor, or apt-get install pgbackrest)"; return; }
   bin=$(pgbin_dir 15 2>>"$LOG") || { result FAIL binaries 0 "pgbin_dir 15 failed"; return; }
   install -d -m 0755 "$D"
   lab_user "$owner"; lab_user "$runner"
@@ -42,11 +54,25 @@ scenario_s3() {
   register_pidfile "$D/moto/pid"
   runuser -u "$runner" -- sh -c "echo \$\$ > '$D/moto/pid'; exec '$S3_VENV/bin/moto_server' -H 127.0.0.1 -p $s3_port" >> "$D/moto/log" 2>&1 &
   local tries=0
-  until curl -fs -o /dev/null "$endpoint/moto-api/" 2>/dev/null || python3 -c "import urllib.request; urllib.request.urlopen('$endpoint/moto-api/')" 2>/dev/null; do
-    tries=$((tries + 1)); [ "$tries" -lt 100 ] || { result FAIL moto-start 0 "moto did not answer on $endpoint"; return; }
+  until python3 -c "import urllib.request; urllib.request.urlopen('$moto/moto-api/')" 2>/dev/null; do
+    tries=$((tries + 1)); [ "$tries" -lt 100 ] || { result FAIL moto-start 0 "moto did not answer on $moto"; return; }
     sleep 0.2
   done
   result ok moto-start 0
+  if [ -n "$tls_port" ]; then
+    # A certificate for `localhost` (pgBackRest before 2.53 ignores IP names), its own CA.
+    install -d -m 0755 "$D/tls"
+    step tls-certificate openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+      -addext subjectAltName=DNS:localhost -keyout "$D/tls/key.pem" -out "$D/tls/cert.pem" || return
+    chown "$runner" "$D/tls/key.pem"; chmod 0600 "$D/tls/key.pem"; chmod 0644 "$D/tls/cert.pem"
+    register_pidfile "$D/moto/proxy.pid"
+    runuser -u "$runner" -- sh -c "echo \$\$ > '$D/moto/proxy.pid'; exec /usr/bin/python3 '$ROOT/tests/lab/lib/tls_proxy.py' '$D/tls/cert.pem' '$D/tls/key.pem' $tls_port $s3_port" >> "$D/moto/proxy.log" 2>&1 &
+    tries=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $tls_port), 1)" 2>/dev/null; do
+      tries=$((tries + 1)); [ "$tries" -lt 100 ] || { result FAIL tls-proxy-start 0 "the TLS terminator did not listen on $tls_port"; return; }
+      sleep 0.2
+    done
+  fi
 
   # --- the cluster, with data ---
   step initdb runuser -u "$owner" -- "$bin/initdb" -D "$D/pg/data" -A peer -U "$owner" --no-sync || return
@@ -67,6 +93,7 @@ repositories:
       region: us-east-1
       endpoint: $endpoint
       uri_style: path
+      $ca_line
       admin_principal: "arn:aws:iam::123456789012:user/lab-admin"
     credentials: {database_side: $D/keys/database.key, backup_side: $D/keys/backup.key}
     versioning: true
@@ -79,7 +106,7 @@ clusters:
     pgbackrest:
       stanza: $stanza
       binary: $S3_PGBACKREST
-      version: "2.59.1"
+      version: "$version"
       repository: lab-bucket
       retention_full: 2
       config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
@@ -88,11 +115,17 @@ clusters:
 YAML
   register_cluster "$cluster"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  if [ "$version" = 2.45 ]; then
+    expect warns-no-restore-through-versions "generate did not warn that 2.45 cannot restore through versions" \
+      bash -c "'$PGBR' validate '$D/policy.yaml' 2>&1 | grep -q 'repo-target-time'"
+    expect change-md-says-needs-2.54 "CHANGE.md does not say 2.45 cannot restore through versions" \
+      grep -q 'policy names cannot' "$D/out/$cluster/CHANGE.md"
+  fi
   local tree="$D/out/$cluster"
   expect no-tls-unit "an s3 cluster got a TLS server unit" bash -c "! ls '$tree/systemd/'*.service 2>/dev/null"
 
   # --- the bucket and the two IAM users, with the GENERATED documents (lab/s3.py) ---
-  local py=(env PGBR_S3_ADMIN="$D/keys/admin.key" "$S3_VENV/bin/python" "$ROOT/tests/lab/lib/s3.py" "$endpoint" "$bucket")
+  local py=(env PGBR_S3_ADMIN="$D/keys/admin.key" "$S3_VENV/bin/python" "$ROOT/tests/lab/lib/s3.py" "$moto" "$bucket")
   step bucket-and-keys "${py[@]}" setup "$tree/s3" "$D/keys" || return
   expect key-files-root-only "key source files are not root 0600" \
     bash -c "[ \"\$(stat -c '%U %a' '$D/keys/database.key' '$D/keys/backup.key' | sort -u)\" = 'root 600' ]"
@@ -180,10 +213,13 @@ ATTACKS
     expect restore-same-rows "original ${original:0:14}… restored ${restored:0:14}…" [ -n "$original" ] && [ "$original" = "$restored" ]
     pg_stop "$owner" "$bin" "$D/pg/restore"
   fi
-  # --- the backup expire removed, from the bucket's versions ---
-  step restore-expired-from-versions "${o[@]}" --pg1-path="$D/pg/restore-old" --repo=1 \
-    --repo-target-time="$before_expire" --set="$first" --type=immediate --target-action=promote restore
-  if step restore-expired-start pg_start "$owner" "$bin" "$D/pg/restore-old" "$restore_port" "$D/sock" "-c archive_mode=off"; then
+  # --- the backup expire removed, from the bucket's versions (2.54+) ---
+  if [ "$version" = 2.45 ]; then
+    denied restore-through-versions-needs-2.54 'repo-target-time' "${o[@]}" --pg1-path="$D/pg/restore-old" --repo=1 \
+      --repo-target-time="$before_expire" --set="$first" restore
+  elif step restore-expired-from-versions "${o[@]}" --pg1-path="$D/pg/restore-old" --repo=1 \
+    --repo-target-time="$before_expire" --set="$first" --type=immediate --target-action=promote restore &&
+    step restore-expired-start pg_start "$owner" "$bin" "$D/pg/restore-old" "$restore_port" "$D/sock" "-c archive_mode=off"; then
     s3_wait_primary "$owner" "$restore_port" "$D/sock"
     restored=$(psql_as "$owner" "$D/sock" "$restore_port" postgres -c "$sum" 2>>"$LOG")
     expect restore-expired-same-rows "at backup ${first_sum:0:14}… restored ${restored:0:14}…" [ -n "$first_sum" ] && [ "$first_sum" = "$restored" ]
