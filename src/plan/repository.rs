@@ -501,6 +501,68 @@ clusters:
         );
     }
 
+    fn config(policy: &str, side: &str) -> String {
+        let loaded = crate::policy::parse(policy.as_bytes(), std::path::Path::new("p.yaml"), "p.yaml")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = crate::plan::build(&loaded.policy);
+        let c = &plan.clusters[0];
+        let file = if side == "backup" {
+            &c.repository_config
+        } else {
+            &c.database_config
+        };
+        crate::render::structured::ini(file).unwrap()
+    }
+
+    #[test]
+    fn both_sides_share_the_s3_options_and_hold_no_key() {
+        let policy = POLICY.replace(
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"minio.local:9000\", ca_file: /etc/ssl/minio.crt",
+        );
+        let (db, backup) = (config(&policy, "database"), config(&policy, "backup"));
+        for text in [&db, &backup] {
+            for line in [
+                "repo1-type=s3\n",
+                "repo1-path=/pgbackrest\n",
+                "repo1-s3-bucket=pg-backups\n",
+                "repo1-s3-endpoint=minio.local\n",
+                "repo1-storage-port=9000\n",
+                "repo1-storage-ca-file=/etc/ssl/minio.crt\n",
+            ] {
+                assert!(text.contains(line), "{line} missing in\n{text}");
+            }
+            assert!(!text.contains("repo1-s3-key") && !text.contains("repo1-host") && !text.contains("tls-server"));
+        }
+        assert!(backup.contains("pg1-user=") && !db.contains("pg1-user="));
+        let plan_for_c = |p: &str| {
+            let loaded = crate::policy::parse(p.as_bytes(), std::path::Path::new("p.yaml"), "p.yaml").unwrap();
+            crate::plan::build(&loaded.policy).clusters[0].clone()
+        };
+        let c = plan_for_c(POLICY);
+        assert_eq!(
+            c.archive.command,
+            "/usr/bin/pgbackrest --config=/etc/pgbackrest/c/database.conf --config-include-path=/etc/pgbackrest/c/database-side.d --stanza=main archive-push %p"
+        );
+        assert!(c.installed_files.iter().all(|f| !f.target.ends_with(".service")));
+        assert!(
+            c.paths.iter().all(|p| p.path != "/var/lib/pgbackrest"),
+            "no repository directory on the host"
+        );
+        let key = c
+            .paths
+            .iter()
+            .find(|p| p.path == "/etc/pgbackrest/c/database-side.d/s3-key.conf")
+            .unwrap();
+        assert_eq!((key.owner.as_str(), key.mode.0), ("postgres", 0o600));
+        // A URL endpoint is written whole (pgBackRest 2.58+ reads it).
+        let url = POLICY.replace(
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"http://127.0.0.1:9000\"",
+        );
+        assert!(config(&url, "database").contains("repo1-s3-endpoint=http://127.0.0.1:9000\n"));
+    }
+
     #[test]
     fn a_root_prefix_gives_keys_without_a_leading_component() {
         let p = plan_for(&POLICY.replace("prefix: /pgbackrest", "prefix: /"));
