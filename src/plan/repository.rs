@@ -564,6 +564,31 @@ clusters:
     }
 
     #[test]
+    fn terraform_embeds_the_same_documents() {
+        let p = plan_for(POLICY);
+        let tf = terraform(&p, "c");
+        let policy: serde_json::Value = serde_json::from_str(
+            tf["resource"]["aws_iam_policy"]["c_database_side"]["policy"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            policy,
+            serde_json::to_value(PolicyDocument::of(&p.database_policy)).unwrap()
+        );
+        let lock =
+            &tf["resource"]["aws_s3_bucket_object_lock_configuration"]["c_bucket"]["rule"][0]["default_retention"][0];
+        assert_eq!(
+            (lock["mode"].as_str(), lock["days"].as_u64()),
+            (Some("COMPLIANCE"), Some(30))
+        );
+        let without = plan_for(&POLICY.replace("    object_lock: {mode: compliance, days: 30}\n", ""));
+        assert!(terraform(&without, "c")["resource"]["aws_s3_bucket_object_lock_configuration"].is_null());
+        assert!(serde_json::to_value(bucket_settings(&without)).unwrap()["ObjectLockConfiguration"].is_null());
+    }
+
+    #[test]
     fn a_root_prefix_gives_keys_without_a_leading_component() {
         let p = plan_for(&POLICY.replace("prefix: /pgbackrest", "prefix: /"));
         assert_eq!(p.archive_prefix, "archive/main");
