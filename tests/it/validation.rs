@@ -422,3 +422,87 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Values that would be wildcards in IAM, options in argv, or break the ini, the JSON
+/// or the shell plan block are refused by name and line (the allowlists in
+/// policy/resolve/repository.rs).
+#[test]
+fn s3_hostile_values_are_refused_by_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "bucket: acme-pg-backups",
+            "bucket: \"a$(id)b\"",
+            "repositories[0].s3.bucket",
+        ),
+        (
+            "bucket: acme-pg-backups",
+            "bucket: \"a..b\"",
+            "repositories[0].s3.bucket",
+        ),
+        (
+            "region: eu-west-1",
+            "region: \"eu-west-1;x\"",
+            "repositories[0].s3.region",
+        ),
+        (
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"-x\"",
+            "repositories[0].s3.endpoint",
+        ),
+        (
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"h\\nrepo1-s3-key=x\"",
+            "repositories[0].s3.endpoint",
+        ),
+        (
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"h:0\"",
+            "repositories[0].s3.endpoint",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, prefix: \"/pg*\"",
+            "repositories[0].s3.prefix",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, prefix: \"/a/../b\"",
+            "repositories[0].s3.prefix",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, prefix: \"/a/\"",
+            "repositories[0].s3.prefix",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, ca_file: rel.crt",
+            "repositories[0].s3.ca_file",
+        ),
+        ("role/admin", "role/ad\\\"min", "repositories[0].s3.admin_principal"),
+        (
+            "database_side: /etc/keys/db.key",
+            "database_side: keys/db.key",
+            "repositories[0].credentials.database_side",
+        ),
+        (
+            "database_side: /etc/keys/db.key",
+            "database_side: /tmp/db.key",
+            "repositories[0].credentials.database_side",
+        ),
+        ("name: offsite", "name: \"off site\"", "repositories[0].name"),
+        ("type: s3", "type: gcs", "repositories[0].type"),
+        (
+            "mode: compliance",
+            "mode: legal-hold",
+            "repositories[0].object_lock.mode",
+        ),
+        ("days: 30", "days: 0", "repositories[0].object_lock.days"),
+    ];
+    for (from, to, field) in cases {
+        let policy = S3_POLICY.replace(from, to);
+        assert_ne!(policy, S3_POLICY, "{from} not found");
+        let err = rejected(&policy);
+        assert_has(&err, &[field, "policy.yaml:"]);
+    }
+}
