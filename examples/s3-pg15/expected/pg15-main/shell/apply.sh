@@ -361,7 +361,9 @@ step_stanza() {
   # The backup side creates the stanza: the database-side key may not write archive.info
   # or backup.info.
   if [ "$DRY_RUN" = 1 ] && [ ! -f "$S3_BACKUP_KEY_FILE" ]; then CHANGES=$((CHANGES + 1)); say "would run stanza-create as $BACKUP_USER (backup-side key)"; return; fi
-  if ! s3_stanza_missing; then say "stanza $STANZA exists in the bucket"; return; fi
+  local state
+  state=$(s3_stanza_state) || die "pgbackrest info as $BACKUP_USER failed (above): check the bucket, the endpoint and the backup-side key"
+  if [ "$state" = present ]; then say "stanza $STANZA exists in the bucket"; return; fi
   change pgbackrest_as_backup_user --stanza="$STANZA" --log-level-console=warn stanza-create
 }
 

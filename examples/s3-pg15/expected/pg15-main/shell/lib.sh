@@ -976,9 +976,17 @@ s3_key_install() {  # source dir file user group
 # pgBackRest as each side, with its own key.
 pgbackrest_database_side() { as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --config-include-path="$S3_DB_KEY_DIR" "$@"; }
 
-# Whether the stanza exists in the bucket (info's status 1 is "missing stanza path").
-s3_stanza_missing() {
-  pgbackrest_as_backup_user --stanza="$STANZA" --output=json info 2>/dev/null | grep -q '"status":{"code":1,'
+# Whether the stanza exists in the bucket: prints `missing` (info's status 1, "missing
+# stanza path") or `present`; fails, printing pgBackRest's error, when the backup-side key
+# cannot read the bucket (an unreachable bucket must not pass for an existing stanza).
+s3_stanza_state() {
+  local out
+  if out=$(pgbackrest_as_backup_user --stanza="$STANZA" --output=json info 2>&1) || [[ "$out" == *'"status":{"code":1,'* ]]; then
+    case "$out" in *'"status":{"code":1,'*) echo missing ;; *) echo present ;; esac
+    return 0
+  fi
+  printf '%s\n' "$out" >&2
+  return 1
 }
 
 # verify.sh: the database-side key must not be able to delete. The backup side puts a
