@@ -243,6 +243,17 @@ ATTACKS
   step rollback "$tree/shell/rollback.sh"
   expect rollback-keys-gone "key include files remain" bash -c "[ ! -e '$D/etc/database-side.d' ] && [ ! -e '$D/etc/backup-side.d' ]"
   expect rollback-keeps-sources "the key source files were removed" [ -f "$D/keys/database.key" ] && [ -f "$D/keys/backup.key" ]
+  # The Ansible target after the rollback (s3 only, to keep s3-245 short): the role runs
+  # apply.sh's steps unchanged; step configs writes the keys, so verify.sh (with its
+  # delete probe) passes after one playbook run.
+  if [ "$SCENARIO" = s3 ] && command -v ansible-playbook >/dev/null; then
+    local group="pgbr_${cluster//-/_}"
+    printf 'all:\n  children:\n    %s:\n      hosts:\n        localhost:\n          ansible_connection: local\n' "$group" > "$D/inventory.yml"
+    echo "/var/lib/pgbr-policy-ansible/$cluster" >> "$LAB/tmp-paths"
+    step ansible-playbook env ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 PGBR_POLICY="$PGBR" \
+      ansible-playbook "$D/out/ansible/playbook.yml" -i "$D/inventory.yml"
+    step verify-after-ansible "$tree/shell/verify.sh" --no-pgbackrest-check
+  fi
   pg_stop "$owner" "$bin" "$D/pg/data"
 }
 
