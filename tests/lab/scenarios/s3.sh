@@ -134,6 +134,12 @@ YAML
   chmod 0644 "$D/keys/database.key"
   denied apply-refuses-readable-key 'readable by other users' "$tree/shell/apply.sh" --dry-run
   chmod 0600 "$D/keys/database.key"
+  chown "$owner" "$D/keys"
+  denied apply-refuses-key-in-user-dir "belongs to $owner" "$tree/shell/apply.sh" --dry-run
+  chown root "$D/keys"
+  mv "$D/keys/backup.key" "$D/keys/backup.key.real"; ln -s "$D/keys/backup.key.real" "$D/keys/backup.key"
+  denied apply-refuses-linked-key 'is a symbolic link' "$tree/shell/apply.sh" --dry-run
+  rm "$D/keys/backup.key"; mv "$D/keys/backup.key.real" "$D/keys/backup.key"
   step apply env PGBR_POLICY="$PGBR" "$tree/shell/apply.sh" --restart || return
   step verify "$tree/shell/verify.sh" || return
   expect verify-ran-delete-probe "verify.sh did not report the delete probe" \
