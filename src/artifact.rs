@@ -128,6 +128,24 @@ impl Rendering {
                 };
                 structured::ini(file).map_err(|e| anyhow::anyhow!("cluster `{}`: {}", cluster.name, e.0))?
             }
+            Body::DatabaseIamPolicy
+            | Body::BackupIamPolicy
+            | Body::BucketPolicy
+            | Body::BucketSettings
+            | Body::Terraform => {
+                use crate::plan::repository::{PolicyDocument, bucket_settings, terraform};
+                let s3 = cluster
+                    .s3
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("cluster `{}`: {body:?} needs an s3 repository", cluster.name))?;
+                match body {
+                    Body::DatabaseIamPolicy => structured::json(&PolicyDocument::of(&s3.database_policy))?,
+                    Body::BackupIamPolicy => structured::json(&PolicyDocument::of(&s3.backup_policy))?,
+                    Body::BucketPolicy => structured::json(&PolicyDocument::of(&s3.bucket_policy))?,
+                    Body::BucketSettings => structured::json(&bucket_settings(s3))?,
+                    _ => structured::json(&terraform(s3, &cluster.name))?,
+                }
+            }
         })
     }
 

@@ -58,6 +58,10 @@ pub enum When {
     ArchiveByAlterSystem,
     Patroni,
     PatroniArchive,
+    /// pgBackRest's TLS server joins the two OS users (not with an s3 repository).
+    TlsServer,
+    /// The repository is a bucket reached with two scoped keys.
+    S3,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -83,6 +87,8 @@ impl Output {
             When::ArchiveByAlterSystem => cluster.archive.managed && cluster.patroni.is_none(),
             When::Patroni => cluster.patroni.is_some(),
             When::PatroniArchive => cluster.archive.managed && cluster.patroni.is_some(),
+            When::TlsServer => cluster.s3.is_none(),
+            When::S3 => cluster.s3.is_some(),
         })
     }
 

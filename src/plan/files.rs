@@ -63,7 +63,7 @@ fn parent(path: &AbsPath) -> Option<AbsPath> {
     path.ancestors().into_iter().next()
 }
 
-pub fn paths(c: &Cluster) -> Vec<PathEntry> {
+pub fn paths(c: &Cluster, s3: Option<&super::repository::S3Plan>) -> Vec<PathEntry> {
     let owner = c.postgres.owner.as_str();
     let group = c.postgres.group.as_str();
     let bu = c.backup_user.name.as_str();
@@ -149,6 +149,72 @@ pub fn paths(c: &Cluster) -> Vec<PathEntry> {
         .filter_map(parent)
         .collect();
     config_dirs.dedup();
+    if let Some(s3) = s3 {
+        // A bucket: no repository directory and no TLS material on this host. Each key
+        // lives in an include file only its user can read, in a directory root alone
+        // writes (apply.sh step s3-keys, from the root-only source files).
+        out.retain(|p| p.path != pb.repository.as_str());
+        for dir in &config_dirs {
+            out.push(entry(
+                dir,
+                PathKind::Dir,
+                ("root", "root"),
+                0o755,
+                "read only",
+                "",
+                "configuration directory, writable by root only",
+            ));
+        }
+        out.push(entry(
+            &pb.repository_config,
+            PathKind::File,
+            ("root", bg),
+            0o640,
+            "read only",
+            "--config",
+            "backup-side configuration (repo1-type=s3, no key): read by the backup user, written by root only",
+        ));
+        out.push(entry(&pb.database_config, PathKind::File, ("root", group), 0o640, "none", "--config", "database-side configuration (repo1-type=s3, no key): read by the cluster owner (archive_command, archive-get, restore)"));
+        let abs = |p: &str| AbsPath::parse(p).expect("planned from validated paths");
+        for (dir, file, user, ugroup, access, who) in [
+            (
+                &s3.database_key_dir,
+                &s3.database_key_file,
+                owner,
+                group,
+                "none",
+                "the database-side key (list, read, add WAL; delete nothing), read only by the cluster owner",
+            ),
+            (
+                &s3.backup_key_dir,
+                &s3.backup_key_file,
+                bu,
+                bg,
+                "read only",
+                "the backup-side key (read, write, delete under the stanza; never a version), read only by the backup user",
+            ),
+        ] {
+            out.push(entry(
+                &abs(dir),
+                PathKind::Dir,
+                ("root", "root"),
+                0o755,
+                "read only",
+                "--config-include-path",
+                "include directory of one side's key: root's alone, so nobody can plant or swap a file in it",
+            ));
+            out.push(entry(
+                &abs(file),
+                PathKind::Key,
+                (user, ugroup),
+                0o600,
+                access,
+                "repo1-s3-key, repo1-s3-key-secret",
+                who,
+            ));
+        }
+        return out;
+    }
     for dir in &config_dirs {
         out.push(entry(
             dir,

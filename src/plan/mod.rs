@@ -11,6 +11,7 @@ mod hba;
 mod host;
 pub mod patroni;
 pub mod pgbackrest;
+pub mod repository;
 mod sandbox;
 
 use crate::catalog::{self, Command};
@@ -95,6 +96,13 @@ pub struct ClusterPlan {
     /// Set when Patroni manages the cluster: templates branch on it (no pg_hba.conf
     /// edit, no ALTER SYSTEM, restarts through patronictl).
     pub patroni: Option<PatroniPlan>,
+    /// Set when the repository is a bucket: templates branch on it (no TLS server, no
+    /// repository directory, a key per side, stanza-create by the backup side).
+    pub s3: Option<repository::S3Plan>,
+    /// The options each side's pgBackRest commands need: `--config=…` (and, with a bucket,
+    /// `--config-include-path=…` where the side's key is).
+    pub backup_config_args: String,
+    pub database_config_args: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -284,7 +292,18 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     };
     let tls = pgbackrest::tls_plan(c);
     let patroni = c.patroni.as_ref().map(patroni::plan);
-    let mut paths = files::paths(c);
+    let s3 = c.s3.as_ref().map(|s3| {
+        let dir = c
+            .pgbackrest
+            .database_config
+            .ancestors()
+            .into_iter()
+            .next()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "/etc/pgbackrest".into());
+        repository::plan(c, s3, &dir)
+    });
+    let mut paths = files::paths(c, s3.as_ref());
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));
     }
@@ -316,6 +335,11 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         &systemd,
         patroni.as_ref(),
     );
+    // No TLS server in front of a bucket: no unit to install.
+    let mut installed_files = installed_files;
+    if s3.is_some() {
+        installed_files.retain(|f| f.target != systemd.unit_path);
+    }
     ClusterPlan {
         name: c.name.to_string(),
         major: major.get(),
@@ -376,23 +400,35 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         hba_lines: hba::hba_lines(c),
         ident_lines: hba::ident_lines(c),
         paths,
-        repository: c.pgbackrest.repository.to_string(),
+        repository: match &c.s3 {
+            Some(s3) => format!("s3://{}{}", s3.bucket, s3.prefix),
+            None => c.pgbackrest.repository.to_string(),
+        },
         installed_files,
         datadir: DataDirRule::new(c.postgres.data_directory.as_str()),
         state: host::state_plan(c.name.as_str()),
         search_paths: search_paths(c),
-        repository_config: pgbackrest::repository_config(c, &tls),
-        database_config: pgbackrest::database_config(c, &tls),
+        repository_config: pgbackrest::repository_config(c, &tls, s3.as_ref()),
+        database_config: pgbackrest::database_config(c, &tls, s3.as_ref()),
         tls,
         archive: ArchivePlan {
             managed: c.archive_managed,
-            command: pgbackrest::archive_command(c),
+            command: pgbackrest::archive_command(c, s3.as_ref()),
         },
+        backup_config_args: pgbackrest::config_args(
+            c.pgbackrest.repository_config.as_str(),
+            s3.as_ref().map(|s| s.backup_key_dir.as_str()),
+        ),
+        database_config_args: pgbackrest::config_args(
+            c.pgbackrest.database_config.as_str(),
+            s3.as_ref().map(|s| s.database_key_dir.as_str()),
+        ),
         restart_reasons: restart_reasons(c),
         warnings,
         files,
         systemd,
         patroni,
+        s3,
     }
 }
 

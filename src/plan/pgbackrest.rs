@@ -4,6 +4,7 @@
 //! only through that server.
 
 use super::TlsPlan;
+use super::repository::S3Plan;
 use crate::catalog::{Command, Version};
 use crate::policy::Cluster;
 use serde::Serialize;
@@ -94,33 +95,71 @@ fn pg_options(c: &Cluster, with_user: bool) -> Vec<ConfigOption> {
     options
 }
 
-pub fn repository_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
+/// `repo1-type=s3` and the rest, the same on both sides (facts.md §9): they differ only
+/// in the key, which apply.sh writes into each side's include directory.
+fn s3_options(s3: &S3Plan) -> Vec<ConfigOption> {
+    // `host:port` without a scheme: the port goes to repo1-storage-port, which every
+    // version reads (a URL with a scheme is read whole, from pgBackRest 2.58).
+    let (endpoint, port) = match s3.endpoint.rsplit_once(':') {
+        Some((host, port)) if !s3.endpoint.contains("://") => (host, Some(port)),
+        _ => (s3.endpoint.as_str(), None),
+    };
+    let mut options = vec![
+        opt("repo1-type", "s3"),
+        opt("repo1-path", &s3.path),
+        opt("repo1-s3-bucket", &s3.bucket),
+        opt("repo1-s3-endpoint", endpoint),
+        opt("repo1-s3-region", &s3.region),
+        opt("repo1-s3-uri-style", s3.uri_style),
+    ];
+    if let Some(port) = port {
+        options.push(opt("repo1-storage-port", port));
+    }
+    if !s3.ca_file.is_empty() {
+        options.push(opt("repo1-storage-ca-file", &s3.ca_file));
+    }
+    options
+}
+
+pub fn repository_config(c: &Cluster, tls: &TlsPlan, s3: Option<&S3Plan>) -> ConfigFile {
     let pb = &c.pgbackrest;
-    let mut global = vec![
-        opt("repo1-path", &pb.repository),
+    let mut global = match s3 {
+        Some(s3) => s3_options(s3),
+        None => vec![opt("repo1-path", &pb.repository)],
+    };
+    global.extend([
         opt("repo1-retention-full", pb.retention_full),
         opt("lock-path", &pb.backup_user_lock),
         opt("log-path", &pb.backup_user_log),
         opt("log-level-file", "info"),
         opt("start-fast", if pb.start_fast { "y" } else { "n" }),
-    ];
+    ]);
     if pb.commands.contains(&Command::BackupStandby) {
         global.push(opt("backup-standby", "y"));
     }
-    global.extend([
-        opt("tls-server-address", &tls.address),
-        opt("tls-server-port", tls.port),
-        opt("tls-server-ca-file", &tls.ca_cert),
-        opt("tls-server-cert-file", &tls.server_cert),
-        opt("tls-server-key-file", &tls.server_key),
-        opt("tls-server-auth", format!("{}={}", tls.client_cn, pb.stanza)),
-    ]);
+    let reader = match s3 {
+        Some(s3) => format!(
+            "the backup user `{}` (stanza-create, check, backup, expire), with the backup-side key from {}",
+            c.backup_user.name, s3.backup_key_dir
+        ),
+        None => format!("the backup user `{}` and its TLS server", c.backup_user.name),
+    };
+    if s3.is_none() {
+        global.extend([
+            opt("tls-server-address", &tls.address),
+            opt("tls-server-port", tls.port),
+            opt("tls-server-ca-file", &tls.ca_cert),
+            opt("tls-server-cert-file", &tls.server_cert),
+            opt("tls-server-key-file", &tls.server_key),
+            opt("tls-server-auth", format!("{}={}", tls.client_cn, pb.stanza)),
+        ]);
+    }
     ConfigFile {
         path: pb.repository_config.to_string(),
         owner: "root".into(),
         group: c.backup_user.group.to_string(),
         mode: "0640",
-        reader: format!("the backup user `{}` and its TLS server", c.backup_user.name),
+        reader,
         sections: vec![
             ConfigSection {
                 name: "global".into(),
@@ -134,31 +173,42 @@ pub fn repository_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
     }
 }
 
-pub fn database_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
+pub fn database_config(c: &Cluster, tls: &TlsPlan, s3: Option<&S3Plan>) -> ConfigFile {
     let pb = &c.pgbackrest;
-    let global = vec![
-        opt("repo1-host", &tls.connect_host),
-        opt("repo1-host-type", "tls"),
-        opt("repo1-host-port", tls.port),
-        opt("repo1-host-ca-file", &tls.ca_cert),
-        opt("repo1-host-cert-file", &tls.client_cert),
-        opt("repo1-host-key-file", &tls.client_key),
-        opt("repo1-host-config", &pb.repository_config),
+    let mut global = match s3 {
+        Some(s3) => s3_options(s3),
+        None => vec![
+            opt("repo1-host", &tls.connect_host),
+            opt("repo1-host-type", "tls"),
+            opt("repo1-host-port", tls.port),
+            opt("repo1-host-ca-file", &tls.ca_cert),
+            opt("repo1-host-cert-file", &tls.client_cert),
+            opt("repo1-host-key-file", &tls.client_key),
+            opt("repo1-host-config", &pb.repository_config),
+        ],
+    };
+    global.extend([
         opt("lock-path", &pb.owner_lock),
         opt("log-path", &pb.owner_log),
         opt("spool-path", &pb.owner_spool),
         opt("log-level-file", "info"),
-    ];
+    ]);
     // No pg1-user here: the cluster owner connects as itself, by peer.
     ConfigFile {
         path: pb.database_config.to_string(),
         owner: "root".into(),
         group: c.postgres.group.to_string(),
         mode: "0640",
-        reader: format!(
-            "the cluster owner `{}` (archive_command, stanza-create, restore)",
-            c.postgres.owner
-        ),
+        reader: match s3 {
+            Some(s3) => format!(
+                "the cluster owner `{}` (archive_command, archive-get, restore), with the database-side key from {}",
+                c.postgres.owner, s3.database_key_dir
+            ),
+            None => format!(
+                "the cluster owner `{}` (archive_command, stanza-create, restore)",
+                c.postgres.owner
+            ),
+        },
         sections: vec![
             ConfigSection {
                 name: "global".into(),
@@ -175,9 +225,23 @@ pub fn database_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
 /// archive_command runs through /bin/sh with `%p` expanded by PostgreSQL. Paths and the
 /// stanza are validated to an allowlist without `%`, spaces or quotes, so this needs no
 /// quoting of its own; it is then written as an SQL literal.
-pub fn archive_command(c: &Cluster) -> String {
+pub fn archive_command(c: &Cluster, s3: Option<&S3Plan>) -> String {
     format!(
-        "{} --config={} --stanza={} archive-push %p",
-        c.pgbackrest.binary, c.pgbackrest.database_config, c.pgbackrest.stanza
+        "{} {} --stanza={} archive-push %p",
+        c.pgbackrest.binary,
+        config_args(
+            c.pgbackrest.database_config.as_str(),
+            s3.map(|s| s.database_key_dir.as_str())
+        ),
+        c.pgbackrest.stanza
     )
+}
+
+/// `--config=FILE`, plus `--config-include-path=DIR` where the side's key is (an explicit
+/// --config alone makes pgBackRest skip every include directory).
+pub fn config_args(config: &str, key_dir: Option<&str>) -> String {
+    match key_dir {
+        Some(dir) => format!("--config={config} --config-include-path={dir}"),
+        None => format!("--config={config}"),
+    }
 }

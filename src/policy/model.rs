@@ -22,6 +22,42 @@ pub struct Cluster {
     pub archive_managed: bool,
     /// `Some` when Patroni manages the cluster (`patroni.enabled: true`).
     pub patroni: Option<Patroni>,
+    /// `Some` when `pgbackrest.repository` names a declared repository of type `s3`:
+    /// no TLS server, no repository directory on the host, two scoped keys.
+    pub s3: Option<S3Repository>,
+}
+
+/// Object storage reached with two scoped keys (README, "Object storage").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Repository {
+    /// The repository's name in `repositories:`.
+    pub name: String,
+    pub bucket: String,
+    /// `repo1-path`: `/` followed by the key prefix (no trailing `/`), e.g. `/pgbackrest`.
+    pub prefix: String,
+    pub region: String,
+    /// `host[:port]`, or `http://host[:port]` (plain HTTP, pgBackRest 2.58+).
+    pub endpoint: String,
+    pub uri_style: UriStyle,
+    pub ca_file: Option<AbsPath>,
+    pub admin_principal: String,
+    pub partition: String,
+    pub database_key_file: AbsPath,
+    pub backup_key_file: AbsPath,
+    pub versioning: bool,
+    pub object_lock: Option<ObjectLock>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriStyle {
+    Host,
+    Path,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    pub compliance: bool,
+    pub days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -46,7 +46,59 @@ pub struct PolicyFile {
     pub version: S<u32>,
     #[serde(default)]
     pub defaults: Option<ClusterSpec>,
+    /// Repositories that clusters refer to by name (`pgbackrest.repository: <name>`).
+    #[serde(default)]
+    pub repositories: Option<S<Vec<RepositorySpec>>>,
     pub clusters: S<Vec<ClusterSpec>>,
+}
+
+/// A declared repository. `type: s3` (issue 15) is object storage reached with two
+/// scoped keys; `type: posix` (the default) with a `host:` is a dedicated repository host
+/// (issue 14, another branch). Fields of the other type are refused by validation.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySpec {
+    pub name: Option<S<String>>,
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    pub s3: Option<S3Spec>,
+    pub credentials: Option<CredentialsSpec>,
+    pub object_lock: Option<ObjectLockSpec>,
+    pub versioning: Option<S<bool>>,
+}
+
+/// Where the bucket is and how pgBackRest reaches it (`repo1-s3-*`).
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Spec {
+    pub bucket: Option<S<String>>,
+    pub prefix: Option<S<String>>,
+    pub region: Option<S<String>>,
+    pub endpoint: Option<S<String>>,
+    pub uri_style: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    /// The IAM principal (ARN) the bucket policy exempts from its Deny statements: the
+    /// administrator who may still change versioning, lifecycle, retention and the policy.
+    pub admin_principal: Option<S<String>>,
+    /// The ARN partition of the bucket's resources: `aws` (default), `aws-us-gov`, `aws-cn`.
+    pub partition: Option<S<String>>,
+}
+
+/// The two keys, each read at apply time from a root-only file on the database host.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsSpec {
+    pub database_side: Option<S<String>>,
+    pub backup_side: Option<S<String>>,
+    /// `files` (default). `instance` / `web-identity` are explained and refused.
+    pub source: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLockSpec {
+    pub mode: Option<S<String>>,
+    pub days: Option<S<u32>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]

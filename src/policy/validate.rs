@@ -8,7 +8,7 @@ use super::model::*;
 use super::names::{AbsPath, ClusterName};
 use super::places;
 use super::raw::{self, S};
-use super::resolve::{backup_user, pgbackrest, postgres, role};
+use super::resolve::{backup_user, pgbackrest, postgres, repository, role};
 use crate::catalog::Version;
 
 /// Output grows with the clusters (~170 KB each): this bounds what any policy file,
@@ -50,6 +50,7 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
             "a name cannot be shared: give each cluster its own `name`",
         );
     }
+    let repositories = repository::resolve(file.repositories.as_ref(), out);
     let clusters_at = at(&file.clusters);
     let mut clusters = Vec::new();
     // Beside each resolved cluster: its index in the file and where its name is written.
@@ -57,7 +58,7 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     for (index, spec) in file.clusters.0.value.into_iter().enumerate() {
         let merged = spec.merged_over(&defaults);
         let name_at = merged.name.as_ref().and_then(at);
-        if let Some(cluster) = resolve_cluster(index, merged, clusters_at, out) {
+        if let Some(cluster) = resolve_cluster(index, merged, clusters_at, &repositories, out) {
             clusters.push(cluster);
             places.push((index, name_at));
         }
@@ -100,6 +101,7 @@ fn resolve_cluster(
     index: usize,
     spec: raw::ClusterSpec,
     clusters_at: Option<(usize, usize)>,
+    repositories: &std::collections::BTreeMap<String, repository::Declared>,
     out: &mut Collector<'_>,
 ) -> Option<Cluster> {
     let cluster_at = spec.name.as_ref().and_then(at).or(clusters_at);
@@ -118,7 +120,36 @@ fn resolve_cluster(
     let bu = backup_user::resolve(&mut f, &bu_spec);
     let role_spec = spec.role.unwrap_or_default();
     let role = role::resolve(&mut f, &role_spec, pg.owner.as_ref(), pg.major);
-    let pb_spec = spec.pgbackrest.unwrap_or_default();
+    let mut pb_spec = spec.pgbackrest.unwrap_or_default();
+    // `pgbackrest.repository` is an absolute path (a repository on this host) or the name
+    // of a declared repository.
+    let mut s3 = None;
+    let mut s3_ok = true;
+    if let Some(r) = pb_spec.repository.clone()
+        && !r.value.starts_with('/')
+    {
+        match repositories.get(&r.value) {
+            Some(declared) => {
+                s3_ok = declared.s3.is_some();
+                s3 = declared.s3.clone();
+            }
+            None => {
+                let path = f.path("pgbackrest.repository");
+                let known: Vec<&str> = repositories.keys().map(String::as_str).collect();
+                f.out.error(
+                    at(&r),
+                    &path,
+                    if known.is_empty() {
+                        format!("`{}` is neither an absolute path nor the name of a repository declared under `repositories:` (none is)", super::names::printable(&r.value))
+                    } else {
+                        format!("`{}` is neither an absolute path nor the name of a repository declared under `repositories:` ({})", super::names::printable(&r.value), known.join(", "))
+                    },
+                );
+                s3_ok = false;
+            }
+        }
+        pb_spec.repository = None;
+    }
     let cluster_str = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
     let pb = pgbackrest::resolve(
         &mut f,
@@ -151,7 +182,11 @@ fn resolve_cluster(
         pgbackrest: pb.finish()?,
         archive_managed,
         patroni,
+        s3,
     };
+    if !s3_ok {
+        return None;
+    }
     check_combinations(&mut f, &cluster, &bu_spec, &pb_spec);
     places::check(&mut f, &cluster, &locations);
     Some(cluster)
@@ -297,14 +332,19 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
         );
     }
     let version_at = pb.version.as_ref().and_then(at);
-    let needed = c.postgres.major.min_pgbackrest().max(Version::TLS_SERVER);
+    // An s3 repository has no TLS server: only the major's own minimum applies.
+    let needed = if c.s3.is_some() {
+        c.postgres.major.min_pgbackrest()
+    } else {
+        c.postgres.major.min_pgbackrest().max(Version::TLS_SERVER)
+    };
     let version_field = f.path("pgbackrest.version");
     match c.pgbackrest.version {
         None if c.postgres.major.get() >= 16 => {
             f.out.warning(f.cluster_at, &version_field, format!("PostgreSQL {} needs pgBackRest {needed} or later; set `pgbackrest.version` to the version on your hosts to have it checked", c.postgres.major));
         }
         None => {}
-        Some(v) if v < Version::TLS_SERVER => {
+        Some(v) if v < Version::TLS_SERVER && c.s3.is_none() => {
             f.out.error(
                 version_at,
                 &version_field,
@@ -318,7 +358,17 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
         }
         Some(_) => {}
     }
-    if let Some(ip) = c.pgbackrest.tls_address.ip().filter(|ip| !ip.is_loopback()) {
+    if let Some(s3) = &c.s3 {
+        let v = c.pgbackrest.version;
+        let before_2_58 = v.is_some_and(|v| v < Version(2, 58, 0));
+        if s3.endpoint.starts_with("https://") && before_2_58 {
+            f.out.error(version_at, &version_field, format!("pgBackRest {} reads an S3 endpoint as `host` or `host:port`, not a URL (from 2.58.0): write `{}` without `https://`, or set pgbackrest.version to 2.58.0 or later", version_text(v), s3.endpoint.trim_start_matches("https://")));
+        } else if s3.endpoint.starts_with("http://") && before_2_58 {
+            f.out.error(version_at, &version_field, format!("pgBackRest {} speaks only HTTPS to S3 (a plain `http://` endpoint works from 2.58.0): upgrade and set pgbackrest.version, or put a TLS terminator in front of `{}`", version_text(v), s3.endpoint));
+        } else if v.is_some_and(|v| v < Version(2, 54, 0)) {
+            f.out.warning(version_at, &version_field, format!("pgBackRest {} cannot restore a backup that expire already removed from the bucket's versions (`--repo-target-time` arrived in 2.54.0): the generated restore-from-versions command needs 2.54 or later", version_text(v)));
+        }
+    } else if let Some(ip) = c.pgbackrest.tls_address.ip().filter(|ip| !ip.is_loopback()) {
         let p = f.path("pgbackrest.tls.address");
         let where_ = pb.tls.as_ref().and_then(|t| t.address.as_ref()).and_then(at);
         let why = format!(
@@ -345,9 +395,14 @@ fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserS
             Some(_) => {}
         }
     }
-    if !c.pgbackrest.tls_address.is_loopback() {
+    if !c.pgbackrest.tls_address.is_loopback() && c.s3.is_none() {
         let p = f.path("pgbackrest.tls.address");
         let where_ = pb.tls.as_ref().and_then(|t| t.address.as_ref()).and_then(at);
         f.out.warning(where_, &p, format!("the TLS server will listen on `{}`, not loopback: it authenticates clients by certificate, but keep the port firewalled", c.pgbackrest.tls_address));
     }
+}
+
+/// A policy's pgBackRest version in a message: the release, or that none was given.
+fn version_text(v: Option<Version>) -> String {
+    v.map_or_else(|| "(no pgbackrest.version given)".to_string(), |v| v.to_string())
 }

@@ -24,6 +24,22 @@ pub enum Body {
     RepositoryConfig,
     /// [`crate::plan::ClusterPlan::database_config`]
     DatabaseConfig,
+    /// The IAM policy documents of [`crate::plan::repository::S3Plan`], as JSON.
+    DatabaseIamPolicy,
+    BackupIamPolicy,
+    BucketPolicy,
+    /// [`crate::plan::repository::BucketSettings`]
+    BucketSettings,
+    /// [`crate::plan::repository::terraform`] (Terraform's JSON syntax)
+    Terraform,
+}
+
+/// A JSON document (serde_json, two-space indentation, keys in struct order), one
+/// trailing newline. JSON has no comments, so these files carry no header.
+pub fn json<T: Serialize>(value: &T) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value).context("serializing JSON")?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// A YAML document: block style, two-space indentation with sequences indented under

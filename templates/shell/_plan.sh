@@ -64,7 +64,16 @@ STATE_TLS_SERVER_PID={{ c.state.tls_server_pid | sh }}
 STATE_TLS_SERVER_INFO={{ c.state.tls_server_info | sh }}
 STATE_TLS_SERVER_LOG={{ c.state.tls_server_log | sh }}
 STATE_RESTART_LOG={{ c.state.restart_log | sh }}
-{% include "shell/_plan_datadir.sh" %}{% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
+{% if c.s3 %}# The repository is a bucket: no TLS server; each side's key in its include directory.
+S3_BUCKET={{ c.s3.bucket | sh }}
+S3_DB_KEY_SOURCE={{ c.s3.database_key_source | sh }}
+S3_DB_KEY_DIR={{ c.s3.database_key_dir | sh }}
+S3_DB_KEY_FILE={{ c.s3.database_key_file | sh }}
+S3_BACKUP_KEY_SOURCE={{ c.s3.backup_key_source | sh }}
+S3_BACKUP_KEY_DIR={{ c.s3.backup_key_dir | sh }}
+S3_BACKUP_KEY_FILE={{ c.s3.backup_key_file | sh }}
+S3_PROBE={{ c.s3.probe | sh }}
+{% endif %}{% include "shell/_plan_datadir.sh" %}{% if c.patroni %}# Patroni manages this cluster: it owns pg_hba.conf, pg_ident.conf, the archive settings
 # (dynamic configuration) and restarts.
 PATRONI_CONFIG={{ c.patroni.config_file | sh }}
 PATRONI_SCRIPTS={{ c.patroni.scripts_directory | sh }}

@@ -66,8 +66,14 @@ step_preflight() {
   getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
   [ ! -L "$PGDATA" ] || die "$PGDATA is a symbolic link: set postgres.data_directory to the real directory"
   [ "$(stat -c %U -- "$PGDATA")" = "$PG_OWNER" ] || die "$PGDATA is not owned by $PG_OWNER"
-  command -v openssl >/dev/null || die "openssl not found: install it"
-  if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
+{% if c.s3 %}  # A bucket: each side's key is read from a root-only file (step s3-keys).
+  local source problem
+  for source in "$S3_DB_KEY_SOURCE" "$S3_BACKUP_KEY_SOURCE"; do
+    problem=$(s3_key_source_problem "$source")
+    [ -z "$problem" ] || die "refusing to read the key: $problem"
+  done
+{% else %}  command -v openssl >/dev/null || die "openssl not found: install it"
+{% endif %}  if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
   server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role, grants and pg_hba validation need it)"
   local version
   version=$(owner_query "SELECT current_setting('server_version_num')::int / 10000")
@@ -246,13 +252,27 @@ step_pgdata() {
 step_configs() {
   STEP=configs
   for_installed_files install_file configs
+{% if c.s3 %}  # The keys are part of each side's configuration (an include file), so the Ansible
+  # role's `configs` task writes them too.
+  s3_keys
+{% endif %}}
+
+{% if c.s3 %}# Each side's key from its root-only source into its include file (lib/s3.sh), as root,
+# in the root-only directories step paths made.
+s3_keys() {
+  s3_key_install "$S3_DB_KEY_SOURCE" "$S3_DB_KEY_DIR" "$S3_DB_KEY_FILE" "$PG_OWNER" "$PG_GROUP"
+  s3_key_install "$S3_BACKUP_KEY_SOURCE" "$S3_BACKUP_KEY_DIR" "$S3_BACKUP_KEY_FILE" "$BACKUP_USER" "$BACKUP_GROUP"
 }
 
 step_tls() {
   STEP=tls
+  say "object storage: no TLS material (the TLS server is not in the archiving path)"
+}
+{% else %}step_tls() {
+  STEP=tls
   tls_material
 }
-
+{% endif %}
 # A fingerprint of the role's privileges, to tell whether apply.sql changed anything.
 role_fingerprint() {
   printf '%s\n' "SELECT md5(coalesce((SELECT pg_catalog.row_to_json(r)::text FROM pg_catalog.pg_roles r WHERE r.rolname = :'role'), 'none')
@@ -386,7 +406,13 @@ $errors"
   CHANGES=$((CHANGES + 1)); say "block spliced at the top of $hba and $ident (as $hba_user), validated with pg_hba_file_rules, reloaded"
 }
 {% endif %}
-step_tls_server() {
+{% if c.s3 %}step_tls_server() {
+  STEP=tls-server
+  for_installed_files install_file tls-server
+{% if c.systemd.tmpfiles %}  if [ "$DRY_RUN" = 0 ] && systemd_running; then systemd-tmpfiles --create "$TMPFILES_PATH"; fi
+{% endif %}  say "object storage: no TLS server (the cluster owner archives straight to the bucket with the database-side key)"
+}
+{% else %}step_tls_server() {
   STEP=tls-server
   for_installed_files install_file tls-server
   [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
@@ -430,16 +456,24 @@ step_tls_server() {
   done
   say "TLS server answers on $TLS_HOST:$TLS_PORT"
 }
-
+{% endif %}
 step_stanza() {
   STEP=stanza
 {% if c.patroni %}  [ "$IS_REPLICA" = 0 ] || { say "replica: stanza-create runs on the primary"; return; }
-{% endif %}  if getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -f "$REPOSITORY/backup/$STANZA/backup.info"; then
+{% endif %}{% if c.s3 %}  # The backup side creates the stanza: the database-side key may not write archive.info
+  # or backup.info.
+  if [ "$DRY_RUN" = 1 ] && [ ! -f "$S3_BACKUP_KEY_FILE" ]; then CHANGES=$((CHANGES + 1)); say "would run stanza-create as $BACKUP_USER (backup-side key)"; return; fi
+  local state
+  state=$(s3_stanza_state) || die "pgbackrest info as $BACKUP_USER failed (above): check the bucket, the endpoint and the backup-side key"
+  if [ "$state" = present ]; then say "stanza $STANZA exists in the bucket"; return; fi
+  change pgbackrest_as_backup_user --stanza="$STANZA" --log-level-console=warn stanza-create
+}
+{% else %}  if getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -f "$REPOSITORY/backup/$STANZA/backup.info"; then
     say "stanza $STANZA exists"; return
   fi
   change runuser -u "$PG_OWNER" -- "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn stanza-create
 }
-
+{% endif %}
 {% if c.patroni %}# Through Patroni's dynamic configuration (every member): patronictl edit-config applies
 # patroni/dynamic-config.yml; Patroni rewrites postgresql.conf and reloads on its next
 # loop. What the dynamic configuration held before is kept for rollback.sh.

@@ -175,7 +175,14 @@ step_files() {
     change as_user "$BACKUP_USER" rm -f -- "$BACKUP_HOME/.pgpass"
   fi
   for_installed_files remove_installed_file configs
-  # Only what apply.sh made there, then the directory if that left it empty: the policy
+{% if c.s3 %}  # Each side's key include file and its directory (root's), never the source files.
+  for dir in "$S3_DB_KEY_DIR" "$S3_BACKUP_KEY_DIR"; do
+    if [ ! -d "$dir" ] || [ -L "$dir" ]; then continue; fi
+    root_acts_in "$dir" "remove the key in $dir"
+    if [ -e "$dir/s3-key.conf" ] || [ -L "$dir/s3-key.conf" ]; then change rm -f -- "$dir/s3-key.conf"; fi
+    if [ -z "$(ls -A -- "$dir")" ]; then change rmdir -- "$dir"; fi
+  done
+{% endif %}  # Only what apply.sh made there, then the directory if that left it empty: the policy
   # may name a directory that holds other files, so never a recursive removal.
   if [ -d "$TLS_DIR" ] && [ ! -L "$TLS_DIR" ]; then
     root_acts_in "$TLS_DIR" "remove TLS keys"

@@ -74,7 +74,8 @@ role_psql() {  # database host-or-socket sql
 }
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
-{% if c.patroni %}block_is_first_live() { block_is_first "$(owner_query "SHOW $1")" "$2"; }
+{% if c.s3 %}key_current() { s3_key_include "$1" | cmp -s -- - "$2"; }
+{% endif %}{% if c.patroni %}block_is_first_live() { block_is_first "$(owner_query "SHOW $1")" "$2"; }
 # "  on_start: /path/hook" (any quoting) in the Patroni configuration.
 names_hook() { grep -rqE -- "^[[:space:]]*[\"']?$1[\"']?:[[:space:]]*[\"']?$PATRONI_HOOK([\"'[:space:]]|\$)" "$PATRONI_CONFIG"; }
 {% endif %}
@@ -126,7 +127,20 @@ main() {
   check_not "$BACKUP_USER cannot write PG_VERSION" as_user "$BACKUP_USER" test -w "$PGDATA/PG_VERSION"
   check "data_directory_mode is $DD_MODE in the running server" [ "$(owner_query "SHOW data_directory_mode" 2>/dev/null)" = "$DD_MODE" ]
 
-  echo "== repository"
+{% if c.s3 %}  echo "== repository (bucket $S3_BUCKET)"
+  check_not "$BACKUP_USER cannot read the database-side key" as_user "$BACKUP_USER" test -r "$S3_DB_KEY_FILE"
+  check_not "cluster owner $PG_OWNER cannot read the backup-side key" as_user "$PG_OWNER" test -r "$S3_BACKUP_KEY_FILE"
+  check "$S3_DB_KEY_FILE holds the key of $S3_DB_KEY_SOURCE" key_current "$S3_DB_KEY_SOURCE" "$S3_DB_KEY_FILE"
+  check "$S3_BACKUP_KEY_FILE holds the key of $S3_BACKUP_KEY_SOURCE" key_current "$S3_BACKUP_KEY_SOURCE" "$S3_BACKUP_KEY_FILE"
+  # Fails (not a warning): a database-side key that can delete makes the bucket as
+  # destructible from the database host as a local repository.
+  local probe
+  if probe=$(s3_delete_probe); then
+    PASSED=$((PASSED + 1)); printf 'ok    %s\n' "the database-side key cannot delete $S3_PROBE (403 AccessDenied)"
+  else
+    FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "the database-side key must not delete: $probe"
+  fi
+{% else %}  echo "== repository"
   check_denied "cluster owner $PG_OWNER cannot create a file in the repository" 'Permission denied' can_create "$PG_OWNER" "$REPOSITORY"
   check_not "cluster owner $PG_OWNER cannot enter the repository" as_user "$PG_OWNER" test -x "$REPOSITORY"
   if systemd_running; then
@@ -134,7 +148,7 @@ main() {
     check "$UNIT_NAME is active" unit_active
   fi
   check "the TLS server answers server-ping on $TLS_HOST:$TLS_PORT" tls_server_ping
-
+{% endif %}
   echo "== database role (sql/verify.sql)"
   local out
   if out=$(sql_verify 2>&1); then

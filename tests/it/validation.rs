@@ -326,3 +326,183 @@ fn the_policy_size_is_checked_before_reading() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the file is more than 4194304 bytes"), "{err}");
 }
+
+const S3_POLICY: &str = "version: 1
+repositories:
+  - name: offsite
+    type: s3
+    s3: {bucket: acme-pg-backups, region: eu-west-1, endpoint: s3.eu-west-1.amazonaws.com, admin_principal: \"arn:aws:iam::123456789012:role/admin\"}
+    credentials: {database_side: /etc/keys/db.key, backup_side: /etc/keys/backup.key}
+    object_lock: {mode: compliance, days: 30}
+clusters:
+  - name: main
+    postgres: {major: 15}
+    pgbackrest: {repository: offsite}
+";
+
+#[test]
+fn s3_repository_errors_name_field_and_line() {
+    let err = rejected(&S3_POLICY.replace("acme-pg-backups", "Bad_Bucket"));
+    assert_has(
+        &err,
+        &["policy.yaml:5:", "repositories[0].s3.bucket", "not an S3 bucket name"],
+    );
+    let err = rejected(&S3_POLICY.replace("backup_side: /etc/keys/backup.key", "backup_side: /etc/keys/db.key"));
+    assert_has(&err, &["repositories[0].credentials.backup_side", "two keys"]);
+    let err = rejected(&S3_POLICY.replace("repository: offsite", "repository: elsewhere"));
+    assert_has(
+        &err,
+        &["policy.yaml:11:", "clusters[0].pgbackrest.repository", "offsite"],
+    );
+    let err = rejected(&S3_POLICY.replace("credentials: {", "credentials: {source: instance, "));
+    assert_has(&err, &["repositories[0].credentials.source", "ONE identity"]);
+    let err = rejected(&S3_POLICY.replace(
+        "object_lock: {mode: compliance, days: 30}",
+        "object_lock: {mode: compliance}\n    versioning: false",
+    ));
+    assert_has(
+        &err,
+        &[
+            "repositories[0].object_lock.days",
+            "is required",
+            "repositories[0].versioning",
+            "object lock needs versioning",
+        ],
+    );
+    let err = rejected(
+        &S3_POLICY
+            .replace(
+                "endpoint: s3.eu-west-1.amazonaws.com",
+                "endpoint: http://127.0.0.1:9000",
+            )
+            .replace(
+                "postgres: {major: 15}",
+                "postgres: {major: 15}\n    pgbackrest: {version: \"2.45\"}",
+            )
+            .replace("    pgbackrest: {repository: offsite}\n", "")
+            .replace("{version: \"2.45\"}", "{version: \"2.45\", repository: offsite}"),
+    );
+    assert_has(&err, &["clusters[0].pgbackrest.version", "2.58.0"]);
+}
+
+#[test]
+fn s3_tree_has_no_secret_and_no_tls_server() {
+    let dir = tempdir();
+    let path = write_policy(dir.path(), S3_POLICY);
+    let out = dir.path().join("out");
+    let (code, _, stderr) = run(&["generate", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut texts = String::new();
+    for entry in walk(&out) {
+        texts.push_str(&std::fs::read_to_string(&entry).unwrap_or_default());
+    }
+    // The key files are named (apply.sh reads them), their content never is: no key
+    // option is written with a value anywhere in the tree.
+    assert!(texts.contains("/etc/keys/db.key"));
+    assert!(
+        !texts
+            .lines()
+            .any(|l| l.trim_start().starts_with("repo1-s3-key") || l.contains("aws_secret_access_key =")),
+        "a key option with a value in the tree"
+    );
+    assert!(!out.join("main/systemd/pgbr-tls-main.service").exists());
+    let conf = std::fs::read_to_string(out.join("main/pgbackrest/database.conf")).unwrap();
+    assert!(conf.contains("repo1-type=s3") && !conf.contains("repo1-host"), "{conf}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Values that would be wildcards in IAM, options in argv, or break the ini, the JSON
+/// or the shell plan block are refused by name and line (the allowlists in
+/// policy/resolve/repository.rs).
+#[test]
+fn s3_hostile_values_are_refused_by_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "bucket: acme-pg-backups",
+            "bucket: \"a$(id)b\"",
+            "repositories[0].s3.bucket",
+        ),
+        (
+            "bucket: acme-pg-backups",
+            "bucket: \"a..b\"",
+            "repositories[0].s3.bucket",
+        ),
+        (
+            "region: eu-west-1",
+            "region: \"eu-west-1;x\"",
+            "repositories[0].s3.region",
+        ),
+        (
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"-x\"",
+            "repositories[0].s3.endpoint",
+        ),
+        (
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"h\\nrepo1-s3-key=x\"",
+            "repositories[0].s3.endpoint",
+        ),
+        (
+            "endpoint: s3.eu-west-1.amazonaws.com",
+            "endpoint: \"h:0\"",
+            "repositories[0].s3.endpoint",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, prefix: \"/pg*\"",
+            "repositories[0].s3.prefix",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, prefix: \"/a/../b\"",
+            "repositories[0].s3.prefix",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, prefix: \"/a/\"",
+            "repositories[0].s3.prefix",
+        ),
+        (
+            "region: eu-west-1",
+            "region: eu-west-1, ca_file: rel.crt",
+            "repositories[0].s3.ca_file",
+        ),
+        ("role/admin", "role/ad\\\"min", "repositories[0].s3.admin_principal"),
+        (
+            "database_side: /etc/keys/db.key",
+            "database_side: keys/db.key",
+            "repositories[0].credentials.database_side",
+        ),
+        (
+            "database_side: /etc/keys/db.key",
+            "database_side: /tmp/db.key",
+            "repositories[0].credentials.database_side",
+        ),
+        ("name: offsite", "name: \"off site\"", "repositories[0].name"),
+        ("type: s3", "type: gcs", "repositories[0].type"),
+        (
+            "mode: compliance",
+            "mode: legal-hold",
+            "repositories[0].object_lock.mode",
+        ),
+        ("days: 30", "days: 0", "repositories[0].object_lock.days"),
+    ];
+    for (from, to, field) in cases {
+        let policy = S3_POLICY.replace(from, to);
+        assert_ne!(policy, S3_POLICY, "{from} not found");
+        let err = rejected(&policy);
+        assert_has(&err, &[field, "policy.yaml:"]);
+    }
+}

@@ -154,8 +154,9 @@ pgbackrest_version_check() {
   PGBACKREST_INSTALLED=$installed
 }
 
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-
+{% if c.s3 %}pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" --config-include-path="$S3_BACKUP_KEY_DIR" "$@"; }
+{% else %}pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
+{% endif %}
 # server-ping only proves that something listens (it skips certificate checks); a short
 # io-timeout because a refused connection otherwise takes 2 x 60 s to report.
 tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
