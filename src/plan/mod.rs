@@ -89,6 +89,8 @@ pub struct ClusterPlan {
     /// Set when Patroni manages the cluster: templates branch on it (no pg_hba.conf
     /// edit, no ALTER SYSTEM, restarts through patronictl).
     pub patroni: Option<PatroniPlan>,
+    /// The inventory group the cluster's Ansible play targets (`ansible.host_group`).
+    pub ansible_group: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -301,6 +303,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         patroni.as_ref(),
     );
     ClusterPlan {
+        ansible_group: c.ansible_group.to_string(),
         name: c.name.to_string(),
         major: major.get(),
         stanza: c.pgbackrest.stanza.to_string(),

@@ -5,7 +5,7 @@
 use super::diagnostic::Collector;
 use super::fields::{Fields, at, string};
 use super::model::*;
-use super::names::{AbsPath, ClusterName};
+use super::names::{AbsPath, AnsibleGroup, ClusterName};
 use super::places;
 use super::raw::{self, S};
 use super::resolve::{backup_user, pgbackrest, postgres, role};
@@ -132,6 +132,14 @@ fn resolve_cluster(
         },
     );
 
+    let group_default = AnsibleGroup::default_for(&cluster_str);
+    let ansible_group = f.parse(
+        spec.ansible.as_ref().and_then(|a| a.host_group.as_ref()),
+        "ansible.host_group",
+        || Some(group_default),
+        AnsibleGroup::parse,
+    );
+
     let cluster = Cluster {
         name: name?,
         postgres: pg.finish()?,
@@ -140,6 +148,7 @@ fn resolve_cluster(
         pgbackrest: pb.finish()?,
         archive_managed,
         patroni,
+        ansible_group: ansible_group?,
     };
     check_combinations(&mut f, &cluster, &bu_spec, &pb_spec);
     places::check(&mut f, &cluster, &locations);

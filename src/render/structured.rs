@@ -24,6 +24,30 @@ pub enum Body {
     RepositoryConfig,
     /// [`crate::plan::ClusterPlan::database_config`]
     DatabaseConfig,
+    /// [`AnsibleClusterVars`]
+    AnsibleClusterVars,
+}
+
+/// What the Ansible role needs to know of one cluster (`ansible/clusters/<cluster>.yml`):
+/// its name, whether Patroni manages it, and where a scram-sha-256 password comes from.
+/// Every value is from an allowlist (cluster names, environment variable names), so no
+/// `{{` can reach Ansible's templating; nothing secret.
+#[derive(Debug, Serialize)]
+pub struct AnsibleClusterVars<'a> {
+    pub pgbr_policy_cluster: &'a str,
+    pub pgbr_policy_patroni: bool,
+    /// scram-sha-256 with `password_env`: the variable's name; empty otherwise.
+    pub pgbr_policy_password_env: &'a str,
+}
+
+impl<'a> AnsibleClusterVars<'a> {
+    pub fn of(cluster: &'a crate::plan::ClusterPlan) -> Self {
+        Self {
+            pgbr_policy_cluster: &cluster.name,
+            pgbr_policy_patroni: cluster.patroni.is_some(),
+            pgbr_policy_password_env: &cluster.role.password_env,
+        }
+    }
 }
 
 /// A YAML document: block style, two-space indentation with sequences indented under
