@@ -312,6 +312,8 @@ const ROLE_MODULES: &[&str] = &[
     "ansible.builtin.file",
     "ansible.builtin.copy",
     "ansible.builtin.tempfile",
+    "ansible.builtin.set_fact",
+    "ansible.builtin.slurp",
     "ansible.builtin.command",
     "ansible.builtin.debug",
 ];
@@ -366,6 +368,7 @@ fn the_role_only_copies_the_tree_and_runs_its_scripts() {
             "main.yml",
             "preflight.yml",
             "rollback.yml",
+            "tree_state.yml",
             "verify.yml"
         ]
     );
@@ -435,6 +438,9 @@ fn the_role_only_copies_the_tree_and_runs_its_scripts() {
     let verify = read("verify.yml");
     assert_eq!(commands_of(&verify), ["verify.sh"]);
     assert!(verify.contains("changed_when: false") && !verify.contains("host_tree.yml"));
+    // The host's copy is compared by a digest of the controller's tree, never trusted blindly.
+    let state = read("tree_state.yml");
+    assert!(state.contains("query('ansible.builtin.filetree', pgbr_policy_artifacts)"));
     let rollback = read("rollback.yml");
     assert_eq!(commands_of(&rollback), ["rollback.sh"]);
 }
@@ -586,7 +592,7 @@ fn check_mode_leaves_nothing_on_the_host_even_when_a_step_fails() {
         text.contains("Step os-user") && text.contains("no-such-data") && text.contains("failed=1"),
         "the first step did not fail with apply.sh's message:\n{text}"
     );
-    assert!(text.contains("Check mode | remove the scratch directory"), "{text}");
+    assert!(text.contains("Scratch | remove the scratch directory"), "{text}");
     // The scratch directory this run used (other tests may make their own meanwhile).
     let used = text
         .split("/run/pgbr-policy-check.")

@@ -112,8 +112,9 @@ ansible_rolled_back() {
   expect "$1-hba-block-gone" "marker still in pg_hba.conf" bash -c "! grep -q 'pgbr-policy $cluster' '$hba' '$D/pg/data/pg_ident.conf'"
   expect "$1-mode-back" "data_directory_mode not 0700" \
     bash -c "[ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW data_directory_mode')\" = 0700 ]"
-  expect "$1-archive-back" "archive_command still set" \
-    bash -c "[ -z \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW archive_command')\" ]"
+  # (SHOW archive_command says "(disabled)" while archive_mode is off: ask the files.)
+  expect "$1-archive-back" "archive settings still in postgresql.auto.conf, or archive_mode still on" \
+    bash -c "! grep -q '^archive' '$D/pg/data/postgresql.auto.conf' && [ \"\$(runuser -u $owner -- psql -X -At -h $D/sock -p $port -d postgres -c 'SHOW archive_mode')\" = off ]"
   expect "$1-configs-gone" "a pgBackRest configuration file is still there" \
     bash -c "[ ! -e '$D/etc/pgbr/repo/repository.conf' ] && [ ! -e '$D/etc/pgbr/db/database.conf' ]"
   expect "$1-repository-kept" "the repository was deleted" [ -d "$repo" ]
