@@ -250,7 +250,7 @@ scenario_ansible() {
   # --- the real run, through sudo ---
   ansible_run playbook-sudo "$D/apply.out" ok "${as_ctl[@]}" "$pb/playbook.yml" || return
   expect tree-root-only "the host's copy of the tree is not root's alone, or apply.sh lost its mode" \
-    bash -c "[ \"\$(stat -c '%U %a' /var/lib/pgbr-policy-ansible)\" = 'root 700' ] && [ \"\$(stat -c '%U %a' '$host_tree/shell/apply.sh')\" = 'root 755' ] && diff -r '$tree' '$host_tree'"
+    bash -c "[ \"\$(stat -c '%U %a' /var/lib/pgbr-policy-ansible)\" = 'root 700' ] && [ \"\$(stat -c '%U %a' '$host_tree/shell/apply.sh')\" = 'root 755' ] && diff -r -x .pgbr-tree.sha256 '$tree' '$host_tree'"
   local bad=()
   for p in "${parents[@]}"; do
     [ "$(stat -c '%U %G %a' "$p" 2>/dev/null)" = "root root 755" ] || bad+=("$p=$(stat -c '%U:%G:%a' "$p" 2>/dev/null || echo absent)")
