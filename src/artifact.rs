@@ -45,6 +45,8 @@ struct TreeHeader<'a> {
 #[derive(serde::Serialize)]
 struct TreeCluster<'a> {
     name: &'a str,
+    /// The inventory group of its hosts (the Ansible playbooks' `hosts:`).
+    ansible_group: &'a str,
 }
 
 /// The template engine and the generator files, loaded once and shared by the threads.
@@ -120,6 +122,7 @@ impl Rendering {
                 let dynamic = patroni::dynamic_config(cluster).ok_or_else(missing)?;
                 structured::yaml(&dynamic)?
             }
+            Body::AnsibleClusterVars => structured::yaml(&structured::AnsibleClusterVars::of(cluster))?,
             Body::RepositoryConfig | Body::DatabaseConfig => {
                 let file = if body == Body::RepositoryConfig {
                     &cluster.repository_config
@@ -164,7 +167,14 @@ impl Rendering {
         let header = TreeHeader {
             tool: &plan.tool,
             policy_file: &plan.policy_file,
-            clusters: plan.clusters.iter().map(|c| TreeCluster { name: &c.name }).collect(),
+            clusters: plan
+                .clusters
+                .iter()
+                .map(|c| TreeCluster {
+                    name: &c.name,
+                    ansible_group: &c.ansible_group,
+                })
+                .collect(),
         };
         let mut context = tera::Context::new();
         context.insert("plan", &header);

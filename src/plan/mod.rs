@@ -103,6 +103,8 @@ pub struct ClusterPlan {
     /// `--config-include-path=…` where the side's key is).
     pub backup_config_args: String,
     pub database_config_args: String,
+    /// The inventory group the cluster's Ansible play targets (`ansible.host_group`).
+    pub ansible_group: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -341,6 +343,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         installed_files.retain(|f| f.target != systemd.unit_path);
     }
     ClusterPlan {
+        ansible_group: c.ansible_group.to_string(),
         name: c.name.to_string(),
         major: major.get(),
         stanza: c.pgbackrest.stanza.to_string(),

@@ -1,7 +1,7 @@
 //! The validated policy: every value typed, every default filled in, every combination
 //! checked. This is what planning reads; it never sees raw YAML.
 
-use super::names::{AbsPath, ClusterName, EnvName, HostName, OsName, SqlName, Stanza, UnitName};
+use super::names::{AbsPath, AnsibleGroup, ClusterName, EnvName, HostName, OsName, SqlName, Stanza, UnitName};
 use crate::catalog::{Command, PgMajor, Version};
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct Cluster {
     pub archive_managed: bool,
     /// `Some` when Patroni manages the cluster (`patroni.enabled: true`).
     pub patroni: Option<Patroni>,
+    /// The inventory group of the cluster's hosts (`ansible.host_group`).
+    pub ansible_group: AnsibleGroup,
     /// `Some` when `pgbackrest.repository` names a declared repository of type `s3`:
     /// no TLS server, no repository directory on the host, two scoped keys.
     pub s3: Option<S3Repository>,

@@ -37,6 +37,12 @@ string_newtype!(
     ClusterName
 );
 string_newtype!(
+    /// An Ansible inventory group name (`ansible.host_group`): a valid Python identifier
+    /// in ASCII, as Ansible's group name check wants, so a playbook's `hosts:` takes it
+    /// literally.
+    AnsibleGroup
+);
+string_newtype!(
     /// A POSIX account or group name as `useradd`/`groupadd` accept it.
     OsName
 );
@@ -86,6 +92,36 @@ impl UnitName {
 
 fn ascii_only(value: &str, allowed: impl Fn(char) -> bool) -> bool {
     value.chars().all(|c| c.is_ascii() && allowed(c))
+}
+
+impl AnsibleGroup {
+    /// The default group of a cluster: `pgbr_` and its name, `-` becoming `_`.
+    pub fn default_for(cluster: &str) -> String {
+        format!("pgbr_{}", cluster.replace('-', "_"))
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let first_ok = value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if value.is_empty()
+            || value.len() > 100
+            || !first_ok
+            || !ascii_only(value, |c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(format!(
+                "`{}` is not a usable inventory group name: use 1 to 100 characters from A-Z, a-z, 0-9 and `_`, not starting with a digit (Ansible warns on other group names and a playbook's `hosts:` would read `-` or `:` as a pattern)",
+                printable(value)
+            ));
+        }
+        if value == "all" || value == "ungrouped" {
+            return Err(format!(
+                "`{value}` is Ansible's own group: name the group of this cluster's hosts"
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
 }
 
 impl ClusterName {

@@ -111,6 +111,7 @@ pub struct ClusterSpec {
     pub pgbackrest: Option<PgbackrestSpec>,
     pub archive: Option<ArchiveSpec>,
     pub patroni: Option<PatroniSpec>,
+    pub ansible: Option<AnsibleSpec>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
@@ -212,6 +213,14 @@ pub struct PatroniSpec {
     pub pg_ident_after: Option<S<Vec<S<String>>>>,
 }
 
+/// How the generated Ansible output reaches this cluster's hosts.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnsibleSpec {
+    /// The inventory group the cluster's play targets (default `pgbr_<cluster>`).
+    pub host_group: Option<S<String>>,
+}
+
 /// Field-by-field merge: the cluster's own value wins, then the shared default.
 trait Merge {
     fn merged_over(self, base: &Self) -> Self;
@@ -296,6 +305,7 @@ merge_section!(ConfigPathsSpec {
 });
 merge_section!(UserPathsSpec { lock, log, spool });
 merge_section!(ArchiveSpec { managed });
+merge_section!(AnsibleSpec { host_group });
 merge_section!(PatroniSpec {
     enabled,
     config_file,
@@ -319,6 +329,7 @@ impl ClusterSpec {
             pgbackrest: self.pgbackrest.merged_over(&defaults.pgbackrest),
             archive: self.archive.merged_over(&defaults.archive),
             patroni: self.patroni.merged_over(&defaults.patroni),
+            ansible: self.ansible.merged_over(&defaults.ansible),
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::diagnostic::Collector;
 use super::fields::{Fields, at, string};
 use super::model::*;
-use super::names::{AbsPath, ClusterName};
+use super::names::{AbsPath, AnsibleGroup, ClusterName};
 use super::places;
 use super::raw::{self, S};
 use super::resolve::{backup_user, pgbackrest, postgres, repository, role};
@@ -174,6 +174,14 @@ fn resolve_cluster(
         },
     );
 
+    let group_default = AnsibleGroup::default_for(&cluster_str);
+    let ansible_group = f.parse(
+        spec.ansible.as_ref().and_then(|a| a.host_group.as_ref()),
+        "ansible.host_group",
+        || Some(group_default),
+        AnsibleGroup::parse,
+    );
+
     let cluster = Cluster {
         name: name?,
         postgres: pg.finish()?,
@@ -183,6 +191,7 @@ fn resolve_cluster(
         archive_managed,
         patroni,
         s3,
+        ansible_group: ansible_group?,
     };
     if !s3_ok {
         return None;

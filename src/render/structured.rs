@@ -32,6 +32,8 @@ pub enum Body {
     BucketSettings,
     /// [`crate::plan::repository::terraform`] (Terraform's JSON syntax)
     Terraform,
+    /// [`AnsibleClusterVars`]
+    AnsibleClusterVars,
 }
 
 /// A JSON document (serde_json, two-space indentation, keys in struct order), one
@@ -40,6 +42,28 @@ pub fn json<T: Serialize>(value: &T) -> Result<String> {
     let mut text = serde_json::to_string_pretty(value).context("serializing JSON")?;
     text.push('\n');
     Ok(text)
+}
+
+/// What the Ansible role needs to know of one cluster (`ansible/clusters/<cluster>.yml`):
+/// its name, whether Patroni manages it, and where a scram-sha-256 password comes from.
+/// Every value is from an allowlist (cluster names, environment variable names), so no
+/// `{{` can reach Ansible's templating; nothing secret.
+#[derive(Debug, Serialize)]
+pub struct AnsibleClusterVars<'a> {
+    pub pgbr_policy_cluster: &'a str,
+    pub pgbr_policy_patroni: bool,
+    /// scram-sha-256 with `password_env`: the variable's name; empty otherwise.
+    pub pgbr_policy_password_env: &'a str,
+}
+
+impl<'a> AnsibleClusterVars<'a> {
+    pub fn of(cluster: &'a crate::plan::ClusterPlan) -> Self {
+        Self {
+            pgbr_policy_cluster: &cluster.name,
+            pgbr_policy_patroni: cluster.patroni.is_some(),
+            pgbr_policy_password_env: &cluster.role.password_env,
+        }
+    }
 }
 
 /// A YAML document: block style, two-space indentation with sequences indented under
