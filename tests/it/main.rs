@@ -10,6 +10,7 @@ mod cli;
 mod datadir;
 mod drift;
 mod golden;
+mod lifecycle;
 mod hostile;
 mod patroni;
 mod postgres;

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# lifecycle.sh - after apply: restore and point-in-time recovery through the generated
+# shell/restore.sh. A PostgreSQL 15 cluster gets a full backup, then a first batch of
+# rows, a recorded moment, a second batch (archived); restore.sh --time to that moment
+# gives exactly the first batch (md5 of every row), the latest state gives both, and a
+# restore in place is refused while the server runs, then done once it is stopped.
+# Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
+
+scenario_lifecycle() {
+  local D="$LAB/$SCENARIO" bin
+  local owner="pgbrlco" bkp="pgbrlcb" stanza="lc" cluster="lab-lifecycle"
+  local port=57710 tls_port=57711 copy_port=57712
+  bin=$(pgbin_dir 15 2>>"$LOG") || { result FAIL binaries 0 "pgbin_dir 15 failed"; return; }
+  install -d -m 0755 "$D"
+  lab_user "$owner"
+  install -d -o "$owner" -g "$owner" -m 0700 "$D/pg" "$D/sock"
+  chmod 0755 "$D/sock"
+  step initdb runuser -u "$owner" -- "$bin/initdb" -D "$D/pg/data" -A peer -U "$owner" --no-sync --allow-group-access || return
+  step start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock" || return
+  local q=(psql_as "$owner" "$D/sock" "$port")
+  cat > "$D/policy.yaml" <<YAML
+version: 1
+clusters:
+  - name: $cluster
+    postgres:
+      major: 15
+      data_directory: $D/pg/data
+      owner: $owner
+      socket_directory: $D/sock
+      port: $port
+      bin_directory: $bin
+    backup_user:
+      name: $bkp
+      home: $D/home-bkp
+    role:
+      name: lc_backup
+    pgbackrest:
+      stanza: $stanza
+      version: "2.45"
+      repository: $D/repo
+      tls: {port: $tls_port, directory: $D/tls}
+      config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
+      backup_user_paths: {lock: /run/pgbr-lab-lc-bkp, log: $D/log-bkp}
+      owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
+YAML
+  register_cluster "$cluster"
+  echo "/run/pgbr-lab-lc-bkp" >> "$LAB/tmp-paths"
+  echo "$bkp" >> "$LAB/users"
+  step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
+  local tree="$D/out/$cluster"
+  step apply "$tree/shell/apply.sh" --restart --start-tls-server || return
+  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
+  step backup-full "${b[@]}" --type=full backup || return
+
+  # --- two batches with a recorded moment between them ---
+  local sum='SELECT count(*) || $$ $$ || md5(string_agg(v, $$,$$ ORDER BY id)) FROM t'
+  step batch-1 "${q[@]}" postgres -c "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g" || return
+  local first moment
+  first=$("${q[@]}" postgres -c "$sum")
+  sleep 1
+  moment=$("${q[@]}" postgres -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+  sleep 1
+  step batch-2 "${q[@]}" postgres -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 2000) g" || return
+  local both
+  both=$("${q[@]}" postgres -c "$sum")
+  echo "first batch: $first; both: $both; moment: $moment" >> "$LOG"
+  expect batches-read "first '$first', both '$both'" [ "${first%% *}-${both%% *}" = 1000-2000 ] || return
+  # check switches WAL and waits until that segment is archived: batch 2 is in the repository.
+  step archive-batch-2 "${b[@]}" check || return
+
+  # --- restore.sh: dry run, refusals ---
+  step restore-dry-run "$tree/shell/restore.sh" --to "$D/pg/pitr" --time "$moment" --dry-run || return
+  expect dry-run-wrote-nothing "$D/pg/pitr exists after --dry-run" [ ! -e "$D/pg/pitr" ]
+  denied restore-in-place-refused-while-running 'PostgreSQL is running on .*stop it first: runuser -u '"$owner"' -- .*pg_ctl stop' \
+    "$tree/shell/restore.sh" --in-place --time "$moment"
+  install -d -o "$bkp" -g "$bkp" -m 0755 "$D/not-owners"
+  denied restore-into-another-users-dir 'belongs to '"$bkp"', not '"$owner" "$tree/shell/restore.sh" --to "$D/not-owners"
+
+  # --- point in time: exactly the first batch ---
+  local out
+  out=$("$tree/shell/restore.sh" --to "$D/pg/pitr" --time "$moment" 2>&1); local rc=$?
+  printf '%s\n' "$out" >> "$LOG"
+  expect restore-pitr "restore.sh --time exited $rc" [ "$rc" = 0 ] || return
+  expect restore-says-how-to-start "no start command in the output" grep -q 'pg_ctl start -D '"$D/pg/pitr" <<<"$out"
+  expect pitr-dir-owner "$D/pg/pitr not $owner 0750" bash -c "[ \"\$(stat -c '%U %a' '$D/pg/pitr')\" = '$owner 750' ]"
+  if step pitr-start pg_start "$owner" "$bin" "$D/pg/pitr" "$copy_port" "$D/sock" "-c archive_mode=off"; then
+    step pitr-promoted wait_promoted "$owner" "$D/sock" "$copy_port"
+    local got
+    got=$(psql_as "$owner" "$D/sock" "$copy_port" postgres -c "$sum" 2>>"$LOG")
+    expect pitr-exactly-first-batch "restored '$got', first batch '$first', both '$both'" [ "$got" = "$first" ]
+    pg_stop "$owner" "$bin" "$D/pg/pitr"
+  fi
+
+  # --- the latest state: both batches (batch 2 really was in the archive) ---
+  # Into a directory root makes (its parent is root's alone); started by hand with the
+  # log in the owner's directory.
+  step restore-latest "$tree/shell/restore.sh" --to "$D/latest"
+  expect latest-dir-owner "$D/latest not $owner 0750" bash -c "[ \"\$(stat -c '%U %a' '$D/latest')\" = '$owner 750' ]"
+  register_pgdata "$bin" "$D/latest"
+  if step latest-start runuser -u "$owner" -- "$bin/pg_ctl" -D "$D/latest" -l "$D/pg/latest.log" -w -t 60 \
+    -o "-c listen_addresses='' -c unix_socket_directories='$D/sock' -p $copy_port -c archive_mode=off" start; then
+    step latest-promoted wait_promoted "$owner" "$D/sock" "$copy_port"
+    got=$(psql_as "$owner" "$D/sock" "$copy_port" postgres -c "$sum" 2>>"$LOG")
+    expect latest-both-batches "restored '$got', expected '$both'" [ "$got" = "$both" ]
+    pg_stop "$owner" "$bin" "$D/latest"
+  fi
+
+  # --- in place, once stopped: back to the first batch ---
+  pg_stop "$owner" "$bin" "$D/pg/data"
+  step restore-in-place "$tree/shell/restore.sh" --in-place --time "$moment"
+  if step in-place-start pg_start "$owner" "$bin" "$D/pg/data" "$port" "$D/sock"; then
+    step in-place-promoted wait_promoted "$owner" "$D/sock" "$port"
+    got=$("${q[@]}" postgres -c "$sum" 2>>"$LOG")
+    expect in-place-exactly-first-batch "restored '$got', first batch '$first'" [ "$got" = "$first" ]
+    step backup-after-restore "${b[@]}" --type=full backup
+  fi
+  pg_stop "$owner" "$bin" "$D/pg/data"
+}
+
+# Polls until the server is out of recovery (pg_ctl -w returns before replay ends).
+wait_promoted() {  # owner socket port
+  local _
+  for _ in $(seq 1 120); do
+    [ "$(psql_as "$1" "$2" "$3" postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
