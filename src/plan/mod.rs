@@ -22,7 +22,7 @@ pub use files::{PathEntry, PathKind};
 pub use hba::{HbaLine, IdentLine};
 pub use host::{InstallStep, InstalledFile, StatePlan};
 pub use patroni::PatroniPlan;
-pub use pgbackrest::ConfigFile;
+pub use pgbackrest::{CipherPlan, ConfigFile};
 pub use sandbox::{SandboxMount, SandboxPath, SandboxPlan};
 
 /// The whole plan: what `generate` renders and `explain` prints.
@@ -78,6 +78,8 @@ pub struct ClusterPlan {
     pub search_paths: Vec<String>,
     pub repository_config: ConfigFile,
     pub database_config: ConfigFile,
+    /// Set when the repository is encrypted.
+    pub cipher: Option<CipherPlan>,
     pub tls: TlsPlan,
     pub systemd: SystemdPlan,
     pub archive: ArchivePlan,
@@ -358,6 +360,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         state: host::state_plan(c.name.as_str()),
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),
+        cipher: pgbackrest::cipher_plan(c),
         database_config: pgbackrest::database_config(c, &tls),
         tls,
         archive: ArchivePlan {

@@ -90,6 +90,29 @@ pub struct Pgbackrest {
     pub owner_lock: AbsPath,
     pub owner_log: AbsPath,
     pub owner_spool: AbsPath,
+    /// pgBackRest options passed through, validated (resolve/options.rs), in name order.
+    pub options: Vec<PassOption>,
+    /// Set when the repository is encrypted (repo1-cipher-type aes-256-cbc).
+    pub cipher_passphrase_file: Option<AbsPath>,
+}
+
+/// Which configuration file a pass-through option goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptionSide {
+    /// The backup user's (backup, expire, verify; the TLS server's remote).
+    Repository,
+    /// The cluster owner's (archive-push, archive-get, restore).
+    Database,
+    Both,
+}
+
+/// One pass-through option: a pgBackRest option name and its value as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassOption {
+    pub key: &'static str,
+    pub value: String,
+    pub side: OptionSide,
 }
 
 /// A Patroni-managed cluster: Patroni owns pg_hba.conf, pg_ident.conf, the archive

@@ -84,6 +84,20 @@ pub struct PgbackrestSpec {
     pub config: Option<ConfigPathsSpec>,
     pub backup_user_paths: Option<UserPathsSpec>,
     pub owner_paths: Option<UserPathsSpec>,
+    /// pgBackRest options passed through (resolve/options.rs says which, and why not others).
+    pub options: Option<S<std::collections::BTreeMap<String, S<OptionValue>>>>,
+    /// A root-only file holding the repository's encryption passphrase, read at apply time.
+    pub cipher_passphrase_file: Option<S<String>>,
+}
+
+/// A pass-through option's value as written: a boolean, a number or a word.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -203,7 +217,9 @@ merge_section!(PgbackrestSpec {
     tls,
     config,
     backup_user_paths,
-    owner_paths
+    owner_paths,
+    options,
+    cipher_passphrase_file
 });
 merge_section!(TlsSpec {
     address,

@@ -28,6 +28,11 @@ STANZA={{ c.stanza | sh }}
 REPOSITORY={{ c.repository | sh }}
 REPO_CONF={{ c.repository_config.path | sh }}
 DB_CONF={{ c.database_config.path | sh }}
+# The repository's encryption (empty: not encrypted): the root-only passphrase file the
+# policy names, and where apply.sh writes it for pgBackRest (--config-include-path).
+CIPHER_PASSPHRASE_FILE={% if c.cipher %}{{ c.cipher.passphrase_file | sh }}{% else %}''{% endif %}
+CIPHER_INCLUDE_DIR={% if c.cipher %}{{ c.cipher.include_path | sh }}{% else %}''{% endif %}
+CIPHER_SECRET={% if c.cipher %}{{ c.cipher.secret_file | sh }}{% else %}''{% endif %}
 TLS_DIR={{ c.tls.directory | sh }}
 TLS_ADDRESS={{ c.tls.address | sh }}
 TLS_HOST={{ c.tls.connect_host | sh }}

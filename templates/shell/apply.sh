@@ -245,7 +245,8 @@ step_pgdata() {
 step_configs() {
   STEP=configs
   for_installed_files install_file configs
-}
+{% if c.cipher %}  cipher_secret
+{% endif %}}
 
 step_tls() {
   STEP=tls

@@ -36,15 +36,24 @@ fn restore_refuses_bad_arguments_with_exit_2() {
         (&["--to", "relative"][..], "absolute"),
         (&["--to", "/srv/../etc"][..], ".."),
         (&["--to", "/var/lib/postgresql/15/main"][..], "use --in-place"),
-        (&["--to", "/var/lib/postgresql/15/main/x"][..], "inside the data directory"),
+        (
+            &["--to", "/var/lib/postgresql/15/main/x"][..],
+            "inside the data directory",
+        ),
         (&["--to", "/var/lib/pgbackrest/x"][..], "inside the repository"),
         (&["--in-place", "--time", "2026-01-31 14:05:00"][..], "no zone"),
         (&["--in-place", "--time", "yesterday+00"][..], "not a time"),
         (&["--in-place", "--lsn", "0/3000060; rm"][..], "not an LSN"),
         (&["--in-place", "--set", "latest"][..], "not a backup label"),
-        (&["--in-place", "--time", "2026-01-31 14:05:00+00", "--lsn", "0/1"][..], "one target"),
+        (
+            &["--in-place", "--time", "2026-01-31 14:05:00+00", "--lsn", "0/1"][..],
+            "one target",
+        ),
         (&["--in-place", "--exclusive"][..], "needs a target"),
-        (&["--in-place", "--target-action", "reboot"][..], "promote, pause or shutdown"),
+        (
+            &["--in-place", "--target-action", "reboot"][..],
+            "promote, pause or shutdown",
+        ),
         (&["--in-place", "--bogus"][..], "Usage"),
     ] {
         let (code, err) = restore(&cluster, args);
@@ -61,13 +70,36 @@ fn restore_with_good_arguments_goes_on_to_the_root_check() {
     let (_dir, cluster) = generated();
     for args in [
         &["--in-place"][..],
-        &["--to", "/srv/restore", "--time", "2026-01-31 14:05:00.123+02:00", "--exclusive"][..],
-        &["--to", "/srv/restore", "--lsn", "0/3000060", "--set", "20260131-020000F_20260201-020000I"][..],
-        &["--in-place", "--name", "before upgrade", "--target-action", "pause", "--dry-run"][..],
+        &[
+            "--to",
+            "/srv/restore",
+            "--time",
+            "2026-01-31 14:05:00.123+02:00",
+            "--exclusive",
+        ][..],
+        &[
+            "--to",
+            "/srv/restore",
+            "--lsn",
+            "0/3000060",
+            "--set",
+            "20260131-020000F_20260201-020000I",
+        ][..],
+        &[
+            "--in-place",
+            "--name",
+            "before upgrade",
+            "--target-action",
+            "pause",
+            "--dry-run",
+        ][..],
     ] {
         let (code, err) = restore(&cluster, args);
         assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains("] ERROR: ") && !err.contains("restore.sh: "), "{args:?}: {err}");
+        assert!(
+            err.contains("] ERROR: ") && !err.contains("restore.sh: "),
+            "{args:?}: {err}"
+        );
         if !is_root() {
             assert!(err.contains("run me as root"), "{args:?}: {err}");
         }
@@ -75,7 +107,11 @@ fn restore_with_good_arguments_goes_on_to_the_root_check() {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
 }
 
 #[test]
@@ -94,9 +130,196 @@ fn the_runbook_names_the_commands_of_this_cluster() {
         let dir = tempdir();
         let out = dir.path().join("out");
         let policy = root().join("examples/patroni-pg15/policy.yaml");
-        assert_eq!(run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]).0, 0);
+        assert_eq!(
+            run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]).0,
+            0
+        );
         (dir, out)
     };
     let md = std::fs::read_to_string(pat.join("pg15-patroni/RESTORE.md")).unwrap();
-    assert!(md.contains("Rebuild one member") && md.contains("Rebuild the whole cluster"), "{md}");
+    assert!(
+        md.contains("Rebuild one member") && md.contains("Rebuild the whole cluster"),
+        "{md}"
+    );
+}
+
+// ---- pgbackrest.options: the validated pass-through -------------------------------
+
+const OPTIONS_POLICY: &str = "version: 1
+clusters:
+  - name: main
+    postgres: {major: 15}
+    pgbackrest:
+      version: \"2.59.1\"
+      options:
+OPTIONS";
+
+fn with_options(options: &str) -> String {
+    OPTIONS_POLICY.replace("OPTIONS", options)
+}
+
+#[test]
+fn options_that_break_the_model_are_refused_by_name_with_the_reason() {
+    let dir = tempdir();
+    let policy = write_policy(
+        dir.path(),
+        &with_options(
+            "        compress-type: zst
+        repo1-path: /srv/elsewhere
+        pg1-host: db2
+        tls-server-cert-file: /x.crt
+        repo1-cipher-pass: never-echo-this-secret
+        repo2-path: /srv/two
+        neutral-umask: false
+        frobnicate: 1
+        process-max: 0
+        compress-level: 30
+",
+        ),
+    );
+    let out = dir.path().join("out");
+    let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!out.exists(), "nothing may be written");
+    for (line, field, says) in [
+        (9, "repo1-path", "names a path"),
+        (10, "pg1-host", "PostgreSQL connection"),
+        (11, "tls-server-cert-file", "TLS"),
+        (12, "repo1-cipher-pass", "cipher_passphrase_file"),
+        (13, "repo2-path", "one repository"),
+        (14, "neutral-umask", "fixed modes"),
+        (15, "frobnicate", "not an option pgbr-policy passes through"),
+        (16, "process-max", "from 1 to 999"),
+        (17, "compress-level", "from -7 to 22 for compress-type zst"),
+    ] {
+        let needle = format!(":{line}:");
+        let hit = err
+            .lines()
+            .find(|l| l.contains(&format!("pgbackrest.options.{field}:")))
+            .unwrap_or_else(|| panic!("no error for {field}:\n{err}"));
+        assert!(hit.contains(&needle) && hit.contains(says), "{field}: {hit}");
+    }
+    assert!(!err.contains("never-echo-this-secret"), "the secret was echoed:\n{err}");
+}
+
+#[test]
+fn options_land_in_the_configuration_of_the_side_that_runs_them() {
+    let dir = tempdir();
+    let policy = write_policy(
+        dir.path(),
+        &with_options(
+            "        compress-type: lz4
+        process-max: 4
+        archive-async: true
+        archive-push-queue-max: 4GiB
+        repo1-retention-diff: 3
+        repo1-bundle: true
+        repo1-block: true
+        log-level-file: detail
+        start-fast: true
+",
+        )
+        .replace("        start-fast: true\n", ""),
+    );
+    let out = dir.path().join("out");
+    let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let repo = std::fs::read_to_string(out.join("main/pgbackrest/repository.conf")).unwrap();
+    let db = std::fs::read_to_string(out.join("main/pgbackrest/database.conf")).unwrap();
+    let global = |text: &str| -> Vec<String> {
+        text.split("\n[global]\n")
+            .nth(1)
+            .unwrap()
+            .split("\n[")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (repo, db) = (global(&repo), global(&db));
+    for line in [
+        "compress-type=lz4",
+        "process-max=4",
+        "repo1-retention-diff=3",
+        "repo1-bundle=y",
+        "repo1-block=y",
+        "log-level-file=detail",
+    ] {
+        assert!(
+            repo.contains(&line.to_owned()),
+            "repository side lacks {line}: {repo:?}"
+        );
+    }
+    for line in [
+        "compress-type=lz4",
+        "process-max=4",
+        "archive-async=y",
+        "archive-push-queue-max=4GiB",
+        "log-level-file=detail",
+    ] {
+        assert!(db.contains(&line.to_owned()), "database side lacks {line}: {db:?}");
+    }
+    assert!(!repo.iter().any(|l| l.starts_with("archive-async")), "{repo:?}");
+    assert!(!db.iter().any(|l| l.starts_with("repo1-retention-diff")), "{db:?}");
+    // The planned default is replaced, not repeated (pgBackRest refuses a repeated option).
+    assert_eq!(repo.iter().filter(|l| l.starts_with("log-level-file=")).count(), 1);
+    assert_eq!(db.iter().filter(|l| l.starts_with("log-level-file=")).count(), 1);
+}
+
+#[test]
+fn an_encrypted_repository_needs_a_passphrase_file_that_never_enters_the_tree() {
+    let dir = tempdir();
+    let secret = "correct-horse-battery-staple-17";
+    let pass_file = dir.path().join("cipher-pass");
+    std::fs::write(&pass_file, format!("{secret}\n")).unwrap();
+    // Without the file: refused, at the options' line.
+    let policy = write_policy(dir.path(), &with_options("        repo1-cipher-type: aes-256-cbc\n"));
+    let (code, _, err) = run(&["validate", policy.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("pgbackrest.cipher_passphrase_file: is required"), "{err}");
+    // The file without encryption: refused too.
+    let policy = write_policy(
+        dir.path(),
+        &with_options("        compress-type: gz\n").replace(
+            "      options:",
+            &format!("      cipher_passphrase_file: {}\n      options:", pass_file.display()),
+        ),
+    );
+    let (code, _, err) = run(&["validate", policy.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is given but the repository is not encrypted"), "{err}");
+    // Both: the repository side is encrypted, the database side's remote loads the
+    // passphrase from the include path, and the passphrase is nowhere in the tree.
+    let policy = write_policy(
+        dir.path(),
+        &with_options("        repo1-cipher-type: aes-256-cbc\n").replace(
+            "      options:",
+            &format!("      cipher_passphrase_file: {}\n      options:", pass_file.display()),
+        ),
+    );
+    let out = dir.path().join("out");
+    let (code, _, err) = run(&["generate", policy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let repo = std::fs::read_to_string(out.join("main/pgbackrest/repository.conf")).unwrap();
+    let db = std::fs::read_to_string(out.join("main/pgbackrest/database.conf")).unwrap();
+    assert!(repo.contains("\nrepo1-cipher-type=aes-256-cbc\n"), "{repo}");
+    assert!(!db.contains("cipher-type"), "{db}");
+    assert!(
+        db.contains("\nrepo1-host-config-include-path=/etc/pgbackrest/main/cipher.d\n"),
+        "{db}"
+    );
+    let lib = std::fs::read_to_string(out.join("main/shell/lib.sh")).unwrap();
+    assert!(
+        lib.contains("CIPHER_SECRET=/etc/pgbackrest/main/cipher.d/cipher.conf"),
+        "{lib}"
+    );
+    for f in files_below(&out) {
+        let bytes = std::fs::read(out.join(&f)).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{f} holds the passphrase"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! backup_user, role (needs the owner), pgbackrest (needs the names), patroni.
 
 pub mod backup_user;
+pub mod options;
 pub mod pgbackrest;
 pub mod postgres;
 pub mod role;

@@ -124,7 +124,10 @@ pg_ctl_restart() {
 }
 
 # ---- pgBackRest and its TLS server.
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
+pgbackrest_as_backup_user() {
+  if [ -n "$CIPHER_INCLUDE_DIR" ]; then set -- --config-include-path="$CIPHER_INCLUDE_DIR" "$@"; fi
+  as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"
+}
 
 # server-ping only proves that something listens (it skips certificate checks); a short
 # io-timeout because a refused connection otherwise takes 2 x 60 s to report.

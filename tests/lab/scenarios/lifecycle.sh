@@ -6,6 +6,10 @@
 # rows, a recorded moment, a second batch (archived); restore.sh --time to that moment
 # gives exactly the first batch (md5 of every row), the latest state gives both, and a
 # restore in place is refused while the server runs, then done once it is stopped.
+# The repository is encrypted (repo1-cipher-type, the passphrase read by apply.sh from a
+# root-only file) and WAL is archived asynchronously (archive-async, the owner's spool):
+# both end to end, through backup and every restore; the passphrase appears in no file
+# of the tree, no log, and apply.sh refuses to switch it.
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
 scenario_lifecycle() {
@@ -44,15 +48,33 @@ clusters:
       config: {repository_side: $D/etc/repository.conf, database_side: $D/etc/database.conf}
       backup_user_paths: {lock: /run/pgbr-lab-lc-bkp, log: $D/log-bkp}
       owner_paths: {lock: $D/lock-owner, log: $D/log-owner, spool: $D/spool}
+      cipher_passphrase_file: $D/cipher-pass
+      options:
+        archive-async: true
+        process-max: 2
+        compress-type: lz4
+        repo1-cipher-type: aes-256-cbc
+        repo1-retention-diff: 2
 YAML
+  local passphrase
+  passphrase="lc-$(openssl rand -hex 16)"
+  ( umask 077; printf '%s\n' "$passphrase" > "$D/cipher-pass" )
   register_cluster "$cluster"
   echo "/run/pgbr-lab-lc-bkp" >> "$LAB/tmp-paths"
   echo "$bkp" >> "$LAB/users"
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
   local tree="$D/out/$cluster"
   step apply "$tree/shell/apply.sh" --restart --start-tls-server || return
-  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn)
+  local b=(runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --config-include-path="$D/etc/cipher.d" --stanza="$stanza" --log-level-console=warn)
+  step verify "$tree/shell/verify.sh" || return
   step backup-full "${b[@]}" --type=full backup || return
+  expect repository-encrypted "info does not say aes-256-cbc" bash -c "${b[*]@Q} info | grep -q 'cipher: aes-256-cbc'"
+  local wal
+  wal=$(find "$D/repo/archive/$stanza" -name '0000*' -type f | head -1)
+  expect wal-file-encrypted "$wal does not start with Salted__" bash -c "[ \"\$(head -c 8 '$wal')\" = Salted__ ]"
+  expect archive-async-spool "no .ok status in the owner's spool (archive-async)" bash -c "find '$D/spool/archive/$stanza/out' -name '*.ok' | grep -q ."
+  denied no-repository-without-passphrase 'requires option: repo1-cipher-pass' \
+    runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn info --output=json
 
   # --- two batches with a recorded moment between them ---
   local sum='SELECT count(*) || $$ $$ || md5(string_agg(v, $$,$$ ORDER BY id)) FROM t'
@@ -116,7 +138,18 @@ YAML
     expect in-place-exactly-first-batch "restored '$got', first batch '$first'" [ "$got" = "$first" ]
     step backup-after-restore "${b[@]}" --type=full backup
   fi
+  ( umask 077; printf 'another-%s\n' "$passphrase" > "$D/cipher-pass" )
+  denied apply-refuses-another-passphrase 'holds another passphrase' "$tree/shell/apply.sh" --step configs
+  ( umask 077; printf '%s\n' "$passphrase" > "$D/cipher-pass" )
   pg_stop "$owner" "$bin" "$D/pg/data"
+
+  # --- the passphrase: nowhere but its two root-only files; never switched ---
+  local hits
+  hits=$(grep -rlF -- "$passphrase" "$D/out" "$LOG" "$D/log-bkp" "$D/log-owner" "$D/pg" /var/lib/pgbr-policy/"$cluster" 2>/dev/null | wc -l)
+  expect passphrase-nowhere "the passphrase was found in $hits file(s)" [ "$hits" = 0 ]
+  expect passphrase-copy-root-only "$D/etc/cipher.d/cipher.conf is not root:$bkp 640" \
+    bash -c "[ \"\$(stat -c '%U:%G %a' '$D/etc/cipher.d/cipher.conf')\" = 'root:$bkp 640' ]"
+  denied owner-cannot-read-passphrase 'Permission denied' runuser -u "$owner" -- cat "$D/etc/cipher.d/cipher.conf"
 }
 
 # Polls until the server is out of recovery (pg_ctl -w returns before replay ends).
