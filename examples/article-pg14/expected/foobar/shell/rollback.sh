@@ -131,6 +131,13 @@ step_files() {
     done
     if [ -z "$(ls -A -- "$TLS_DIR")" ]; then change rmdir -- "$TLS_DIR"; fi
   fi
+  # The copy of the passphrase apply.sh wrote (the policy's passphrase file stays: the
+  # encrypted backups kept in the repository need it).
+  if [ -n "$CIPHER_SECRET" ] && [ -d "$CIPHER_INCLUDE_DIR" ] && [ ! -L "$CIPHER_INCLUDE_DIR" ]; then
+    root_acts_in "$CIPHER_INCLUDE_DIR" "remove $CIPHER_SECRET"
+    if [ -e "$CIPHER_SECRET" ] || [ -L "$CIPHER_SECRET" ]; then change rm -f -- "$CIPHER_SECRET"; fi
+    if [ -z "$(ls -A -- "$CIPHER_INCLUDE_DIR")" ]; then change rmdir -- "$CIPHER_INCLUDE_DIR"; fi
+  fi
   local dir
   for dir in "$(dirname -- "$REPO_CONF")" "$(dirname -- "$DB_CONF")"; do
     if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -z "$(ls -A -- "$dir")" ]; then change rmdir -- "$dir"; fi

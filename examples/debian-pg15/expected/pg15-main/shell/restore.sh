@@ -141,7 +141,7 @@ how_to_start() {
     else
       say "start it: runuser -u $PG_OWNER -- $PG_BIN/pg_ctl start -D $PGDATA -l <log file>"
     fi
-    say "it replays WAL, then $TARGET_ACTION; once it is out of recovery (SELECT pg_is_in_recovery() gives f), take a full backup: runuser -u $BACKUP_USER -- $PGBACKREST --config=$REPO_CONF --stanza=$STANZA --type=full backup"
+    say "it replays WAL, then $TARGET_ACTION; once it is out of recovery (SELECT pg_is_in_recovery() gives f), take a full backup: runuser -u $BACKUP_USER -- $PGBACKREST --config=$REPO_CONF${CIPHER_INCLUDE_DIR:+ --config-include-path=$CIPHER_INCLUDE_DIR} --stanza=$STANZA --type=full backup"
   else
     if [ ! -f "$dir/postgresql.conf" ]; then
       say "the server's configuration lives outside the data directory: as $PG_OWNER, put a postgresql.conf (empty is enough) and a pg_hba.conf (e.g. 'local all $PG_OWNER peer') in $dir before starting"

@@ -38,6 +38,11 @@ STANZA=patroni
 REPOSITORY=/var/lib/pgbackrest
 REPO_CONF=/etc/pgbackrest/pg15-patroni/repository.conf
 DB_CONF=/etc/pgbackrest/pg15-patroni/database.conf
+# The repository's encryption (empty: not encrypted): the root-only passphrase file the
+# policy names, and where apply.sh writes it for pgBackRest (--config-include-path).
+CIPHER_PASSPHRASE_FILE=''
+CIPHER_INCLUDE_DIR=''
+CIPHER_SECRET=''
 TLS_DIR=/etc/pgbackrest/pg15-patroni/tls
 TLS_ADDRESS=127.0.0.1
 TLS_HOST=localhost
@@ -278,7 +283,10 @@ pg_ctl_restart() {
 }
 
 # ---- pgBackRest and its TLS server.
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
+pgbackrest_as_backup_user() {
+  if [ -n "$CIPHER_INCLUDE_DIR" ]; then set -- --config-include-path="$CIPHER_INCLUDE_DIR" "$@"; fi
+  as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"
+}
 
 # server-ping only proves that something listens (it skips certificate checks); a short
 # io-timeout because a refused connection otherwise takes 2 x 60 s to report.
@@ -854,7 +862,12 @@ tls_server_start_confined() {
           fi
           args+=(--bind "$path" "$path")
         else
-          [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          # A file, or a directory of root's (the passphrase's include path, listed by pgBackRest).
+          if [ -d "$path" ]; then
+            [ "$(stat -c %u -- "$path")" = 0 ] || die "$path is a directory that does not belong to root: refusing to mount it into the TLS server's sandbox"
+          else
+            [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          fi
           args+=(--ro-bind "$path" "$path")
         fi ;;
       *) die "unknown sandbox entry kind '$kind' for $path" ;;
@@ -921,6 +934,7 @@ pgpass_write() {
     trap - EXIT
   ' pgbr-pgpass "$BACKUP_HOME/.pgpass" "$(pgpass_prefix)"
 }
+
 
 # ---- Patroni: patronictl with this cluster's configuration, and Patroni's own Python
 # ---- (PyYAML is one of its dependencies) to read YAML.

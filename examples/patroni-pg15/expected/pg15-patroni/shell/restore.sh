@@ -136,7 +136,7 @@ how_to_start() {
   STEP=finish
   if [ "$IN_PLACE" = 1 ]; then
     say "start it: systemctl start $PATRONI_SERVICE (Patroni starts PostgreSQL, which replays WAL to the target; see RESTORE.md before starting other members)"
-    say "it replays WAL, then $TARGET_ACTION; once it is out of recovery (SELECT pg_is_in_recovery() gives f), take a full backup: runuser -u $BACKUP_USER -- $PGBACKREST --config=$REPO_CONF --stanza=$STANZA --type=full backup"
+    say "it replays WAL, then $TARGET_ACTION; once it is out of recovery (SELECT pg_is_in_recovery() gives f), take a full backup: runuser -u $BACKUP_USER -- $PGBACKREST --config=$REPO_CONF${CIPHER_INCLUDE_DIR:+ --config-include-path=$CIPHER_INCLUDE_DIR} --stanza=$STANZA --type=full backup"
   else
     if [ ! -f "$dir/postgresql.conf" ]; then
       say "the server's configuration lives outside the data directory: as $PG_OWNER, put a postgresql.conf (empty is enough) and a pg_hba.conf (e.g. 'local all $PG_OWNER peer') in $dir before starting"
