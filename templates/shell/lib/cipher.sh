@@ -31,7 +31,7 @@ cipher_secret() {
   local pass drift
   pass=$(cipher_passphrase) || exit 1
   if [ -e "$CIPHER_SECRET" ] || [ -L "$CIPHER_SECRET" ]; then
-    [ -f "$CIPHER_SECRET" ] && [ ! -L "$CIPHER_SECRET" ] || die "$CIPHER_SECRET is not a regular file: refused"
+    if [ ! -f "$CIPHER_SECRET" ] || [ -L "$CIPHER_SECRET" ]; then die "$CIPHER_SECRET is not a regular file: refused"; fi
     root_acts_in "$CIPHER_INCLUDE_DIR" "check $CIPHER_SECRET"
     cmp -s "$CIPHER_SECRET" <(cipher_secret_content "$pass") \
       || die "$CIPHER_SECRET holds another passphrase than $CIPHER_PASSPHRASE_FILE: refused (a repository keeps the passphrase it was created with; remove $CIPHER_SECRET yourself only if the repository is new or empty)"
