@@ -58,6 +58,13 @@ pub enum When {
     ArchiveByAlterSystem,
     Patroni,
     PatroniArchive,
+    /// The policy schedules this kind of job (`schedule:`).
+    JobFull,
+    JobDiff,
+    JobIncr,
+    JobVerify,
+    /// The policy schedules at least one job.
+    HasSchedule,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -83,6 +90,11 @@ impl Output {
             When::ArchiveByAlterSystem => cluster.archive.managed && cluster.patroni.is_none(),
             When::Patroni => cluster.patroni.is_some(),
             When::PatroniArchive => cluster.archive.managed && cluster.patroni.is_some(),
+            When::JobFull => cluster.job_full.is_some(),
+            When::JobDiff => cluster.job_diff.is_some(),
+            When::JobIncr => cluster.job_incr.is_some(),
+            When::JobVerify => cluster.job_verify.is_some(),
+            When::HasSchedule => !cluster.schedule.jobs.is_empty(),
         })
     }
 

@@ -16,6 +16,7 @@ pub enum InstallStep {
     Configs,
     TlsServer,
     PatroniScripts,
+    Schedule,
 }
 
 /// A generated file installed on the host, byte for byte.
@@ -41,6 +42,7 @@ pub fn installed_files(
     owner_group: &str,
     systemd: &SystemdPlan,
     patroni: Option<&PatroniPlan>,
+    schedule: &super::schedule::SchedulePlan,
 ) -> Vec<InstalledFile> {
     let file = |source: &str, target: &str, group: &str, mode: u32, step| InstalledFile {
         source: source.to_owned(),
@@ -97,6 +99,20 @@ pub fn installed_files(
             0o644,
             InstallStep::TlsServer,
         ));
+    }
+    for job in &schedule.jobs {
+        for (source, name) in [
+            (&job.service_file, &job.service_name),
+            (&job.timer_file, &job.timer_name),
+        ] {
+            out.push(file(
+                source,
+                &format!("/etc/systemd/system/{name}"),
+                "root",
+                0o644,
+                InstallStep::Schedule,
+            ));
+        }
     }
     out
 }

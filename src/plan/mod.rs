@@ -12,6 +12,7 @@ mod host;
 pub mod patroni;
 pub mod pgbackrest;
 mod sandbox;
+pub mod schedule;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
@@ -91,6 +92,14 @@ pub struct ClusterPlan {
     /// Set when Patroni manages the cluster: templates branch on it (no pg_hba.conf
     /// edit, no ALTER SYSTEM, restarts through patronictl).
     pub patroni: Option<PatroniPlan>,
+    /// Scheduled backups and verify: systemd units, the cron fallback.
+    pub schedule: schedule::SchedulePlan,
+    /// Each job again by kind, for the generator outputs that render one unit per job
+    /// (`context: job_full` …); `None` when the policy turns the kind off.
+    pub job_full: Option<schedule::JobPlan>,
+    pub job_diff: Option<schedule::JobPlan>,
+    pub job_incr: Option<schedule::JobPlan>,
+    pub job_verify: Option<schedule::JobPlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -293,6 +302,13 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         unit: format!("systemd/{}", systemd.unit_name),
         tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
     };
+    let cipher = pgbackrest::cipher_plan(c);
+    let schedule = schedule::plan(c, cipher.as_ref().map(|x| x.include_path.as_str()));
+    let job = |kind: crate::policy::model::JobKind| schedule.jobs.iter().find(|j| j.kind == kind).cloned();
+    let (job_full, job_diff, job_incr, job_verify) = {
+        use crate::policy::model::JobKind::*;
+        (job(Full), job(Diff), job(Incr), job(Verify))
+    };
     let installed_files = host::installed_files(
         &files,
         c.pgbackrest.repository_config.as_str(),
@@ -301,6 +317,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         c.postgres.group.as_str(),
         &systemd,
         patroni.as_ref(),
+        &schedule,
     );
     ClusterPlan {
         name: c.name.to_string(),
@@ -360,7 +377,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         state: host::state_plan(c.name.as_str()),
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls),
-        cipher: pgbackrest::cipher_plan(c),
+        cipher,
         database_config: pgbackrest::database_config(c, &tls),
         tls,
         archive: ArchivePlan {
@@ -372,6 +389,11 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         files,
         systemd,
         patroni,
+        schedule,
+        job_full,
+        job_diff,
+        job_incr,
+        job_verify,
     }
 }
 

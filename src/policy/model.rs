@@ -22,6 +22,37 @@ pub struct Cluster {
     pub archive_managed: bool,
     /// `Some` when Patroni manages the cluster (`patroni.enabled: true`).
     pub patroni: Option<Patroni>,
+    /// The scheduled jobs, in the order full, diff, incr, verify (kinds set to `none`
+    /// are left out).
+    pub schedule: Vec<ScheduledJob>,
+}
+
+/// What a scheduled job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Full,
+    Diff,
+    Incr,
+    Verify,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Full => "full",
+            JobKind::Diff => "diff",
+            JobKind::Incr => "incr",
+            JobKind::Verify => "verify",
+        }
+    }
+}
+
+/// One job: its kind and its systemd calendar expression (checked to a safe grammar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledJob {
+    pub kind: JobKind,
+    pub calendar: String,
 }
 
 #[derive(Debug, Clone)]

@@ -31,6 +31,18 @@ pub struct ClusterSpec {
     pub pgbackrest: Option<PgbackrestSpec>,
     pub archive: Option<ArchiveSpec>,
     pub patroni: Option<PatroniSpec>,
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// When backups and `pgbackrest verify` run: systemd calendar expressions (`OnCalendar=`),
+/// `none` to run no job of that kind.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    pub full: Option<S<String>>,
+    pub diff: Option<S<String>>,
+    pub incr: Option<S<String>>,
+    pub verify: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -232,6 +244,12 @@ merge_section!(ConfigPathsSpec {
 });
 merge_section!(UserPathsSpec { lock, log, spool });
 merge_section!(ArchiveSpec { managed });
+merge_section!(ScheduleSpec {
+    full,
+    diff,
+    incr,
+    verify
+});
 merge_section!(PatroniSpec {
     enabled,
     config_file,
@@ -255,6 +273,7 @@ impl ClusterSpec {
             pgbackrest: self.pgbackrest.merged_over(&defaults.pgbackrest),
             archive: self.archive.merged_over(&defaults.archive),
             patroni: self.patroni.merged_over(&defaults.patroni),
+            schedule: self.schedule.merged_over(&defaults.schedule),
         }
     }
 }

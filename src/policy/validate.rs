@@ -132,6 +132,8 @@ fn resolve_cluster(
         },
     );
 
+    let schedule = super::resolve::schedule::resolve(&mut f, spec.schedule.as_ref());
+
     let cluster = Cluster {
         name: name?,
         postgres: pg.finish()?,
@@ -140,6 +142,7 @@ fn resolve_cluster(
         pgbackrest: pb.finish()?,
         archive_managed,
         patroni,
+        schedule: schedule?,
     };
     check_combinations(&mut f, &cluster, &bu_spec, &pb_spec);
     places::check(&mut f, &cluster, &locations);

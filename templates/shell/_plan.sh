@@ -49,6 +49,10 @@ UNIT_NAME={{ c.systemd.unit_name | sh }}
 UNIT_PATH={{ c.systemd.unit_path | sh }}
 TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
 HBA_MARKER={{ c.hba_marker | sh }}
+# Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
+SCHEDULE_TIMERS=({% for j in c.schedule.jobs %} {{ j.timer_name | sh }}{% endfor %} )
+SCHEDULE_CRON={{ c.schedule.cron_file | sh }}
+SCHEDULE_CRON_TARGET={{ c.schedule.cron_target | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
 # The state directory (root's alone): what apply.sh remembers for rollback.sh.

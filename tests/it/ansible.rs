@@ -227,6 +227,7 @@ fn the_role_only_copies_the_tree_and_runs_apply_sh_step_by_step() {
             "tls-server",
             "stanza",
             "archive",
+            "schedule",
             "restart"
         ]
     );

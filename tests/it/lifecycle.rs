@@ -323,3 +323,177 @@ fn an_encrypted_repository_needs_a_passphrase_file_that_never_enters_the_tree() 
         );
     }
 }
+
+// ---- schedule: timers, services, the cron fallback ---------------------------------
+
+const SCHEDULE_POLICY: &str = "version: 1
+clusters:
+  - name: main
+    postgres: {major: 15}
+    backup_user: {name: bkp}
+    pgbackrest: {version: \"2.45\", stanza: st}
+SCHEDULE";
+
+fn generate_text(policy: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempdir();
+    let p = write_policy(dir.path(), policy);
+    let out = dir.path().join("out");
+    let (code, _, err) = run(&["generate", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    (dir, out)
+}
+
+#[test]
+fn default_schedule_is_weekly_full_daily_diff_and_weekly_verify() {
+    let (_dir, out) = generate_text(&SCHEDULE_POLICY.replace("SCHEDULE", ""));
+    let files = files_below(&out.join("main"));
+    let units: Vec<&String> = files
+        .iter()
+        .filter(|f| f.starts_with("systemd/pgbr-backup") || f.starts_with("systemd/pgbr-verify"))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            "systemd/pgbr-backup-diff-main.service",
+            "systemd/pgbr-backup-diff-main.timer",
+            "systemd/pgbr-backup-full-main.service",
+            "systemd/pgbr-backup-full-main.timer",
+            "systemd/pgbr-verify-main.service",
+            "systemd/pgbr-verify-main.timer",
+        ]
+    );
+    let read = |f: &str| std::fs::read_to_string(out.join("main").join(f)).unwrap();
+    assert!(read("systemd/pgbr-backup-full-main.timer").contains("\nOnCalendar=Sun *-*-* 01:00:00\n"));
+    assert!(read("systemd/pgbr-backup-diff-main.timer").contains("\nOnCalendar=Mon..Sat *-*-* 01:00:00\n"));
+    assert!(read("systemd/pgbr-verify-main.timer").contains("\nOnCalendar=Sat *-*-* 04:00:00\n"));
+    let service = read("systemd/pgbr-backup-full-main.service");
+    assert!(service.contains("\nUser=bkp\n"), "{service}");
+    assert!(
+        service.contains("\nExecStart=/usr/bin/pgbackrest --config=/etc/pgbackrest/main/repository.conf --stanza=st --log-level-console=warn --type=full backup\n"),
+        "{service}"
+    );
+    // Writable: the repository, the backup user's lock and log; the TLS keys out of view.
+    let rw: Vec<&str> = service
+        .lines()
+        .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+        .collect();
+    assert_eq!(
+        rw,
+        [
+            "-/var/lib/pgbackrest",
+            "-/run/pgbackrest-bkp",
+            "-/var/log/pgbackrest-bkp"
+        ]
+    );
+    assert!(
+        service.contains("\nInaccessiblePaths=-/etc/pgbackrest/main/tls\n"),
+        "{service}"
+    );
+    assert!(service.contains("\nRestrictAddressFamilies=AF_UNIX\n"), "{service}");
+    let cron = read("cron/pgbr-main");
+    for line in [
+        "0 1 * * 0 bkp /usr/bin/pgbackrest '--config=/etc/pgbackrest/main/repository.conf' '--stanza=st' '--log-level-console=warn' '--type=full' backup",
+        "0 1 * * 1-6 bkp /usr/bin/pgbackrest '--config=/etc/pgbackrest/main/repository.conf' '--stanza=st' '--log-level-console=warn' '--type=diff' backup",
+        "0 4 * * 6 bkp /usr/bin/pgbackrest '--config=/etc/pgbackrest/main/repository.conf' '--stanza=st' '--log-level-console=warn' verify",
+    ] {
+        assert!(cron.lines().any(|l| l == line), "cron lacks {line}:\n{cron}");
+    }
+    // apply.sh installs the units in its step schedule (and so verify, rollback and
+    // check --deployed know them).
+    let lib = read("shell/lib.sh");
+    for unit in [
+        "pgbr-backup-full-main.service",
+        "pgbr-backup-full-main.timer",
+        "pgbr-verify-main.timer",
+    ] {
+        assert!(
+            lib.contains(&format!(
+                "  schedule systemd/{unit} /etc/systemd/system/{unit} root root 0644\n"
+            )),
+            "INSTALLED_FILES lacks {unit}"
+        );
+    }
+    assert!(lib.contains(
+        "SCHEDULE_TIMERS=( pgbr-backup-full-main.timer pgbr-backup-diff-main.timer pgbr-verify-main.timer )"
+    ));
+}
+
+#[test]
+fn a_schedule_turns_kinds_on_and_off_and_names_what_has_no_cron_form() {
+    let (_dir, out) = generate_text(&SCHEDULE_POLICY.replace(
+        "SCHEDULE",
+        "    schedule:\n      incr: \"*-*-* *:00/30:00\"\n      diff: none\n      verify: \"*-*-01 05:00:00\"\n",
+    ));
+    let files = files_below(&out.join("main"));
+    assert!(files.contains(&"systemd/pgbr-backup-incr-main.timer".to_owned()));
+    assert!(!files.iter().any(|f| f.contains("backup-diff")), "{files:?}");
+    let cron = std::fs::read_to_string(out.join("main/cron/pgbr-main")).unwrap();
+    assert!(cron.contains("\n0-59/30 * * * * bkp "), "{cron}");
+    assert!(
+        cron.contains("# no cron equivalent for this calendar expression"),
+        "{cron}"
+    );
+}
+
+#[test]
+fn bad_schedules_are_refused_with_field_and_line() {
+    let dir = tempdir();
+    for (schedule, field, says) in [
+        (
+            "    schedule:\n      full: \"daily; rm -rf /\"\n",
+            "schedule.full",
+            "holds `;`",
+        ),
+        ("    schedule:\n      incr: \"%H\"\n", "schedule.incr", "holds `%`"),
+        (
+            "    schedule:\n      full: none\n",
+            "schedule.full",
+            "schedule full backups too",
+        ),
+        ("    schedule:\n      weekly: daily\n", "weekly", "unknown field"),
+    ] {
+        let p = write_policy(dir.path(), &SCHEDULE_POLICY.replace("SCHEDULE", schedule));
+        let (code, _, err) = run(&["validate", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "{schedule}: {err}");
+        assert!(
+            err.contains(field) && err.contains(says) && err.contains("policy.yaml:"),
+            "{schedule}: {err}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "tier tools: needs systemd-analyze (bash .ci/run runs every tier)"]
+fn timers_verify_and_their_calendars_parse() {
+    let analyze = require_tool("systemd-analyze", "systemd");
+    let (_dir, out) =
+        generate_text(&SCHEDULE_POLICY.replace("SCHEDULE", "    schedule:\n      incr: \"*-*-* *:00/30:00\"\n"));
+    let systemd = out.join("main/systemd");
+    let timers: Vec<_> = files_below(&systemd)
+        .into_iter()
+        .filter(|f| f.ends_with(".timer"))
+        .collect();
+    assert_eq!(timers.len(), 4, "{timers:?}");
+    for t in timers {
+        let o = Command::new(&analyze)
+            .arg("verify")
+            .arg(systemd.join(&t))
+            .current_dir(&systemd)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success() && said.trim().is_empty(), "verify {t}: {said}");
+        let text = std::fs::read_to_string(systemd.join(&t)).unwrap();
+        let calendar = text.lines().find_map(|l| l.strip_prefix("OnCalendar=")).unwrap();
+        let o = Command::new(&analyze).args(["calendar", calendar]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "calendar {calendar}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -9,3 +9,4 @@ pub mod options;
 pub mod pgbackrest;
 pub mod postgres;
 pub mod role;
+pub mod schedule;

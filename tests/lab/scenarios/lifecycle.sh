@@ -9,7 +9,9 @@
 # The repository is encrypted (repo1-cipher-type, the passphrase read by apply.sh from a
 # root-only file) and WAL is archived asynchronously (archive-async, the owner's spool):
 # both end to end, through backup and every restore; the passphrase appears in no file
-# of the tree, no log, and apply.sh refuses to switch it.
+# of the tree, no log, and apply.sh refuses to switch it. Scheduled jobs: the generated
+# full-backup service started under a throwaway systemd (as the timer would), its timer
+# active there; the cron fallback's diff and verify lines executed as cron would.
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
 scenario_lifecycle() {
@@ -138,6 +140,7 @@ YAML
     expect in-place-exactly-first-batch "restored '$got', first batch '$first'" [ "$got" = "$first" ]
     step backup-after-restore "${b[@]}" --type=full backup
   fi
+  lifecycle_scheduled_jobs
   ( umask 077; printf 'another-%s\n' "$passphrase" > "$D/cipher-pass" )
   denied apply-refuses-another-passphrase 'holds another passphrase' "$tree/shell/apply.sh" --step configs
   ( umask 077; printf '%s\n' "$passphrase" > "$D/cipher-pass" )
@@ -150,6 +153,99 @@ YAML
   expect passphrase-copy-root-only "$D/etc/cipher.d/cipher.conf is not root:$bkp 640" \
     bash -c "[ \"\$(stat -c '%U:%G %a' '$D/etc/cipher.d/cipher.conf')\" = 'root:$bkp 640' ]"
   denied owner-cannot-read-passphrase 'Permission denied' runuser -u "$owner" -- cat "$D/etc/cipher.d/cipher.conf"
+}
+
+# The label of the newest backup in the repository (info lists them oldest first;
+# retention may expire the oldest, so counts would not tell).
+lifecycle_newest() {
+  "${b[@]}" --output=json info 2>>"$LOG" | grep -o '"label":"[0-9A-Z_-]*"' | tail -1 | cut -d'"' -f4
+}
+
+# The scheduled jobs, run for real. Where systemd is PID 1, apply.sh enabled the timers:
+# the service is started there. Here (containers), as in tlsconfine, a throwaway systemd
+# boots in its own PID, mount, UTS, IPC and cgroup namespaces with a fresh /run (the
+# tmpfiles.d entry remakes the lock directory) and /etc/systemd/system holding only the
+# generated full-backup service and timer; `systemctl start` of the service is what the
+# timer does when it fires. Then the cron fallback: its diff and verify lines run as cron
+# runs them (/bin/sh -c, as the user the line names). PGBR_LAB_NESTED_SYSTEMD=0 skips systemd.
+lifecycle_scheduled_jobs() {
+  local sysd="$tree/systemd" service="pgbr-backup-full-$cluster.service" timer="pgbr-backup-full-$cluster.timer"
+  local before after dir="$D/systemd" init="" i
+  before=$(lifecycle_newest)
+  if [ -d /run/systemd/system ]; then
+    step systemd-timer-enabled systemctl is-enabled --quiet "$timer"
+    step systemd-job-runs systemctl start "$service"
+  elif [ "${PGBR_LAB_NESTED_SYSTEMD:-1}" = 0 ] || [ ! -x /lib/systemd/systemd ] || ! command -v unshare >/dev/null; then
+    result ok systemd-skipped 0 "no throwaway systemd (PGBR_LAB_NESTED_SYSTEMD=0, or no /lib/systemd/systemd, unshare)"
+  else
+    install -d -m 0755 "$dir/units/$service.d"
+    cp "$sysd/$service" "$sysd/$timer" "$dir/units/"
+    printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=append:%s\nStandardError=inherit\n' "$dir/unit.log" \
+      > "$dir/units/$service.d/lab.conf"
+    install -d -m 0755 "$dir/units/$timer.d"
+    printf '[Unit]\nDefaultDependencies=no\n' > "$dir/units/$timer.d/lab.conf"
+    printf '[Unit]\nDefaultDependencies=no\nWants=%s\n' "$timer" > "$dir/units/pgbr-lab.target"
+    cat > "$dir/boot.sh" <<BOOT
+#!/bin/bash
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+for f in '$sysd'/*.conf; do systemd-tmpfiles --create "\$f"; done
+mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
+cp -r '$dir/units/.' /etc/systemd/system/
+exec /lib/systemd/systemd --system --unit=pgbr-lab.target --log-target=console --show-status=0
+BOOT
+    chmod 0755 "$dir/boot.sh"
+    setsid unshare --pid --fork --kill-child --mount --uts --ipc --cgroup --propagation private --mount-proc "$dir/boot.sh" \
+      >"$dir/boot.log" 2>&1 </dev/null &
+    echo $! > "$dir/unshare.pid"
+    register_pidfile "$dir/unshare.pid"
+    for ((i = 0; i < 100; i++)); do
+      init=$(pgrep -P "$(cat "$dir/unshare.pid")" -x systemd) && break
+      sleep 0.1
+    done
+    if [ -z "$init" ]; then
+      result FAIL systemd-boot 0 "the throwaway systemd did not start: $(tail -n 3 "$dir/boot.log")"
+    else
+      for ((i = 0; i < 50; i++)); do
+        nsenter -t "$init" -m -p systemctl is-active --quiet "$timer" 2>/dev/null && break
+        sleep 0.1
+      done
+      step systemd-timer-active nsenter -t "$init" -m -p systemctl is-active "$timer"
+      nsenter -t "$init" -m -p systemctl list-timers --all >> "$LOG" 2>&1 || true
+      step systemd-job-runs nsenter -t "$init" -m -p systemctl start "$service"
+      nsenter -t "$init" -m -p systemctl status "$service" >> "$LOG" 2>&1 || true
+      cat "$dir/unit.log" >> "$LOG" 2>/dev/null || true
+      kill -KILL "$init" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do kill -0 "$init" 2>/dev/null || break; sleep 0.1; done
+      wait "$(cat "$dir/unshare.pid")" 2>/dev/null || true
+      local cg
+      for cg in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+        [ -f "$cg/cgroup.procs" ] || continue
+        find "$cg/system.slice" "$cg/init.scope" -depth -type d -empty -delete 2>/dev/null || true
+        rmdir "$cg/system.slice" "$cg/init.scope" 2>/dev/null || true
+        break
+      done
+      rm -rf /tmp/systemd-private-*-"$service"-* /var/tmp/systemd-private-*-"$service"-*
+      after=$(lifecycle_newest)
+      # shellcheck disable=SC2016  # $1 and $2 are bash -c's own arguments
+      expect systemd-job-made-a-full-backup "newest backup: $before before, $after after" bash -c '[ "$1" != "$2" ] && [[ "$1" == *F ]]' _ "$after" "$before"
+    fi
+  fi
+  # --- the cron fallback: each line as cron runs it ---
+  local line user cmd kind ending
+  before=$(lifecycle_newest)
+  for kind in diff verify; do
+    ending=" verify"; [ "$kind" = diff ] && ending="'--type=diff' backup"
+    line=$(grep -v '^#' "$tree/cron/pgbr-$cluster" | grep -F -- "$ending" | head -1)
+    read -r _ _ _ _ _ user cmd <<<"$line"
+    expect "cron-$kind-line" "no $kind line for $bkp in cron/pgbr-$cluster: '$line'" [ "$user" = "$bkp" ]
+    step "cron-$kind-runs" runuser -u "$user" -- env -i SHELL=/bin/sh PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/sh -c "$cmd"
+  done
+  after=$(lifecycle_newest)
+  # shellcheck disable=SC2016  # $1 and $2 are bash -c's own arguments
+  expect cron-made-a-diff-backup "newest backup: $before before, $after after the cron lines" bash -c '[ "$1" != "$2" ] && [[ "$1" == *D ]]' _ "$after" "$before"
 }
 
 # Polls until the server is out of recovery (pg_ctl -w returns before replay ends).
