@@ -59,6 +59,10 @@ UNIT_NAME=pgbr-tls-foobar.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-foobar.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-foobar.conf
 HBA_MARKER='pgbr-policy foobar'
+# Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
+SCHEDULE_TIMERS=( pgbr-backup-full-foobar.timer pgbr-backup-diff-foobar.timer pgbr-verify-foobar.timer )
+SCHEDULE_CRON=cron/pgbr-foobar
+SCHEDULE_CRON_TARGET=/etc/cron.d/pgbr-foobar
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/foobar/database.conf --stanza=foobar archive-push %p'
 # The state directory (root's alone): what apply.sh remembers for rollback.sh.
@@ -93,6 +97,12 @@ INSTALLED_FILES=(
   configs pgbackrest/database.conf /etc/pgbackrest/foobar/database.conf root postgres 0640
   tls-server systemd/pgbr-tls-foobar.service /etc/systemd/system/pgbr-tls-foobar.service root root 0644
   tls-server systemd/pgbr-foobar.conf /etc/tmpfiles.d/pgbr-foobar.conf root root 0644
+  schedule systemd/pgbr-backup-full-foobar.service /etc/systemd/system/pgbr-backup-full-foobar.service root root 0644
+  schedule systemd/pgbr-backup-full-foobar.timer /etc/systemd/system/pgbr-backup-full-foobar.timer root root 0644
+  schedule systemd/pgbr-backup-diff-foobar.service /etc/systemd/system/pgbr-backup-diff-foobar.service root root 0644
+  schedule systemd/pgbr-backup-diff-foobar.timer /etc/systemd/system/pgbr-backup-diff-foobar.timer root root 0644
+  schedule systemd/pgbr-verify-foobar.service /etc/systemd/system/pgbr-verify-foobar.service root root 0644
+  schedule systemd/pgbr-verify-foobar.timer /etc/systemd/system/pgbr-verify-foobar.timer root root 0644
 )
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(

@@ -59,6 +59,10 @@ UNIT_NAME=pgbr-tls-pg15-main.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
 HBA_MARKER='pgbr-policy pg15-main'
+# Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
+SCHEDULE_TIMERS=( pgbr-backup-full-pg15-main.timer pgbr-backup-diff-pg15-main.timer pgbr-verify-pg15-main.timer )
+SCHEDULE_CRON=cron/pgbr-pg15-main
+SCHEDULE_CRON_TARGET=/etc/cron.d/pgbr-pg15-main
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
 # The state directory (root's alone): what apply.sh remembers for rollback.sh.
@@ -93,6 +97,12 @@ INSTALLED_FILES=(
   configs pgbackrest/database.conf /etc/pgbackrest/pg15-main/database.conf root postgres 0640
   tls-server systemd/pgbr-tls-pg15-main.service /etc/systemd/system/pgbr-tls-pg15-main.service root root 0644
   tls-server systemd/pgbr-pg15-main.conf /etc/tmpfiles.d/pgbr-pg15-main.conf root root 0644
+  schedule systemd/pgbr-backup-full-pg15-main.service /etc/systemd/system/pgbr-backup-full-pg15-main.service root root 0644
+  schedule systemd/pgbr-backup-full-pg15-main.timer /etc/systemd/system/pgbr-backup-full-pg15-main.timer root root 0644
+  schedule systemd/pgbr-backup-diff-pg15-main.service /etc/systemd/system/pgbr-backup-diff-pg15-main.service root root 0644
+  schedule systemd/pgbr-backup-diff-pg15-main.timer /etc/systemd/system/pgbr-backup-diff-pg15-main.timer root root 0644
+  schedule systemd/pgbr-verify-pg15-main.service /etc/systemd/system/pgbr-verify-pg15-main.service root root 0644
+  schedule systemd/pgbr-verify-pg15-main.timer /etc/systemd/system/pgbr-verify-pg15-main.timer root root 0644
 )
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(

@@ -55,6 +55,22 @@ step_archive() {
   fi
 }
 
+# The scheduled jobs first (a backup must not start while the rest goes away).
+step_schedule() {
+  STEP=schedule
+  local timer
+  if systemd_running; then
+    for timer in "${SCHEDULE_TIMERS[@]}"; do
+      if [ -f "/etc/systemd/system/$timer" ]; then change systemctl disable --now "$timer"; fi
+    done
+  fi
+  for_installed_files remove_installed_file schedule
+  if [ -f "$SCHEDULE_CRON_TARGET" ] && cmp -s -- "$ARTIFACTS/$SCHEDULE_CRON" "$SCHEDULE_CRON_TARGET"; then
+    root_acts_in "$(dirname -- "$SCHEDULE_CRON_TARGET")" "remove $SCHEDULE_CRON_TARGET"
+    change rm -f -- "$SCHEDULE_CRON_TARGET"
+  fi
+}
+
 step_tls_server() {
   STEP=tls-server
   if systemd_running && [ -f "$UNIT_PATH" ]; then
@@ -198,6 +214,7 @@ main() {
   STEP=preflight
   need_root
   server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role and pg_hba validation need it)"
+  step_schedule
   step_archive
   step_tls_server
   step_hba
