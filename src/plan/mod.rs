@@ -5,6 +5,7 @@
 //! about a name or a path.
 
 pub mod block;
+pub mod change;
 mod datadir;
 mod files;
 mod hba;
@@ -31,6 +32,8 @@ pub use sandbox::{SandboxMount, SandboxPath, SandboxPlan};
 pub struct Plan {
     pub tool: ToolInfo,
     pub policy_file: String,
+    /// sha256 of the policy file, for the change ticket.
+    pub policy_sha256: String,
     pub clusters: Vec<ClusterPlan>,
 }
 
@@ -100,6 +103,8 @@ pub struct ClusterPlan {
     pub job_diff: Option<schedule::JobPlan>,
     pub job_incr: Option<schedule::JobPlan>,
     pub job_verify: Option<schedule::JobPlan>,
+    /// CHANGE.md's header and the risks this change creates.
+    pub change: change::ChangePlan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -250,6 +255,7 @@ pub fn build(policy: &Policy) -> Plan {
             version: env!("CARGO_PKG_VERSION"),
         },
         policy_file: policy.source_name.clone(),
+        policy_sha256: policy.source_sha256.clone(),
         clusters: policy.clusters.iter().map(plan_cluster).collect(),
     }
 }
@@ -394,6 +400,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         job_diff,
         job_incr,
         job_verify,
+        change: change::plan(c),
     }
 }
 
@@ -437,10 +444,10 @@ fn needed_for(function: &str, commands: &[Command]) -> Vec<String> {
 /// the host and reports the ones that hold.
 fn restart_reasons(c: &Cluster) -> Vec<String> {
     let mut out = vec![format!(
-        "PostgreSQL reads the data directory's mode only when it starts: until a restart, files it creates stay 0600 and the backup user cannot read them (needed when `SHOW data_directory_mode` is not 0750)"
+        "PostgreSQL reads the data directory's mode only when it starts: until a restart, the files it creates stay 0600 and the backup user cannot read them. This applies when SHOW data_directory_mode does not give 0750."
     )];
     if c.archive_managed {
-        out.push("archive_mode can only change at server start (needed when archive_mode was off)".to_owned());
+        out.push("archive_mode changes only when PostgreSQL starts: until a restart, no WAL is archived and backups cannot complete. This applies when archive_mode was off.".to_owned());
     }
     out
 }

@@ -9,6 +9,8 @@ pub struct Policy {
     /// The policy's file name (not its full path: artifacts must not depend on where
     /// the checkout lives).
     pub source_name: String,
+    /// sha256 of the policy file's bytes, for the change ticket.
+    pub source_sha256: String,
     pub clusters: Vec<Cluster>,
 }
 

@@ -64,6 +64,7 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     }
     Some(Policy {
         source_name: source_name.to_owned(),
+        source_sha256: String::new(),
         clusters,
     })
 }
