@@ -81,6 +81,15 @@ step_preflight() {
       die "ssl_key_file $key is readable by group $PG_GROUP, which $BACKUP_USER joins: make it $PG_OWNER's, mode 0600"
     fi
   fi
+  # scram-sha-256: the SCRAM verifier is computed by pgbr-policy on this host (step
+  # password); checked here, before any step changes anything.
+  if [ "$ROLE_AUTH" = scram-sha-256 ] && selected password; then
+    local tool=${PGBR_POLICY:-$(command -v pgbr-policy || true)}
+    if [ ! -x "${tool:-/nonexistent}" ]; then
+      if [ "$DRY_RUN" = 1 ]; then warn "pgbr-policy is not on this host (PATH or PGBR_POLICY): the real run will stop here, before changing anything (scram-sha-256 needs it for the SCRAM verifier)"
+      else die "pgbr-policy is needed on this host to compute the SCRAM verifier (scram-sha-256): put it on PATH or set PGBR_POLICY; nothing was changed"; fi
+    fi
+  fi
   say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
 }
 

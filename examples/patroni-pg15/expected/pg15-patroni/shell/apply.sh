@@ -100,6 +100,15 @@ step_preflight() {
     IS_REPLICA=1
     say "this member is a replica: the role, the stanza and the archive settings come from the primary (run apply.sh there)"
   fi
+  # scram-sha-256: the SCRAM verifier is computed by pgbr-policy on this host (step
+  # password); checked here, before any step changes anything.
+  if [ "$ROLE_AUTH" = scram-sha-256 ] && selected password && [ "$IS_REPLICA" = 0 ]; then
+    local tool=${PGBR_POLICY:-$(command -v pgbr-policy || true)}
+    if [ ! -x "${tool:-/nonexistent}" ]; then
+      if [ "$DRY_RUN" = 1 ]; then warn "pgbr-policy is not on this host (PATH or PGBR_POLICY): the real run will stop here, before changing anything (scram-sha-256 needs it for the SCRAM verifier)"
+      else die "pgbr-policy is needed on this host to compute the SCRAM verifier (scram-sha-256): put it on PATH or set PGBR_POLICY; nothing was changed"; fi
+    fi
+  fi
   say "PostgreSQL $version running on $PGDATA; pgBackRest: $("$PGBACKREST" version)"
 }
 
