@@ -41,6 +41,7 @@ struct TreeHeader<'a> {
     tool: &'a crate::plan::ToolInfo,
     policy_file: &'a str,
     clusters: Vec<TreeCluster<'a>>,
+    previous_manifest: &'a [crate::plan::ManifestLine],
 }
 
 #[derive(serde::Serialize)]
@@ -149,6 +150,7 @@ impl Rendering {
             tool: &plan.tool,
             policy_file: &plan.policy_file,
             clusters: plan.clusters.iter().map(|c| TreeCluster { name: &c.name }).collect(),
+            previous_manifest: &plan.previous_manifest,
         };
         let mut context = tera::Context::new();
         context.insert("plan", &header);

@@ -114,7 +114,8 @@ fn explain(path: &Path) -> Result<Outcome> {
 }
 
 fn generate(policy: &Path, out: &Path, force: bool, dry_run: bool) -> Result<Outcome> {
-    let (plan, _) = load_plan(policy)?;
+    let (mut plan, _) = load_plan(policy)?;
+    crate::since::attach(&mut plan, out)?;
     if dry_run {
         if out.is_dir() {
             for change in drift::compare(&plan, out)?
@@ -161,7 +162,10 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
     if target.against.is_none() && !target.deployed && !target.db {
         bail!("say what to compare with: --against DIR, --deployed (with --root) and/or --db");
     }
-    let (plan, _) = load_plan(policy)?;
+    let (mut plan, _) = load_plan(policy)?;
+    if let Some(dir) = &target.against {
+        crate::since::attach(&mut plan, dir)?;
+    }
     let files = match &target.against {
         Some(dir) if !dir.exists() => bail!("`{}` does not exist", dir.display()),
         Some(dir) => drift::compare(&plan, dir)?,

@@ -13,6 +13,7 @@ pub mod livedb;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod since;
 pub mod sink;
 
 /// Compiles policy text to the artifact tree, in memory: what `generate` would write.

@@ -34,7 +34,16 @@ pub struct Plan {
     pub policy_file: String,
     /// sha256 of the policy file, for the change ticket.
     pub policy_sha256: String,
+    /// The manifest CHANGE.md's "Changes since the last generated tree" is measured from
+    /// (since.rs; written as MANIFEST.previous.sha256); empty on a first generation.
+    pub previous_manifest: Vec<ManifestLine>,
     pub clusters: Vec<ClusterPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestLine {
+    pub hash: String,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +114,9 @@ pub struct ClusterPlan {
     pub job_verify: Option<schedule::JobPlan>,
     /// CHANGE.md's header and the risks this change creates.
     pub change: change::ChangePlan,
+    /// What changes on the host since the tree this one was generated over (since.rs);
+    /// `None` when there was none.
+    pub since_last: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +268,7 @@ pub fn build(policy: &Policy) -> Plan {
         },
         policy_file: policy.source_name.clone(),
         policy_sha256: policy.source_sha256.clone(),
+        previous_manifest: Vec::new(),
         clusters: policy.clusters.iter().map(plan_cluster).collect(),
     }
 }
@@ -401,6 +414,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         job_incr,
         job_verify,
         change: change::plan(c),
+        since_last: None,
     }
 }
 
