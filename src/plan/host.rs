@@ -42,7 +42,6 @@ pub fn installed_files(
     owner_group: &str,
     systemd: &SystemdPlan,
     patroni: Option<&PatroniPlan>,
-    schedule: &super::schedule::SchedulePlan,
 ) -> Vec<InstalledFile> {
     let file = |source: &str, target: &str, group: &str, mode: u32, step| InstalledFile {
         source: source.to_owned(),
@@ -100,18 +99,25 @@ pub fn installed_files(
             InstallStep::TlsServer,
         ));
     }
+    out
+}
+
+/// The scheduled jobs' units (apply.sh step schedule), after the other installed files.
+pub fn schedule_files(schedule: &super::schedule::SchedulePlan) -> Vec<InstalledFile> {
+    let mut out = Vec::new();
     for job in &schedule.jobs {
         for (source, name) in [
             (&job.service_file, &job.service_name),
             (&job.timer_file, &job.timer_name),
         ] {
-            out.push(file(
-                source,
-                &format!("/etc/systemd/system/{name}"),
-                "root",
-                0o644,
-                InstallStep::Schedule,
-            ));
+            out.push(InstalledFile {
+                source: source.clone(),
+                target: format!("/etc/systemd/system/{name}"),
+                owner: "root".into(),
+                group: "root".into(),
+                mode: Mode(0o644),
+                step: InstallStep::Schedule,
+            });
         }
     }
     out

@@ -328,7 +328,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         use crate::policy::model::JobKind::*;
         (job(Full), job(Diff), job(Incr), job(Verify))
     };
-    let installed_files = host::installed_files(
+    let mut installed_files = host::installed_files(
         &files,
         c.pgbackrest.repository_config.as_str(),
         c.pgbackrest.database_config.as_str(),
@@ -336,8 +336,8 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         c.postgres.group.as_str(),
         &systemd,
         patroni.as_ref(),
-        &schedule,
     );
+    installed_files.extend(host::schedule_files(&schedule));
     ClusterPlan {
         name: c.name.to_string(),
         major: major.get(),
