@@ -141,6 +141,15 @@ YAML
     step backup-after-restore "${b[@]}" --type=full backup
   fi
   lifecycle_scheduled_jobs
+  # scram-sha-256 needs pgbr-policy on the host: apply.sh says so before changing anything.
+  sed -e 's/      name: lc_backup/      name: lc_backup\n      auth: scram-sha-256\n      password_env: LC_PW/' "$D/policy.yaml" > "$D/policy-scram.yaml"
+  if step generate-scram "$PGBR" generate "$D/policy-scram.yaml" --out "$D/out-scram"; then
+    local before_hba
+    before_hba=$(md5sum < "$D/pg/data/pg_hba.conf")
+    denied scram-needs-pgbr-policy-first 'pgbr-policy is needed on this host.*nothing was changed' \
+      env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_PW=secret "$D/out-scram/$cluster/shell/apply.sh"
+    expect scram-refusal-changed-nothing "pg_hba.conf changed" [ "$(md5sum < "$D/pg/data/pg_hba.conf")" = "$before_hba" ]
+  fi
   ( umask 077; printf 'another-%s\n' "$passphrase" > "$D/cipher-pass" )
   denied apply-refuses-another-passphrase 'holds another passphrase' "$tree/shell/apply.sh" --step configs
   ( umask 077; printf '%s\n' "$passphrase" > "$D/cipher-pass" )
