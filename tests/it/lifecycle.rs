@@ -600,3 +600,40 @@ fn change_ticket_says_what_changed_since_the_last_generated_tree_and_check_agree
     assert!(err.contains(" 0 written,"), "{err}");
     assert_eq!(ticket(), md);
 }
+
+#[test]
+#[ignore = "tier tools: needs shellcheck or PyYAML (bash .ci/run runs every tier)"]
+fn every_lifecycle_feature_on_keeps_the_scripts_shellcheck_clean() {
+    let shellcheck = require_tool("shellcheck", "shellcheck");
+    let (_dir, out) = generate_text(
+        &SCHEDULE_POLICY
+            .replace(
+                "SCHEDULE",
+                "    role: {auth: scram-sha-256, password_file: /etc/pgbr/pw}
+    schedule: {incr: hourly}
+    patroni: {enabled: true, version: \"3.1.0\", pg_hba_after: [\"host all all 127.0.0.1/32 scram-sha-256\"]}
+",
+            )
+            .replace(
+                "pgbackrest: {version: \"2.45\", stanza: st}",
+                "pgbackrest:
+      version: \"2.45\"
+      stanza: st
+      cipher_passphrase_file: /etc/pgbr/cipher
+      options: {repo1-cipher-type: aes-256-cbc, archive-async: true, compress-type: lz4}",
+            ),
+    );
+    let shell = out.join("main/shell");
+    for script in ["apply.sh", "rollback.sh", "verify.sh", "restore.sh"] {
+        let o = Command::new(&shellcheck)
+            .args(["--severity=style", "-x", script])
+            .current_dir(&shell)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "shellcheck {script}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
