@@ -17,6 +17,9 @@ pub struct SchedulePlan {
     pub cron_target: String,
     /// What the job services may write and must not see.
     pub sandbox: JobSandbox,
+    /// The units of the kinds this policy does not schedule: apply.sh disables and
+    /// removes them if an earlier tree installed them.
+    pub retired_units: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +60,7 @@ pub fn plan(c: &Cluster, include_path: Option<&str>) -> SchedulePlan {
     }
     base.push(format!("--stanza={}", pb.stanza));
     base.push("--log-level-console=warn".into());
-    let jobs = c
+    let jobs: Vec<JobPlan> = c
         .schedule
         .iter()
         .map(|job| {
@@ -110,7 +113,22 @@ pub fn plan(c: &Cluster, include_path: Option<&str>) -> SchedulePlan {
     let under_home = needed
         .iter()
         .any(|p| HOME_ROOTS.iter().any(|h| p == h || p.starts_with(&format!("{h}/"))));
+    let planned: Vec<String> = jobs
+        .iter()
+        .flat_map(|j: &JobPlan| [j.timer_name.clone(), j.service_name.clone()])
+        .collect();
+    let retired_units = ["backup-full", "backup-diff", "backup-incr", "verify"]
+        .iter()
+        .flat_map(|k| {
+            [
+                format!("pgbr-{k}-{}.timer", c.name),
+                format!("pgbr-{k}-{}.service", c.name),
+            ]
+        })
+        .filter(|u| !planned.contains(u))
+        .collect();
     SchedulePlan {
+        retired_units,
         jobs,
         cron_file: format!("cron/pgbr-{}", c.name),
         cron_target: format!("/etc/cron.d/pgbr-{}", c.name),

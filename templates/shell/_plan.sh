@@ -51,6 +51,7 @@ TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
 HBA_MARKER={{ c.hba_marker | sh }}
 # Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
 SCHEDULE_TIMERS=({% for j in c.schedule.jobs %} {{ j.timer_name | sh }}{% endfor %} )
+SCHEDULE_RETIRED=({% for u in c.schedule.retired_units %} {{ u | sh }}{% endfor %} )
 SCHEDULE_CRON={{ c.schedule.cron_file | sh }}
 SCHEDULE_CRON_TARGET={{ c.schedule.cron_target | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}

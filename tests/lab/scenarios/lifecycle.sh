@@ -141,6 +141,15 @@ YAML
     step backup-after-restore "${b[@]}" --type=full backup
   fi
   lifecycle_scheduled_jobs
+  # A kind the policy stops scheduling: apply.sh removes its units.
+  cp "$D/policy.yaml" "$D/policy-noverify.yaml"
+  printf '    schedule: {verify: none}\n' >> "$D/policy-noverify.yaml"
+  if step generate-noverify "$PGBR" generate "$D/policy-noverify.yaml" --out "$D/out-noverify"; then
+    expect verify-unit-installed "apply.sh did not install pgbr-verify-$cluster.timer" [ -f "/etc/systemd/system/pgbr-verify-$cluster.timer" ]
+    step apply-noverify "$D/out-noverify/$cluster/shell/apply.sh" --step schedule
+    expect verify-units-removed "pgbr-verify-$cluster.* still in /etc/systemd/system" \
+      bash -c "[ ! -e /etc/systemd/system/pgbr-verify-$cluster.timer ] && [ ! -e /etc/systemd/system/pgbr-verify-$cluster.service ] && [ -e /etc/systemd/system/pgbr-backup-full-$cluster.timer ]"
+  fi
   # scram-sha-256 needs pgbr-policy on the host: apply.sh says so before changing anything.
   sed -e 's/      name: lc_backup/      name: lc_backup\n      auth: scram-sha-256\n      password_env: LC_PW/' "$D/policy.yaml" > "$D/policy-scram.yaml"
   if step generate-scram "$PGBR" generate "$D/policy-scram.yaml" --out "$D/out-scram"; then
