@@ -61,6 +61,7 @@ TMPFILES_PATH=/etc/tmpfiles.d/pgbr-foobar.conf
 HBA_MARKER='pgbr-policy foobar'
 # Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
 SCHEDULE_TIMERS=( pgbr-backup-full-foobar.timer pgbr-backup-diff-foobar.timer pgbr-verify-foobar.timer )
+SCHEDULE_RETIRED=( pgbr-backup-incr-foobar.timer pgbr-backup-incr-foobar.service )
 SCHEDULE_CRON=cron/pgbr-foobar
 SCHEDULE_CRON_TARGET=/etc/cron.d/pgbr-foobar
 ARCHIVE_MANAGED=1

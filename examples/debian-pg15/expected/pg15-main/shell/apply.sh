@@ -425,6 +425,14 @@ step_archive() {
 # same jobs are in cron/ for cron.d (installed by hand, README "Scheduled backups").
 step_schedule() {
   STEP=schedule
+  # Kinds the policy no longer schedules: their timers stopped, their units removed.
+  local unit
+  for unit in "${SCHEDULE_RETIRED[@]}"; do
+    [ -e "/etc/systemd/system/$unit" ] || [ -L "/etc/systemd/system/$unit" ] || continue
+    if systemd_running && [[ "$unit" == *.timer ]]; then change systemctl disable --now "$unit"; fi
+    root_acts_in /etc/systemd/system "remove $unit"
+    change rm -f -- "/etc/systemd/system/$unit"
+  done
   if [ "${#SCHEDULE_TIMERS[@]}" = 0 ]; then say "no scheduled job in the policy"; return; fi
   for_installed_files install_file schedule
   if ! systemd_running; then

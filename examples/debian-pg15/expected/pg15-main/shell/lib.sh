@@ -61,6 +61,7 @@ TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
 HBA_MARKER='pgbr-policy pg15-main'
 # Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
 SCHEDULE_TIMERS=( pgbr-backup-full-pg15-main.timer pgbr-backup-diff-pg15-main.timer pgbr-verify-pg15-main.timer )
+SCHEDULE_RETIRED=( pgbr-backup-incr-pg15-main.timer pgbr-backup-incr-pg15-main.service )
 SCHEDULE_CRON=cron/pgbr-pg15-main
 SCHEDULE_CRON_TARGET=/etc/cron.d/pgbr-pg15-main
 ARCHIVE_MANAGED=1

@@ -61,6 +61,7 @@ TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-patroni.conf
 HBA_MARKER='pgbr-policy pg15-patroni'
 # Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
 SCHEDULE_TIMERS=( pgbr-backup-full-pg15-patroni.timer pgbr-backup-diff-pg15-patroni.timer pgbr-verify-pg15-patroni.timer )
+SCHEDULE_RETIRED=( pgbr-backup-incr-pg15-patroni.timer pgbr-backup-incr-pg15-patroni.service )
 SCHEDULE_CRON=cron/pgbr-pg15-patroni
 SCHEDULE_CRON_TARGET=/etc/cron.d/pgbr-pg15-patroni
 ARCHIVE_MANAGED=1
