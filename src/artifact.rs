@@ -31,6 +31,7 @@ pub type Tree = BTreeMap<String, Artifact>;
 struct PlanHeader<'a> {
     tool: &'a crate::plan::ToolInfo,
     policy_file: &'a str,
+    policy_sha256: &'a str,
 }
 
 /// What tree-scoped templates know: the header and, per cluster, its name
@@ -40,6 +41,7 @@ struct TreeHeader<'a> {
     tool: &'a crate::plan::ToolInfo,
     policy_file: &'a str,
     clusters: Vec<TreeCluster<'a>>,
+    previous_manifest: &'a [crate::plan::ManifestLine],
 }
 
 #[derive(serde::Serialize)]
@@ -68,6 +70,7 @@ impl Rendering {
         let header = PlanHeader {
             tool: &plan.tool,
             policy_file: &plan.policy_file,
+            policy_sha256: &plan.policy_sha256,
         };
         // One context per cluster, serialised once, shared by all its files.
         let cluster_value = serde_json::to_value(cluster)?;
@@ -175,6 +178,7 @@ impl Rendering {
                     ansible_group: &c.ansible_group,
                 })
                 .collect(),
+            previous_manifest: &plan.previous_manifest,
         };
         let mut context = tera::Context::new();
         context.insert("plan", &header);

@@ -285,7 +285,8 @@ fn explain_cluster(c: &plan::ClusterPlan) -> serde_json::Value {
 }
 
 fn generate(policy: &Path, out_dir: &Path, force: bool, dry_run: bool) -> Result<Outcome> {
-    let (plan, _) = load_plan(policy, Format::Text)?;
+    let (mut plan, _) = load_plan(policy, Format::Text)?;
+    crate::since::attach(&mut plan, out_dir)?;
     // The same checks and decisions as the real run: a refusal is the same error.
     let report = crate::sink::write_tree(&plan, out_dir, force, dry_run)?;
     if dry_run {
@@ -313,7 +314,10 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
     if target.against.is_none() && !target.deployed && !target.db {
         bail!("say what to compare with: --against DIR, --deployed (with --root) and/or --db");
     }
-    let (plan, _) = load_plan(policy, format)?;
+    let (mut plan, _) = load_plan(policy, format)?;
+    if let Some(dir) = &target.against {
+        crate::since::attach(&mut plan, dir)?;
+    }
     let files = match &target.against {
         Some(dir) if !dir.exists() => bail!("`{}` does not exist", dir.display()),
         Some(dir) => drift::compare(&plan, dir)?,

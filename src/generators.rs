@@ -62,6 +62,13 @@ pub enum When {
     TlsServer,
     /// The repository is a bucket reached with two scoped keys.
     S3,
+    /// The policy schedules this kind of job (`schedule:`).
+    JobFull,
+    JobDiff,
+    JobIncr,
+    JobVerify,
+    /// The policy schedules at least one job.
+    HasSchedule,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -89,6 +96,11 @@ impl Output {
             When::PatroniArchive => cluster.archive.managed && cluster.patroni.is_some(),
             When::TlsServer => cluster.s3.is_none(),
             When::S3 => cluster.s3.is_some(),
+            When::JobFull => cluster.job_full.is_some(),
+            When::JobDiff => cluster.job_diff.is_some(),
+            When::JobIncr => cluster.job_incr.is_some(),
+            When::JobVerify => cluster.job_verify.is_some(),
+            When::HasSchedule => !cluster.schedule.jobs.is_empty(),
         })
     }
 

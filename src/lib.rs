@@ -15,6 +15,7 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod schema;
+pub mod since;
 pub mod sink;
 
 /// Compiles policy text to the artifact tree, in memory: what `generate` would write.

@@ -20,6 +20,8 @@ pub enum PathKind {
     /// Made on the host by openssl (apply.sh step tls).
     Key,
     Cert,
+    /// Written by apply.sh from a root-only file at apply time (the repository's passphrase).
+    Secret,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +246,30 @@ pub fn paths(c: &Cluster, s3: Option<&super::repository::S3Plan>) -> Vec<PathEnt
         "--config",
         "database-side configuration: read by the cluster owner (archive_command, stanza-create, restore)",
     ));
+    if let Some(cipher) = super::pgbackrest::cipher_plan(c) {
+        let dir = AbsPath::parse(&cipher.include_path).expect("a planned path");
+        out.push(entry(
+            &dir,
+            PathKind::Dir,
+            ("root", bg),
+            0o750,
+            "read only",
+            "--config-include-path, repo1-host-config-include-path",
+            "holds the repository's passphrase for pgBackRest; the backup user reads it, nobody else",
+        ));
+        out.push(entry(
+            &dir.join("cipher.conf"),
+            PathKind::Secret,
+            ("root", bg),
+            0o640,
+            "read only",
+            "repo1-cipher-pass",
+            format!(
+                "the repository's passphrase, written by apply.sh from {} (root's); never in the artifact tree",
+                cipher.passphrase_file
+            ),
+        ));
+    }
     out.push(entry(
         tls,
         PathKind::Dir,

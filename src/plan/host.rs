@@ -16,6 +16,7 @@ pub enum InstallStep {
     Configs,
     TlsServer,
     PatroniScripts,
+    Schedule,
 }
 
 /// A generated file installed on the host, byte for byte.
@@ -97,6 +98,27 @@ pub fn installed_files(
             0o644,
             InstallStep::TlsServer,
         ));
+    }
+    out
+}
+
+/// The scheduled jobs' units (apply.sh step schedule), after the other installed files.
+pub fn schedule_files(schedule: &super::schedule::SchedulePlan) -> Vec<InstalledFile> {
+    let mut out = Vec::new();
+    for job in &schedule.jobs {
+        for (source, name) in [
+            (&job.service_file, &job.service_name),
+            (&job.timer_file, &job.timer_name),
+        ] {
+            out.push(InstalledFile {
+                source: source.clone(),
+                target: format!("/etc/systemd/system/{name}"),
+                owner: "root".into(),
+                group: "root".into(),
+                mode: Mode(0o644),
+                step: InstallStep::Schedule,
+            });
+        }
     }
     out
 }

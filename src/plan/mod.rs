@@ -5,6 +5,7 @@
 //! about a name or a path.
 
 pub mod block;
+pub mod change;
 mod datadir;
 mod files;
 mod hba;
@@ -13,6 +14,7 @@ pub mod patroni;
 pub mod pgbackrest;
 pub mod repository;
 mod sandbox;
+pub mod schedule;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
@@ -23,7 +25,7 @@ pub use files::{PathEntry, PathKind};
 pub use hba::{HbaLine, IdentLine};
 pub use host::{InstallStep, InstalledFile, StatePlan};
 pub use patroni::PatroniPlan;
-pub use pgbackrest::ConfigFile;
+pub use pgbackrest::{CipherPlan, ConfigFile};
 pub use sandbox::{SandboxMount, SandboxPath, SandboxPlan};
 
 /// The whole plan: what `generate` renders and `explain` prints.
@@ -31,7 +33,18 @@ pub use sandbox::{SandboxMount, SandboxPath, SandboxPlan};
 pub struct Plan {
     pub tool: ToolInfo,
     pub policy_file: String,
+    /// sha256 of the policy file, for the change ticket.
+    pub policy_sha256: String,
+    /// The manifest CHANGE.md's "Changes since the last generated tree" is measured from
+    /// (since.rs; written as MANIFEST.previous.sha256); empty on a first generation.
+    pub previous_manifest: Vec<ManifestLine>,
     pub clusters: Vec<ClusterPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestLine {
+    pub hash: String,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +98,8 @@ pub struct ClusterPlan {
     pub search_paths: Vec<String>,
     pub repository_config: ConfigFile,
     pub database_config: ConfigFile,
+    /// Set when the repository is encrypted.
+    pub cipher: Option<CipherPlan>,
     pub tls: TlsPlan,
     pub systemd: SystemdPlan,
     pub archive: ArchivePlan,
@@ -105,6 +120,19 @@ pub struct ClusterPlan {
     pub database_config_args: String,
     /// The inventory group the cluster's Ansible play targets (`ansible.host_group`).
     pub ansible_group: String,
+    /// Scheduled backups and verify: systemd units, the cron fallback.
+    pub schedule: schedule::SchedulePlan,
+    /// Each job again by kind, for the generator outputs that render one unit per job
+    /// (`context: job_full` …); `None` when the policy turns the kind off.
+    pub job_full: Option<schedule::JobPlan>,
+    pub job_diff: Option<schedule::JobPlan>,
+    pub job_incr: Option<schedule::JobPlan>,
+    pub job_verify: Option<schedule::JobPlan>,
+    /// CHANGE.md's header and the risks this change creates.
+    pub change: change::ChangePlan,
+    /// What changes on the host since the tree this one was generated over (since.rs);
+    /// `None` when there was none.
+    pub since_last: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -261,6 +289,8 @@ pub fn build(policy: &Policy) -> Plan {
             version: env!("CARGO_PKG_VERSION"),
         },
         policy_file: policy.source_name.clone(),
+        policy_sha256: policy.source_sha256.clone(),
+        previous_manifest: Vec::new(),
         clusters: policy.clusters.iter().map(plan_cluster).collect(),
     }
 }
@@ -328,6 +358,19 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         unit: format!("systemd/{}", systemd.unit_name),
         tmpfiles: format!("systemd/{}", file_name(&systemd.tmpfiles_path)),
     };
+    let cipher = pgbackrest::cipher_plan(c);
+    // The backup side's include path: its S3 key, or the cipher passphrase (never both).
+    let include_path = match (&s3, &cipher) {
+        (Some(s3), _) => Some(s3.backup_key_dir.as_str()),
+        (None, Some(cipher)) => Some(cipher.include_path.as_str()),
+        (None, None) => None,
+    };
+    let schedule = schedule::plan(c, include_path);
+    let job = |kind: crate::policy::model::JobKind| schedule.jobs.iter().find(|j| j.kind == kind).cloned();
+    let (job_full, job_diff, job_incr, job_verify) = {
+        use crate::policy::model::JobKind::*;
+        (job(Full), job(Diff), job(Incr), job(Verify))
+    };
     let installed_files = host::installed_files(
         &files,
         c.pgbackrest.repository_config.as_str(),
@@ -342,6 +385,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     if s3.is_some() {
         installed_files.retain(|f| f.target != systemd.unit_path);
     }
+    installed_files.extend(host::schedule_files(&schedule));
     ClusterPlan {
         ansible_group: c.ansible_group.to_string(),
         name: c.name.to_string(),
@@ -412,6 +456,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         state: host::state_plan(c.name.as_str()),
         search_paths: search_paths(c),
         repository_config: pgbackrest::repository_config(c, &tls, s3.as_ref()),
+        cipher,
         database_config: pgbackrest::database_config(c, &tls, s3.as_ref()),
         tls,
         archive: ArchivePlan {
@@ -432,6 +477,13 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         systemd,
         patroni,
         s3,
+        schedule,
+        job_full,
+        job_diff,
+        job_incr,
+        job_verify,
+        change: change::plan(c),
+        since_last: None,
     }
 }
 
@@ -475,10 +527,10 @@ fn needed_for(function: &str, commands: &[Command]) -> Vec<String> {
 /// the host and reports the ones that hold.
 fn restart_reasons(c: &Cluster) -> Vec<String> {
     let mut out = vec![format!(
-        "PostgreSQL reads the data directory's mode only when it starts: until a restart, files it creates stay 0600 and the backup user cannot read them (needed when `SHOW data_directory_mode` is not 0750)"
+        "PostgreSQL reads the data directory's mode only when it starts: until a restart, the files it creates stay 0600 and the backup user cannot read them. This applies when SHOW data_directory_mode does not give 0750."
     )];
     if c.archive_managed {
-        out.push("archive_mode can only change at server start (needed when archive_mode was off)".to_owned());
+        out.push("archive_mode changes only when PostgreSQL starts: until a restart, no WAL is archived and backups cannot complete. This applies when archive_mode was off.".to_owned());
     }
     out
 }

@@ -7,6 +7,7 @@ use super::TlsPlan;
 use super::repository::S3Plan;
 use crate::catalog::{Command, Version};
 use crate::policy::Cluster;
+use crate::policy::model::OptionSide;
 use serde::Serialize;
 
 /// One pgBackRest configuration file: where it is installed, for whom, and its sections
@@ -33,6 +34,50 @@ pub struct ConfigOption {
     /// An option name of pgBackRest's, a constant of this module.
     pub key: &'static str,
     pub value: String,
+}
+
+/// The repository's encryption: the passphrase file the policy names (root's, read by
+/// apply.sh), and the root-only directory where apply.sh writes it for pgBackRest as an
+/// ini file that the repository side loads with `--config-include-path` (the database
+/// side's remote gets it through `repo1-host-config-include-path`, and its client asks
+/// the remote for it: the cluster owner never reads the file).
+#[derive(Debug, Clone, Serialize)]
+pub struct CipherPlan {
+    pub passphrase_file: String,
+    pub include_path: String,
+    pub secret_file: String,
+}
+
+pub fn cipher_plan(c: &Cluster) -> Option<CipherPlan> {
+    let file = c.pgbackrest.cipher_passphrase_file.as_ref()?;
+    let dir = c
+        .pgbackrest
+        .repository_config
+        .ancestors()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| c.pgbackrest.repository_config.clone())
+        .join("cipher.d");
+    Some(CipherPlan {
+        passphrase_file: file.to_string(),
+        secret_file: dir.join("cipher.conf").to_string(),
+        include_path: dir.to_string(),
+    })
+}
+
+/// The pass-through options for one side, after the planned ones; a pass-through option
+/// replaces a planned default of the same name (log-level-file).
+fn with_options(mut planned: Vec<ConfigOption>, c: &Cluster, side: OptionSide) -> Vec<ConfigOption> {
+    let chosen: Vec<ConfigOption> = c
+        .pgbackrest
+        .options
+        .iter()
+        .filter(|o| o.side == side || o.side == OptionSide::Both)
+        .map(|o| opt(o.key, &o.value))
+        .collect();
+    planned.retain(|p| !chosen.iter().any(|o| o.key == p.key));
+    planned.extend(chosen);
+    planned
 }
 
 fn opt(key: &'static str, value: impl ToString) -> ConfigOption {
@@ -154,6 +199,7 @@ pub fn repository_config(c: &Cluster, tls: &TlsPlan, s3: Option<&S3Plan>) -> Con
             opt("tls-server-auth", format!("{}={}", tls.client_cn, pb.stanza)),
         ]);
     }
+    let global = with_options(global, c, OptionSide::Repository);
     ConfigFile {
         path: pb.repository_config.to_string(),
         owner: "root".into(),
@@ -193,6 +239,12 @@ pub fn database_config(c: &Cluster, tls: &TlsPlan, s3: Option<&S3Plan>) -> Confi
         opt("spool-path", &pb.owner_spool),
         opt("log-level-file", "info"),
     ]);
+    // The passphrase reaches the owner's pgBackRest through the TLS server's remote
+    // (validation refuses a cipher with an s3 repository).
+    if let (Some(cipher), None) = (cipher_plan(c), s3) {
+        global.insert(7, opt("repo1-host-config-include-path", cipher.include_path));
+    }
+    let global = with_options(global, c, OptionSide::Database);
     // No pg1-user here: the cluster owner connects as itself, by peer.
     ConfigFile {
         path: pb.database_config.to_string(),

@@ -546,7 +546,13 @@ clusters:
             c.archive.command,
             "/usr/bin/pgbackrest --config=/etc/pgbackrest/c/database.conf --config-include-path=/etc/pgbackrest/c/database-side.d --stanza=main archive-push %p"
         );
-        assert!(c.installed_files.iter().all(|f| !f.target.ends_with(".service")));
+        // No TLS server unit (the scheduled backups' units stay).
+        assert!(c.installed_files.iter().all(|f| !f.target.contains("pgbr-tls-")));
+        let job = &c.job_full.as_ref().expect("a full backup is scheduled by default").argv;
+        assert!(
+            job.contains(&"--config-include-path=/etc/pgbackrest/c/backup-side.d".to_string()),
+            "{job:?}"
+        );
         assert!(
             c.paths.iter().all(|p| p.path != "/var/lib/pgbackrest"),
             "no repository directory on the host"

@@ -139,6 +139,15 @@ pub fn plan(c: &Cluster, tls: &TlsPlan) -> SandboxPlan {
             reason: "tls-server-key-file".into(),
         },
     ];
+    let mut exposed = exposed;
+    if let Some(cipher) = super::pgbackrest::cipher_plan(c) {
+        exposed.push(Exposed {
+            path: abs(&cipher.include_path),
+            writable: false,
+            required: true,
+            reason: "the repository's passphrase (repo1-host-config-include-path): the server's remotes read it".into(),
+        });
+    }
     let hidden_candidates = vec![
         Hidden {
             path: abs("/tmp"),

@@ -134,7 +134,8 @@ pub fn parse(bytes: &[u8], path: &Path, source_name: &str) -> Result<Loaded, Pol
         }
     };
     match validate::resolve(raw, source_name, &mut out) {
-        Some(policy) if !out.has_errors() => {
+        Some(mut policy) if !out.has_errors() => {
+            policy.source_sha256 = crate::artifact::sha256_hex(bytes);
             let warnings = out.diagnostics;
             Ok(Loaded { policy, warnings })
         }

@@ -9,6 +9,8 @@ pub struct Policy {
     /// The policy's file name (not its full path: artifacts must not depend on where
     /// the checkout lives).
     pub source_name: String,
+    /// sha256 of the policy file's bytes, for the change ticket.
+    pub source_sha256: String,
     pub clusters: Vec<Cluster>,
 }
 
@@ -27,6 +29,9 @@ pub struct Cluster {
     /// `Some` when `pgbackrest.repository` names a declared repository of type `s3`:
     /// no TLS server, no repository directory on the host, two scoped keys.
     pub s3: Option<S3Repository>,
+    /// The scheduled jobs, in the order full, diff, incr, verify (kinds set to `none`
+    /// are left out).
+    pub schedule: Vec<ScheduledJob>,
 }
 
 /// Object storage reached with two scoped keys (README, "Object storage").
@@ -60,6 +65,34 @@ pub enum UriStyle {
 pub struct ObjectLock {
     pub compliance: bool,
     pub days: u32,
+}
+
+/// What a scheduled job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Full,
+    Diff,
+    Incr,
+    Verify,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Full => "full",
+            JobKind::Diff => "diff",
+            JobKind::Incr => "incr",
+            JobKind::Verify => "verify",
+        }
+    }
+}
+
+/// One job: its kind and its systemd calendar expression (checked to a safe grammar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledJob {
+    pub kind: JobKind,
+    pub calendar: String,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +166,29 @@ pub struct Pgbackrest {
     pub owner_lock: AbsPath,
     pub owner_log: AbsPath,
     pub owner_spool: AbsPath,
+    /// pgBackRest options passed through, validated (resolve/options.rs), in name order.
+    pub options: Vec<PassOption>,
+    /// Set when the repository is encrypted (repo1-cipher-type aes-256-cbc).
+    pub cipher_passphrase_file: Option<AbsPath>,
+}
+
+/// Which configuration file a pass-through option goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptionSide {
+    /// The backup user's (backup, expire, verify; the TLS server's remote).
+    Repository,
+    /// The cluster owner's (archive-push, archive-get, restore).
+    Database,
+    Both,
+}
+
+/// One pass-through option: a pgBackRest option name and its value as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassOption {
+    pub key: &'static str,
+    pub value: String,
+    pub side: OptionSide,
 }
 
 /// A Patroni-managed cluster: Patroni owns pg_hba.conf, pg_ident.conf, the archive

@@ -112,6 +112,18 @@ pub struct ClusterSpec {
     pub archive: Option<ArchiveSpec>,
     pub patroni: Option<PatroniSpec>,
     pub ansible: Option<AnsibleSpec>,
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// When backups and `pgbackrest verify` run: systemd calendar expressions (`OnCalendar=`),
+/// `none` to run no job of that kind.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    pub full: Option<S<String>>,
+    pub diff: Option<S<String>>,
+    pub incr: Option<S<String>>,
+    pub verify: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
@@ -165,6 +177,20 @@ pub struct PgbackrestSpec {
     pub config: Option<ConfigPathsSpec>,
     pub backup_user_paths: Option<UserPathsSpec>,
     pub owner_paths: Option<UserPathsSpec>,
+    /// pgBackRest options passed through (resolve/options.rs says which, and why not others).
+    pub options: Option<S<std::collections::BTreeMap<String, S<OptionValue>>>>,
+    /// A root-only file holding the repository's encryption passphrase, read at apply time.
+    pub cipher_passphrase_file: Option<S<String>>,
+}
+
+/// A pass-through option's value as written: a boolean, a number or a word.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OptionValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
@@ -292,7 +318,9 @@ merge_section!(PgbackrestSpec {
     tls,
     config,
     backup_user_paths,
-    owner_paths
+    owner_paths,
+    options,
+    cipher_passphrase_file
 });
 merge_section!(TlsSpec {
     address,
@@ -306,6 +334,12 @@ merge_section!(ConfigPathsSpec {
 merge_section!(UserPathsSpec { lock, log, spool });
 merge_section!(ArchiveSpec { managed });
 merge_section!(AnsibleSpec { host_group });
+merge_section!(ScheduleSpec {
+    full,
+    diff,
+    incr,
+    verify
+});
 merge_section!(PatroniSpec {
     enabled,
     config_file,
@@ -330,6 +364,7 @@ impl ClusterSpec {
             archive: self.archive.merged_over(&defaults.archive),
             patroni: self.patroni.merged_over(&defaults.patroni),
             ansible: self.ansible.merged_over(&defaults.ansible),
+            schedule: self.schedule.merged_over(&defaults.schedule),
         }
     }
 }

@@ -69,6 +69,7 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
     }
     Some(Policy {
         source_name: source_name.to_owned(),
+        source_sha256: String::new(),
         clusters,
     })
 }
@@ -181,6 +182,7 @@ fn resolve_cluster(
         || Some(group_default),
         AnsibleGroup::parse,
     );
+    let schedule = super::resolve::schedule::resolve(&mut f, spec.schedule.as_ref());
 
     let cluster = Cluster {
         name: name?,
@@ -192,6 +194,7 @@ fn resolve_cluster(
         patroni,
         s3,
         ansible_group: ansible_group?,
+        schedule: schedule?,
     };
     if !s3_ok {
         return None;
@@ -203,6 +206,13 @@ fn resolve_cluster(
 
 fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserSpec, pb: &raw::PgbackrestSpec) {
     let bu_at = bu.name.as_ref().and_then(at).or(f.cluster_at);
+    if c.s3.is_some() && c.pgbackrest.cipher_passphrase_file.is_some() {
+        // Each side's S3 key already takes pgBackRest's one include path, and the
+        // passphrase would have to reach both users: not built yet.
+        let path = f.path("pgbackrest.cipher_passphrase_file");
+        let where_ = pb.cipher_passphrase_file.as_ref().and_then(at).or(f.cluster_at);
+        f.out.error(where_, &path, "repository encryption with an s3 repository is not supported yet: rely on the bucket's server-side encryption, or use a posix repository");
+    }
     if c.backup_user.name == c.postgres.owner {
         let path = f.path("backup_user.name");
         f.out.error(bu_at, &path, format!("the backup OS user must differ from the cluster owner `{}`: a separate, read-only account is the point of this policy", c.postgres.owner));

@@ -181,6 +181,33 @@ pub fn systemd(value: &str) -> Result<String, Unrepresentable> {
     Ok(value.replace('%', "%%"))
 }
 
+/// One of a crontab line's five time fields: digits, `*`, `,`, `-`, `/` only.
+pub fn cron_field(value: &str) -> Result<String, Unrepresentable> {
+    if value.is_empty()
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | ',' | '-' | '/'))
+    {
+        return Err(Unrepresentable(format!(
+            "cron_field: `{}` is not a cron time field",
+            crate::policy::names::printable(value)
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// A word of a crontab line's command (or its user): quoted for /bin/sh, which cron runs
+/// the command with, and refused when it holds `%` (cron turns it into a line break).
+pub fn cron_word(value: &str) -> Result<String, Unrepresentable> {
+    if value.contains('%') {
+        return Err(Unrepresentable(format!(
+            "cron_word: `{}` holds `%`, which cron reads as a line break",
+            crate::policy::names::printable(value)
+        )));
+    }
+    sh(value)
+}
+
 /// A JSON string, which is also a valid YAML scalar in flow or block context.
 pub fn json(value: &str) -> Result<String, Unrepresentable> {
     serde_json::to_string(value).map_err(|e| Unrepresentable(format!("json: {e}")))

@@ -64,6 +64,8 @@ fn register(tera: &mut Tera) {
     filter!("md", escape::md);
     filter!("md_code", escape::md_code);
     filter!("comment", escape::comment);
+    filter!("cron_field", escape::cron_field);
+    filter!("cron_word", escape::cron_word);
     filter!("serialized", escape::serialized);
     // tera's own `safe` would mark any value as escaped and slip past refuse_unfiltered.
     tera.register_filter("safe", |_: Value, _: Kwargs, _: &State| -> tera::TeraResult<Value> {

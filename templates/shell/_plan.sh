@@ -30,6 +30,11 @@ STANZA={{ c.stanza | sh }}
 REPOSITORY={{ c.repository | sh }}
 REPO_CONF={{ c.repository_config.path | sh }}
 DB_CONF={{ c.database_config.path | sh }}
+# The repository's encryption (empty: not encrypted): the root-only passphrase file the
+# policy names, and where apply.sh writes it for pgBackRest (--config-include-path).
+CIPHER_PASSPHRASE_FILE={% if c.cipher %}{{ c.cipher.passphrase_file | sh }}{% else %}''{% endif %}
+CIPHER_INCLUDE_DIR={% if c.cipher %}{{ c.cipher.include_path | sh }}{% else %}''{% endif %}
+CIPHER_SECRET={% if c.cipher %}{{ c.cipher.secret_file | sh }}{% else %}''{% endif %}
 TLS_DIR={{ c.tls.directory | sh }}
 TLS_ADDRESS={{ c.tls.address | sh }}
 TLS_HOST={{ c.tls.connect_host | sh }}
@@ -47,6 +52,11 @@ UNIT_NAME={{ c.systemd.unit_name | sh }}
 UNIT_PATH={{ c.systemd.unit_path | sh }}
 TMPFILES_PATH={{ c.systemd.tmpfiles_path | sh }}
 HBA_MARKER={{ c.hba_marker | sh }}
+# Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
+SCHEDULE_TIMERS=({% for j in c.schedule.jobs %} {{ j.timer_name | sh }}{% endfor %} )
+SCHEDULE_RETIRED=({% for u in c.schedule.retired_units %} {{ u | sh }}{% endfor %} )
+SCHEDULE_CRON={{ c.schedule.cron_file | sh }}
+SCHEDULE_CRON_TARGET={{ c.schedule.cron_target | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
 # The state directory (root's alone): what apply.sh remembers for rollback.sh.

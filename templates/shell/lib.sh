@@ -17,4 +17,5 @@
 {% include "shell/lib/tls.sh" %}
 {% include "shell/lib/tls_server.sh" %}
 {% include "shell/lib/pgpass.sh" %}
+{% if c.cipher %}{% include "shell/lib/cipher.sh" %}{% endif %}
 {% if c.patroni %}{% include "shell/lib/patroni.sh" %}{% endif %}{% if c.s3 %}{% include "shell/lib/s3.sh" %}{% endif %}

@@ -149,6 +149,24 @@ main() {
   fi
   check "the TLS server answers server-ping on $TLS_HOST:$TLS_PORT" tls_server_ping
 {% endif %}
+
+  if [ "${#SCHEDULE_TIMERS[@]}" -gt 0 ]; then
+    echo "== scheduled jobs"
+    if systemd_running; then
+      for_installed_files verify_installed_file schedule
+      local timer
+      for timer in "${SCHEDULE_TIMERS[@]}"; do
+        check "$timer is enabled" systemctl is-enabled --quiet "$timer"
+        check "$timer is active" systemctl is-active --quiet "$timer"
+      done
+    elif [ -f "$SCHEDULE_CRON_TARGET" ]; then
+      check "$SCHEDULE_CRON_TARGET is the generated cron/ file (no systemd here)" cmp -s -- "$ARTIFACTS/$SCHEDULE_CRON" "$SCHEDULE_CRON_TARGET"
+    else
+      # Not a failure: without systemd the site may schedule with its own supervisor.
+      printf 'skip  %s\n' "no systemd and no $SCHEDULE_CRON_TARGET: nothing here schedules backups (install $SCHEDULE_CRON there, or run its lines from your scheduler)"
+    fi
+  fi
+
   echo "== database role (sql/verify.sql)"
   local out
   if out=$(sql_verify 2>&1); then

@@ -409,6 +409,7 @@ fn the_role_only_copies_the_tree_and_runs_its_scripts() {
             "tls-server",
             "stanza",
             "archive",
+            "schedule",
             "restart"
         ]
     );

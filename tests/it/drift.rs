@@ -68,6 +68,16 @@ fn deploy(root: &Path, tree: &Path) {
         fs::copy(tree.join(artifact), &target).unwrap();
         fs::set_permissions(&target, fs::Permissions::from_mode(mode)).unwrap();
     }
+    // The scheduled jobs' units (apply.sh step schedule).
+    for entry in fs::read_dir(tree.join("systemd")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("pgbr-backup-") || name.starts_with("pgbr-verify-") {
+            let target = on_root(&format!("/etc/systemd/system/{name}"));
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::copy(tree.join("systemd").join(&name), &target).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
     let tmpfiles = on_root(&var("TMPFILES_PATH"));
     fs::create_dir_all(tmpfiles.parent().unwrap()).unwrap();
     let unit_dir = tree.join("systemd");

@@ -1032,8 +1032,21 @@ fn shape_checks(tree: &pgbr_policy::artifact::Tree, cluster: &Value) -> Result<(
                 .lines()
                 .find(|l| l.starts_with("ExecStart="))
                 .ok_or("no ExecStart")?;
-            if exec.split_whitespace().count() != 3 {
-                return Err(format!("{path}: ExecStart has not 3 words: {exec:?}"));
+            let words: Vec<&str> = exec.split_whitespace().collect();
+            if path.contains("/systemd/pgbr-tls-") {
+                if words.len() != 3 {
+                    return Err(format!("{path}: ExecStart has not 3 words: {exec:?}"));
+                }
+            } else {
+                // A scheduled job: binary, --config[, --config-include-path], --stanza,
+                // --log-level-console[, --type], backup or verify.
+                let last = words.last().copied().unwrap_or_default();
+                if !(5..=7).contains(&words.len())
+                    || !matches!(last, "backup" | "verify")
+                    || !words[1..words.len() - 1].iter().all(|w| w.starts_with("--"))
+                {
+                    return Err(format!("{path}: ExecStart is not a scheduled pgBackRest job: {exec:?}"));
+                }
             }
         }
     }

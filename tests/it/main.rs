@@ -13,6 +13,7 @@ mod drift;
 mod drift_truth;
 mod golden;
 mod hostile;
+mod lifecycle;
 mod patroni;
 mod postgres;
 mod sandbox;

@@ -5,7 +5,9 @@
 //! backup_user, role (needs the owner), pgbackrest (needs the names), patroni.
 
 pub mod backup_user;
+pub mod options;
 pub mod pgbackrest;
 pub mod postgres;
 pub mod repository;
 pub mod role;
+pub mod schedule;

@@ -35,6 +35,8 @@ pub struct PgbackrestPart {
     owner_lock: Option<AbsPath>,
     pub owner_log: Option<AbsPath>,
     owner_spool: Option<AbsPath>,
+    options: Option<Vec<crate::policy::model::PassOption>>,
+    cipher_passphrase_file: Option<Option<AbsPath>>,
 }
 
 impl PgbackrestPart {
@@ -57,6 +59,8 @@ impl PgbackrestPart {
             owner_lock: self.owner_lock?,
             owner_log: self.owner_log?,
             owner_spool: self.owner_spool?,
+            options: self.options?,
+            cipher_passphrase_file: self.cipher_passphrase_file?,
         })
     }
 }
@@ -160,7 +164,38 @@ pub fn resolve(f: &mut Fields<'_, '_>, pb: &raw::PgbackrestSpec, cx: &Context<'_
         || Some("/var/spool/pgbackrest".into()),
         AbsPath::parse,
     );
+    let options = super::options::resolve(f, pb.options.as_ref(), version.unwrap_or(Version(0, 0, 0)));
+    let encrypted = options
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|o| o.key == "repo1-cipher-type" && o.value != "none"));
+    let cipher_passphrase_file = match (&pb.cipher_passphrase_file, encrypted) {
+        (Some(v), true) => f
+            .parse(Some(v), "pgbackrest.cipher_passphrase_file", || None, AbsPath::parse)
+            .map(Some),
+        (Some(v), false) => {
+            let path = f.path("pgbackrest.cipher_passphrase_file");
+            f.out.error(
+                at(v),
+                &path,
+                "is given but the repository is not encrypted: set pgbackrest.options.repo1-cipher-type: aes-256-cbc, or remove it",
+            );
+            None
+        }
+        (None, true) => {
+            let path = f.path("pgbackrest.cipher_passphrase_file");
+            let where_ = pb.options.as_ref().and_then(at);
+            f.out.error(
+                where_,
+                &path,
+                "is required with repo1-cipher-type aes-256-cbc: a root-only file (mode 0600) holding the passphrase, read at apply time; the passphrase never enters the generated tree",
+            );
+            None
+        }
+        (None, false) => Some(None),
+    };
     PgbackrestPart {
+        options,
+        cipher_passphrase_file,
         stanza,
         version,
         binary,

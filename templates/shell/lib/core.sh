@@ -154,9 +154,13 @@ pgbackrest_version_check() {
   PGBACKREST_INSTALLED=$installed
 }
 
-{% if c.s3 %}pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" --config-include-path="$S3_BACKUP_KEY_DIR" "$@"; }
-{% else %}pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-{% endif %}
+# The include path holds the backup side's S3 key or the repository's cipher passphrase
+# (validation refuses both at once: pgBackRest takes one include path).
+pgbackrest_as_backup_user() {
+{% if c.s3 %}  set -- --config-include-path="$S3_BACKUP_KEY_DIR" "$@"
+{% else %}  if [ -n "$CIPHER_INCLUDE_DIR" ]; then set -- --config-include-path="$CIPHER_INCLUDE_DIR" "$@"; fi
+{% endif %}  as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"
+}
 # server-ping only proves that something listens (it skips certificate checks); a short
 # io-timeout because a refused connection otherwise takes 2 x 60 s to report.
 tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }

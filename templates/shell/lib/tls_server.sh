@@ -68,7 +68,12 @@ tls_server_start_confined() {
           fi
           args+=(--bind "$path" "$path")
         else
-          [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          # A file, or a directory of root's (the passphrase's include path, listed by pgBackRest).
+          if [ -d "$path" ]; then
+            [ "$(stat -c %u -- "$path")" = 0 ] || die "$path is a directory that does not belong to root: refusing to mount it into the TLS server's sandbox"
+          else
+            [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          fi
           args+=(--ro-bind "$path" "$path")
         fi ;;
       *) die "unknown sandbox entry kind '$kind' for $path" ;;

@@ -122,6 +122,8 @@ lab_cleanup() {
       pid=$(cat "/var/lib/pgbr-policy/$cluster/tls-server.pid" 2>/dev/null) &&
         tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'pgbackrest.* server' && kill "$pid" 2>/dev/null
       rm -rf "/var/lib/pgbr-policy/$cluster" "/etc/systemd/system/pgbr-tls-$cluster.service" "/etc/tmpfiles.d/pgbr-$cluster.conf"
+      # The scheduled jobs' units apply.sh installed (step schedule).
+      rm -f /etc/systemd/system/pgbr-backup-{full,diff,incr}-"$cluster".{service,timer} /etc/systemd/system/pgbr-verify-"$cluster".{service,timer}
     done < "$LAB/clusters"
   fi
   if [ -f "$LAB/users" ]; then

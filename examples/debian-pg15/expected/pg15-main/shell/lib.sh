@@ -40,6 +40,11 @@ STANZA=main
 REPOSITORY=/var/lib/pgbackrest
 REPO_CONF=/etc/pgbackrest/pg15-main/repository.conf
 DB_CONF=/etc/pgbackrest/pg15-main/database.conf
+# The repository's encryption (empty: not encrypted): the root-only passphrase file the
+# policy names, and where apply.sh writes it for pgBackRest (--config-include-path).
+CIPHER_PASSPHRASE_FILE=''
+CIPHER_INCLUDE_DIR=''
+CIPHER_SECRET=''
 TLS_DIR=/etc/pgbackrest/pg15-main/tls
 TLS_ADDRESS=127.0.0.1
 TLS_HOST=localhost
@@ -57,6 +62,11 @@ UNIT_NAME=pgbr-tls-pg15-main.service
 UNIT_PATH=/etc/systemd/system/pgbr-tls-pg15-main.service
 TMPFILES_PATH=/etc/tmpfiles.d/pgbr-pg15-main.conf
 HBA_MARKER='pgbr-policy pg15-main'
+# Scheduled jobs (policy schedule:): their timers, and the cron.d fallback.
+SCHEDULE_TIMERS=( pgbr-backup-full-pg15-main.timer pgbr-backup-diff-pg15-main.timer pgbr-verify-pg15-main.timer )
+SCHEDULE_RETIRED=( pgbr-backup-incr-pg15-main.timer pgbr-backup-incr-pg15-main.service )
+SCHEDULE_CRON=cron/pgbr-pg15-main
+SCHEDULE_CRON_TARGET=/etc/cron.d/pgbr-pg15-main
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/usr/bin/pgbackrest --config=/etc/pgbackrest/pg15-main/database.conf --stanza=main archive-push %p'
 # The state directory (root's alone): what apply.sh remembers for rollback.sh.
@@ -91,6 +101,12 @@ INSTALLED_FILES=(
   configs pgbackrest/database.conf /etc/pgbackrest/pg15-main/database.conf root postgres 0640
   tls-server systemd/pgbr-tls-pg15-main.service /etc/systemd/system/pgbr-tls-pg15-main.service root root 0644
   tls-server systemd/pgbr-pg15-main.conf /etc/tmpfiles.d/pgbr-pg15-main.conf root root 0644
+  schedule systemd/pgbr-backup-full-pg15-main.service /etc/systemd/system/pgbr-backup-full-pg15-main.service root root 0644
+  schedule systemd/pgbr-backup-full-pg15-main.timer /etc/systemd/system/pgbr-backup-full-pg15-main.timer root root 0644
+  schedule systemd/pgbr-backup-diff-pg15-main.service /etc/systemd/system/pgbr-backup-diff-pg15-main.service root root 0644
+  schedule systemd/pgbr-backup-diff-pg15-main.timer /etc/systemd/system/pgbr-backup-diff-pg15-main.timer root root 0644
+  schedule systemd/pgbr-verify-pg15-main.service /etc/systemd/system/pgbr-verify-pg15-main.service root root 0644
+  schedule systemd/pgbr-verify-pg15-main.timer /etc/systemd/system/pgbr-verify-pg15-main.timer root root 0644
 )
 # Every managed path: kind path owner group mode (see CHANGE.md for the reasons).
 MANAGED_PATHS=(
@@ -292,8 +308,12 @@ pgbackrest_version_check() {
   PGBACKREST_INSTALLED=$installed
 }
 
-pgbackrest_as_backup_user() { as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"; }
-
+# The include path holds the backup side's S3 key or the repository's cipher passphrase
+# (validation refuses both at once: pgBackRest takes one include path).
+pgbackrest_as_backup_user() {
+  if [ -n "$CIPHER_INCLUDE_DIR" ]; then set -- --config-include-path="$CIPHER_INCLUDE_DIR" "$@"; fi
+  as_user "$BACKUP_USER" "$PGBACKREST" --config="$REPO_CONF" "$@"
+}
 # server-ping only proves that something listens (it skips certificate checks); a short
 # io-timeout because a refused connection otherwise takes 2 x 60 s to report.
 tls_server_ping() { pgbackrest_as_backup_user --tls-server-address="$TLS_HOST" --io-timeout=1 server-ping >/dev/null 2>&1; }
@@ -867,7 +887,12 @@ tls_server_start_confined() {
           fi
           args+=(--bind "$path" "$path")
         else
-          [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          # A file, or a directory of root's (the passphrase's include path, listed by pgBackRest).
+          if [ -d "$path" ]; then
+            [ "$(stat -c %u -- "$path")" = 0 ] || die "$path is a directory that does not belong to root: refusing to mount it into the TLS server's sandbox"
+          else
+            [ -f "$path" ] || die "$path is not a regular file: the TLS server reads it"
+          fi
           args+=(--ro-bind "$path" "$path")
         fi ;;
       *) die "unknown sandbox entry kind '$kind' for $path" ;;

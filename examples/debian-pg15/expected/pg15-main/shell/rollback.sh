@@ -57,6 +57,22 @@ step_archive() {
   fi
 }
 
+# The scheduled jobs first (a backup must not start while the rest goes away).
+step_schedule() {
+  STEP=schedule
+  local timer
+  if systemd_running; then
+    for timer in "${SCHEDULE_TIMERS[@]}"; do
+      if [ -f "/etc/systemd/system/$timer" ]; then change systemctl disable --now "$timer"; fi
+    done
+  fi
+  for_installed_files remove_installed_file schedule
+  if [ -f "$SCHEDULE_CRON_TARGET" ] && cmp -s -- "$ARTIFACTS/$SCHEDULE_CRON" "$SCHEDULE_CRON_TARGET"; then
+    root_acts_in "$(dirname -- "$SCHEDULE_CRON_TARGET")" "remove $SCHEDULE_CRON_TARGET"
+    change rm -f -- "$SCHEDULE_CRON_TARGET"
+  fi
+}
+
 step_tls_server() {
   STEP=tls-server
   if systemd_running && [ -f "$UNIT_PATH" ]; then
@@ -133,6 +149,13 @@ step_files() {
     done
     if [ -z "$(ls -A -- "$TLS_DIR")" ]; then change rmdir -- "$TLS_DIR"; fi
   fi
+  # The copy of the passphrase apply.sh wrote (the policy's passphrase file stays: the
+  # encrypted backups kept in the repository need it).
+  if [ -n "$CIPHER_SECRET" ] && [ -d "$CIPHER_INCLUDE_DIR" ] && [ ! -L "$CIPHER_INCLUDE_DIR" ]; then
+    root_acts_in "$CIPHER_INCLUDE_DIR" "remove $CIPHER_SECRET"
+    if [ -e "$CIPHER_SECRET" ] || [ -L "$CIPHER_SECRET" ]; then change rm -f -- "$CIPHER_SECRET"; fi
+    if [ -z "$(ls -A -- "$CIPHER_INCLUDE_DIR")" ]; then change rmdir -- "$CIPHER_INCLUDE_DIR"; fi
+  fi
   local dir
   for dir in "$(dirname -- "$REPO_CONF")" "$(dirname -- "$DB_CONF")"; do
     if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -z "$(ls -A -- "$dir")" ]; then change rmdir -- "$dir"; fi
@@ -194,6 +217,7 @@ main() {
   STEP=preflight
   need_root
   server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role and pg_hba validation need it)"
+  step_schedule
   step_archive
   step_tls_server
   step_hba

@@ -29,7 +29,8 @@ Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--patroni-scripts]
   --dry-run           show what would change; change nothing
   --step NAME         run only this step (repeatable; preflight always runs), in the
                       order below: patroni-scripts os-user ssh-key paths data-directory
-                      configs tls sql password pg_hba tls-server stanza archive restart
+                      configs tls sql password pg_hba tls-server stanza archive schedule
+                      restart
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
@@ -99,6 +100,15 @@ step_preflight() {
   if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()")" = t ]; then
     IS_REPLICA=1
     say "this member is a replica: the role, the stanza and the archive settings come from the primary (run apply.sh there)"
+  fi
+  # scram-sha-256: the SCRAM verifier is computed by pgbr-policy on this host (step
+  # password); checked here, before any step changes anything.
+  if [ "$ROLE_AUTH" = scram-sha-256 ] && selected password && [ "$IS_REPLICA" = 0 ]; then
+    local tool=${PGBR_POLICY:-$(command -v pgbr-policy || true)}
+    if [ ! -x "${tool:-/nonexistent}" ]; then
+      if [ "$DRY_RUN" = 1 ]; then warn "pgbr-policy is not on this host (PATH or PGBR_POLICY): the real run will stop here, before changing anything (scram-sha-256 needs it for the SCRAM verifier)"
+      else die "pgbr-policy is needed on this host to compute the SCRAM verifier (scram-sha-256): put it on PATH or set PGBR_POLICY; nothing was changed"; fi
+    fi
   fi
   say "PostgreSQL $version running on $PGDATA; pgBackRest $PGBACKREST_INSTALLED ($PGBACKREST)"
 }
@@ -433,6 +443,35 @@ step_archive() {
   fi
 }
 
+# The scheduled jobs (policy schedule:): their units installed from systemd/, the timers
+# enabled and started where systemd runs. Without systemd nothing fires the timers: the
+# same jobs are in cron/ for cron.d (installed by hand, README "Scheduled backups").
+step_schedule() {
+  STEP=schedule
+  # Kinds the policy no longer schedules: their timers stopped, their units removed.
+  local unit
+  for unit in "${SCHEDULE_RETIRED[@]}"; do
+    [ -e "/etc/systemd/system/$unit" ] || [ -L "/etc/systemd/system/$unit" ] || continue
+    if systemd_running && [[ "$unit" == *.timer ]]; then change systemctl disable --now "$unit"; fi
+    root_acts_in /etc/systemd/system "remove $unit"
+    change rm -f -- "/etc/systemd/system/$unit"
+  done
+  if [ "${#SCHEDULE_TIMERS[@]}" = 0 ]; then say "no scheduled job in the policy"; return; fi
+  for_installed_files install_file schedule
+  if ! systemd_running; then
+    say "systemd is not running here: nothing fires the timers; where cron runs, install $SCHEDULE_CRON as $SCHEDULE_CRON_TARGET (root:root 0644)"
+    return 0
+  fi
+  if [ "$DRY_RUN" = 1 ]; then say "would enable and start ${SCHEDULE_TIMERS[*]}"; return; fi
+  systemctl daemon-reload
+  local timer
+  for timer in "${SCHEDULE_TIMERS[@]}"; do
+    if ! systemctl is-enabled --quiet "$timer"; then change systemctl enable "$timer"; fi
+    if ! systemctl is-active --quiet "$timer"; then change systemctl start "$timer"; fi
+  done
+  say "timers: ${SCHEDULE_TIMERS[*]}"
+}
+
 # Restarts only with --restart, only when the server's state says it is needed
 # (pending_restart_reasons), then gives group read to what PostgreSQL created meanwhile.
 step_restart() {
@@ -450,7 +489,7 @@ step_restart() {
   datadir_fix || die "giving group read in the data directory failed: $DATADIR_ERRORS"
 }
 
-STEPS=(patroni-scripts os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server stanza archive restart)
+STEPS=(patroni-scripts os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server stanza archive schedule restart)
 SELECTED=()
 selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 
@@ -491,6 +530,7 @@ main() {
   if selected tls-server; then step_tls_server; fi
   if selected stanza; then step_stanza; fi
   if selected archive; then step_archive; fi
+  if selected schedule; then step_schedule; fi
   if selected restart; then step_restart; fi
   STEP=finish
   if [ "$CHANGES" = 0 ]; then
