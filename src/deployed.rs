@@ -332,14 +332,23 @@ fn managed_blocks(
 }
 
 /// Where the server reads `setting` (`hba_file`, `ident_file`) from: the last value in
-/// postgresql.conf (in the layout's configuration directory) or postgresql.auto.conf (in
-/// the data directory, which wins), else `<configuration directory>/pg_hba.conf` — on
-/// Debian /etc/postgresql/<major>/<cluster>, elsewhere the data directory.
+/// postgresql.conf (in the configuration directory) or postgresql.auto.conf (in the data
+/// directory, which wins), else `<configuration directory>/pg_hba.conf`. The
+/// configuration directory is the data directory when it holds a postgresql.conf, else
+/// the layout's (Debian: /etc/postgresql/<major>/<cluster>).
 fn server_file(cluster: &ClusterPlan, root: &Path, setting: &str) -> String {
     let pg = &cluster.postgres;
+    // The server's configuration directory is the one it was started with (-D): a
+    // data directory holding its own postgresql.conf is it, whatever the layout (a
+    // cluster made by initdb on a Debian host); else the layout's directory.
+    let own_conf = format!("{}/postgresql.conf", pg.data_directory);
+    let config_directory = match drift::read_file(&on_root(root, &own_conf)) {
+        Ok(Found::File { .. }) => pg.data_directory.as_str(),
+        _ => pg.config_directory.as_str(),
+    };
     let mut value = None;
     for conf in [
-        format!("{}/postgresql.conf", pg.config_directory),
+        format!("{config_directory}/postgresql.conf"),
         format!("{}/postgresql.auto.conf", pg.data_directory),
     ] {
         if let Ok(Found::File { bytes, .. }) = drift::read_file(&on_root(root, &conf)) {
@@ -355,7 +364,7 @@ fn server_file(cluster: &ClusterPlan, root: &Path, setting: &str) -> String {
         // A relative path is relative to the data directory, as for the server.
         Some(v) if v.starts_with('/') => v,
         Some(v) => format!("{}/{v}", pg.data_directory),
-        None => format!("{}/{file}", pg.config_directory),
+        None => format!("{config_directory}/{file}"),
     }
 }
 

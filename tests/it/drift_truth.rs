@@ -180,6 +180,36 @@ fn deployed_check_finds_debians_hba_file_in_etc_postgresql() {
 }
 
 #[test]
+fn deployed_check_on_debian_follows_a_data_directory_with_its_own_postgresql_conf() {
+    // A cluster made by initdb (not pg_createcluster) on a Debian host: the server is
+    // started with -D PGDATA, so its pg_hba.conf is there, not in /etc/postgresql.
+    let dir = tempdir();
+    let policy = write_policy(
+        dir.path(),
+        "version: 1\nclusters:\n  - name: main\n    postgres: {layout: debian, major: 15, data_directory: /srv/pg/data}\n",
+    );
+    let root = dir.path().join("root");
+    let data = root.join("srv/pg/data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("postgresql.conf"), "port = 5432\n").unwrap();
+    fs::write(data.join("pg_hba.conf"), "local all postgres peer\n").unwrap();
+    fs::write(data.join("pg_ident.conf"), "").unwrap();
+    let (code, stdout, err) = run(&[
+        "check",
+        policy.to_str().unwrap(),
+        "--deployed",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        stdout.contains("/srv/pg/data/pg_hba.conf: managed block missing"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("/etc/postgresql/"), "{stdout}");
+}
+
+#[test]
 fn rollback_restart_gives_a_second_permission_pass_after_its_own_restart() {
     let (_dir, _policy, out) = generated();
     let text = fs::read_to_string(out.join("main/shell/rollback.sh")).unwrap();

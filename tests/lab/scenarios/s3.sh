@@ -122,7 +122,7 @@ YAML
       grep -q 'policy names cannot' "$D/out/$cluster/CHANGE.md"
   fi
   local tree="$D/out/$cluster"
-  expect no-tls-unit "an s3 cluster got a TLS server unit" bash -c "! ls '$tree/systemd/'*.service 2>/dev/null"
+  expect no-tls-unit "an s3 cluster got a TLS server unit" bash -c "! ls '$tree/systemd/'pgbr-tls-*.service 2>/dev/null"
 
   # --- the bucket and the two IAM users, with the GENERATED documents (lab/s3.py) ---
   local py=(env PGBR_S3_ADMIN="$D/keys/admin.key" "$S3_VENV/bin/python" "$ROOT/tests/lab/lib/s3.py" "$moto" "$bucket")
