@@ -19,10 +19,11 @@
 scenario_ansible_patroni() {
   local D="$LAB/$SCENARIO" bin=/usr/lib/postgresql/15/bin
   local owner=pgbrlabapo bkp=pgbrlabapb role=lab_anspat_bkp stanza=labanspat cluster=lab-ans-patroni
-  local port=55475 rest=18108 tls_port=18675 etcd_port=12479 group=pgbr_lab_ans_patroni
+  local port=55477 rest=18108 tls_port=18698 etcd_port=12479 group=pgbr_lab_ans_patroni
   # patroni.sh's helpers read these (not PATRONI_*: Patroni reads those as configuration).
   # shellcheck disable=SC2034
   PT_OWNER=$owner PT_HOME="$D/patroni" PT_SOCK="$D/sock"
+  PT_PATH="/usr/sbin:/usr/bin:/sbin:/bin" PT_PYTHON=/usr/bin/python3 PT_SCOPE=lab-ans-patroni PT_ETCD=$etcd_port  # Debian's Patroni
   step packages patroni_packages || return
   command -v ansible-playbook >/dev/null || step install-ansible env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ansible || return
   install -d -m 0755 "$D"
