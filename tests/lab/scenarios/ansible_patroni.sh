@@ -23,6 +23,7 @@ scenario_ansible_patroni() {
   # patroni.sh's helpers read these (not PATRONI_*: Patroni reads those as configuration).
   # shellcheck disable=SC2034
   PT_OWNER=$owner PT_HOME="$D/patroni" PT_SOCK="$D/sock"
+  # shellcheck disable=SC2034
   PT_PATH="/usr/sbin:/usr/bin:/sbin:/bin" PT_PYTHON=/usr/bin/python3 PT_SCOPE=lab-ans-patroni PT_ETCD=$etcd_port  # Debian's Patroni
   step packages patroni_packages || return
   command -v ansible-playbook >/dev/null || step install-ansible env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ansible || return
