@@ -90,6 +90,89 @@ rh_no_tls_server() {  # host
   done | { ! grep -q 'pgbackrest.* server *$'; }
 }
 
+# A client without a certificate. pgBackRest's own client always presents one, and its
+# server answers a client without one with the greeting (and a ping) only: so the lab
+# records, with a stand-in server on the repository host, the first request a real client
+# sends (the "config" command: its options and stanza), then replays those bytes to each
+# real server with no certificate (must be refused), with an unlisted one (refused) and
+# with the listed one (the control: answered).
+rh_tls_probe_py() {
+  cat <<'PY'
+import socket, ssl, sys
+mode = sys.argv[1]
+if mode == "record":  # record ADDR PORT CERT KEY VERSION OUT
+    addr, port, cert, key, version, out = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = socket.create_server((addr, port))
+    srv.settimeout(20)
+    conn, _ = srv.accept()
+    t = ctx.wrap_socket(conn, server_side=True)
+    t.sendall(('{"name":"pgBackRest","service":"remote","version":"%s"}\n' % version).encode())
+    t.settimeout(2)
+    data = b""
+    try:
+        while True:
+            chunk = t.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ssl.SSLError, OSError):
+        pass
+    open(out, "wb").write(data)
+    print("recorded %d bytes" % len(data))
+    sys.exit(0 if data else 1)
+# replay HOST PORT CA REQUEST [CERT KEY]
+host, port, ca, req = sys.argv[2], int(sys.argv[3]), sys.argv[4], open(sys.argv[5], "rb").read()
+ctx = ssl.create_default_context(cafile=ca)
+if len(sys.argv) > 7:
+    ctx.load_cert_chain(sys.argv[6], sys.argv[7])
+resp = b""
+try:
+    t = ctx.wrap_socket(socket.create_connection((host, port), timeout=3), server_side=False, server_hostname=host)
+    greeting = b""
+    while not greeting.endswith(b"\n"):
+        chunk = t.recv(1)
+        if not chunk:
+            break
+        greeting += chunk
+    print("greeting:", greeting.strip().decode(errors="replace"))
+    t.sendall(req)
+    t.settimeout(1)
+    while True:
+        chunk = t.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+except socket.timeout:
+    pass
+except (ssl.SSLError, OSError) as e:
+    print("refused:", e)
+    sys.exit(1)
+print("response:", resp[:160])
+for why in (b"access denied", b"expected config command"):
+    if why in resp:
+        print("refused:", why.decode())
+        sys.exit(1)
+if not resp:
+    print("refused: closed without an answer")
+    sys.exit(1)
+print("reached: the server answered the request")
+PY
+}
+
+# Records the first request db1's owner sends to the repository host.
+rh_tls_record() {
+  local pid
+  rh_tls_probe_py > "$D/tls-probe.py"
+  on_host repo python3 "$D/tls-probe.py" record "$RH_NET.1" 8444 "$RH_TLSDIR/server.crt" "$RH_TLSDIR/server.key" \
+    "$RH_PGBR_VERSION" "$D/carry/config-request" &
+  pid=$!
+  sleep 0.5
+  rh_owner db1 --log-level-console=off --repo1-host-port=8444 --io-timeout=3 archive-get 000000010000000000000001 /run/lab-wal/z
+  wait "$pid"
+}
+
 rh_hosts() {
   hosts_init "$RH_NET" && hosts_add repo 1 61400 repo.lab-rh.test &&
     hosts_add db1 2 61450 db1.lab-rh.test && hosts_add db2 3 61450 db2.lab-rh.test && hosts_finish
@@ -161,8 +244,13 @@ rh_intruder_cert() {  # host user
   on_host "$h" runuser -u "$u" -- openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/client.key" \
     -subj "/CN=pgbr-lab-intruder" -out "$dir/client.csr" 2>/dev/null || return
   on_host "$h" cat "$dir/client.csr" > "$D/carry/intruder-$h.csr"
-  on_host repo openssl x509 -req -in "$D/carry/intruder-$h.csr" -CA "$RH_CA_DIR/ca.crt" -CAkey "$RH_CA_DIR/ca.key" \
-    -CAcreateserial -days 2 -out "$D/carry/intruder-$h.crt" 2>/dev/null || return
+  if [ "${PGBR_LAB_REPOHOST_BY_HAND:-0}" = 1 ]; then
+    openssl x509 -req -in "$D/carry/intruder-$h.csr" -CA "$D/handca/ca.crt" -CAkey "$D/handca/ca.key" \
+      -CAcreateserial -days 2 -out "$D/carry/intruder-$h.crt" 2>/dev/null || return
+  else
+    on_host repo openssl x509 -req -in "$D/carry/intruder-$h.csr" -CA "$RH_CA_DIR/ca.crt" -CAkey "$RH_CA_DIR/ca.key" \
+      -CAserial "$D/carry/intruder.srl" -CAcreateserial -days 2 -out "$D/carry/intruder-$h.crt" 2>/dev/null || return
+  fi
   on_host "$h" install -o "$u" -m 0644 "$D/carry/intruder-$h.crt" "$dir/client.crt"
 }
 
@@ -199,6 +287,56 @@ scenario_repo_host() {
   RH_SU_PASSWORD="su-$(openssl rand -hex 12)" RH_REPL_PASSWORD="repl-$(openssl rand -hex 12)"
   ( umask 077; printf '%s\n' "$RH_SU_PASSWORD" "$RH_REPL_PASSWORD" > "$D/secrets" )
 
+  # --- etcd on the repository host, Patroni on db1 (bootstrap), then db2 (replica) ---
+  start=$(now)
+  host_daemon repo "$RH_ETCD" "$D/etcd.pid" "$D/logs/etcd.log" 0077 etcd --name lab --data-dir "$D/etcd/data" \
+    --listen-client-urls "http://$RH_NET.1:2379" --advertise-client-urls "http://$RH_NET.1:2379" \
+    --listen-peer-urls "http://$RH_NET.1:2380" --initial-advertise-peer-urls "http://$RH_NET.1:2380" \
+    --initial-cluster "lab=http://$RH_NET.1:2380" --initial-cluster-token pgbr-lab-rh --initial-cluster-state new
+  if rh_wait 30 on_host db1 bash -c "exec 3<>/dev/tcp/$RH_NET.1/2379"; then
+    result ok etcd-start "$(elapsed "$start")"
+  else
+    result FAIL etcd-start "$(elapsed "$start")" "etcd does not answer on $RH_NET.1:2379"; return
+  fi
+
+  if [ "${PGBR_LAB_REPOHOST_BY_HAND:-0}" = 1 ]; then
+    rh_by_hand || return
+  else
+    rh_generated || return
+  fi
+  rh_proofs
+  rh_must_nots
+  [ "${PGBR_LAB_REPOHOST_BY_HAND:-0}" = 1 ] || rh_idempotence_rollback
+}
+
+# Patroni on db1 (bootstrap: the role comes from post_bootstrap), then db2 (a replica).
+rh_start_patroni() {
+  local start
+  start=$(now)
+  host_daemon db1 "$RH_OWNER" "$D/patroni-db1.pid" "$D/logs/patroni-db1.log" 0027 patroni /etc/patroni/config.yml
+  if [ -n "${RH_HAND_ROLE:-}" ] && rh_wait 90 rh_true db1 postgres "SELECT NOT pg_is_in_recovery()"; then
+    rh_q db1 postgres "CREATE ROLE $RH_ROLE LOGIN; GRANT pg_read_all_settings, pg_checkpoint TO $RH_ROLE;
+      GRANT EXECUTE ON FUNCTION pg_backup_start(text, boolean), pg_backup_stop(boolean), pg_switch_wal(),
+        pg_create_restore_point(text) TO $RH_ROLE" >> "$LOG" 2>&1
+  fi
+  if rh_wait 90 rh_true db1 postgres "SELECT NOT pg_is_in_recovery() AND EXISTS (SELECT FROM pg_roles WHERE rolname = '$RH_ROLE')"; then
+    result ok bootstrap-db1 "$(elapsed "$start")"
+  else
+    result FAIL bootstrap-db1 "$(elapsed "$start")" "no primary with the role on db1 within 90 s"; return
+  fi
+  start=$(now)
+  host_daemon db2 "$RH_OWNER" "$D/patroni-db2.pid" "$D/logs/patroni-db2.log" 0027 patroni /etc/patroni/config.yml
+  if rh_wait 90 rh_true db2 postgres "SELECT pg_is_in_recovery()"; then
+    result ok replica-db2 "$(elapsed "$start")"
+  else
+    result FAIL replica-db2 "$(elapsed "$start")" "no replica on db2 within 90 s"; return
+  fi
+
+}
+
+# The generated artifacts, in the order CHANGE.md gives.
+rh_generated() {
+  local h
   # --- the policy: one repository on `repo`, one cluster with two members ---
   cat > "$D/policy.yaml" <<YAML
 version: 1
@@ -262,31 +400,7 @@ YAML
     step "apply-early-$h" rh_apply "$h" --step os-user --step paths --step configs --step tls
   done
 
-  # --- etcd on the repository host, Patroni on db1 (bootstrap), then db2 (replica) ---
-  start=$(now)
-  host_daemon repo "$RH_ETCD" "$D/etcd.pid" "$D/logs/etcd.log" 0077 etcd --name lab --data-dir "$D/etcd/data" \
-    --listen-client-urls "http://$RH_NET.1:2379" --advertise-client-urls "http://$RH_NET.1:2379" \
-    --listen-peer-urls "http://$RH_NET.1:2380" --initial-advertise-peer-urls "http://$RH_NET.1:2380" \
-    --initial-cluster "lab=http://$RH_NET.1:2380" --initial-cluster-token pgbr-lab-rh --initial-cluster-state new
-  if rh_wait 30 on_host db1 bash -c "exec 3<>/dev/tcp/$RH_NET.1/2379"; then
-    result ok etcd-start "$(elapsed "$start")"
-  else
-    result FAIL etcd-start "$(elapsed "$start")" "etcd does not answer on $RH_NET.1:2379"; return
-  fi
-  start=$(now)
-  host_daemon db1 "$RH_OWNER" "$D/patroni-db1.pid" "$D/logs/patroni-db1.log" 0027 patroni /etc/patroni/config.yml
-  if rh_wait 90 rh_true db1 postgres "SELECT NOT pg_is_in_recovery() AND EXISTS (SELECT FROM pg_roles WHERE rolname = '$RH_ROLE')"; then
-    result ok bootstrap-db1 "$(elapsed "$start")"
-  else
-    result FAIL bootstrap-db1 "$(elapsed "$start")" "no primary with the role on db1 within 90 s"; return
-  fi
-  start=$(now)
-  host_daemon db2 "$RH_OWNER" "$D/patroni-db2.pid" "$D/logs/patroni-db2.log" 0027 patroni /etc/patroni/config.yml
-  if rh_wait 90 rh_true db2 postgres "SELECT pg_is_in_recovery()"; then
-    result ok replica-db2 "$(elapsed "$start")"
-  else
-    result FAIL replica-db2 "$(elapsed "$start")" "no replica on db2 within 90 s"; return
-  fi
+  rh_start_patroni || return
 
   # --- 2. the CA on the repository host signs every host's CSRs ---
   step ca-init on_host repo "$RH_TREE/ca/sign.sh" init || return
@@ -299,24 +413,130 @@ YAML
   step apply-archive-db1 rh_apply db1 --step archive || return
   for h in repo db1 db2; do step "verify-$h" on_host "$h" "/srv/pgbr-deploy/$h/shell/verify.sh"; done
 
-  rh_proofs
-  rh_must_nots
-  rh_idempotence_rollback
+}
+
+# PGBR_LAB_REPOHOST_BY_HAND=1: the shape of the i14 contract (§3, §6) written by hand,
+# no generated artifact: users, paths, certificates from a lab CA, the three
+# configuration files, the role and its pg_hba/pg_ident lines through Patroni, the TLS
+# servers as daemons. It proves the shape the generator must produce.
+rh_hand_cert() {  # host kind cn user (key and certificate in RH_TLSDIR, signed by the lab CA)
+  local h=$1 kind=$2 cn=$3 u=$4 ext
+  on_host "$h" openssl req -new -newkey rsa:2048 -nodes -keyout "$RH_TLSDIR/$kind.key" -subj "/CN=$cn" \
+    -out "$D/carry/$h-$kind.csr" 2>/dev/null || return
+  if [ "$kind" = server ]; then ext="subjectAltName=DNS:$cn
+extendedKeyUsage=serverAuth"; else ext="extendedKeyUsage=clientAuth"; fi
+  printf '%s\n' "$ext" > "$D/carry/$h-$kind.ext"
+  openssl x509 -req -in "$D/carry/$h-$kind.csr" -CA "$D/handca/ca.crt" -CAkey "$D/handca/ca.key" -CAcreateserial \
+    -days 2 -extfile "$D/carry/$h-$kind.ext" -out "$D/carry/$h-$kind.crt" 2>/dev/null || return
+  on_host "$h" install -o root -g root -m 0644 "$D/carry/$h-$kind.crt" "$RH_TLSDIR/$kind.crt" &&
+    on_host "$h" chown "$u:" "$RH_TLSDIR/$kind.key" && on_host "$h" chmod 0600 "$RH_TLSDIR/$kind.key"
+}
+
+# By hand there is no Patroni hook: patroni.dynamic.json is written 0600 (facts.md §5).
+rh_hand_modes() {
+  local h
+  [ "${PGBR_LAB_REPOHOST_BY_HAND:-0}" = 1 ] || return 0
+  sleep 1.5
+  for h in db1 db2; do on_host "$h" find "$RH_PGDATA" -maxdepth 1 -type f ! -perm -g+r -exec chmod g+r {} + ; done
+}
+
+rh_by_hand() {
+  local h a n
+  install -d -m 0700 "$D/handca"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/handca/ca.key" -subj "/CN=pgbr-lab-rh-ca" -days 2 \
+    -out "$D/handca/ca.crt" 2>/dev/null || { result FAIL hand-ca 0 "openssl"; return 1; }
+  # repository host
+  on_host repo useradd --system --user-group --create-home --home-dir "/home/$RH_RBK" --shell /bin/bash "$RH_RBK" || return
+  on_host repo install -d -m 0755 /srv/pgbackrest "$RH_CONFDIR" "$RH_TLSDIR"
+  on_host repo install -d -o "$RH_RBK" -g "$RH_RBK" -m 0750 "$RH_REPO_PATH" "/run/pgbackrest-$RH_RBK" "/var/log/pgbackrest-$RH_RBK"
+  on_host repo install -m 0644 "$D/handca/ca.crt" "$RH_TLSDIR/ca.crt"
+  rh_hand_cert repo server repo.lab-rh.test "$RH_RBK" && rh_hand_cert repo client "pgbr-$RH_CLUSTER-repo-$RH_RBK" "$RH_RBK" || return
+  {
+    printf '[global]\nrepo1-path=%s\nrepo1-retention-full=2\nlock-path=/run/pgbackrest-%s\nlog-path=/var/log/pgbackrest-%s\n' "$RH_REPO_PATH" "$RH_RBK" "$RH_RBK"
+    printf 'log-level-file=info\nstart-fast=y\nbackup-standby=y\n'
+    printf 'tls-server-address=repo.lab-rh.test\ntls-server-port=8443\n'
+    printf 'tls-server-ca-file=%s/ca.crt\ntls-server-cert-file=%s/server.crt\ntls-server-key-file=%s/server.key\n' "$RH_TLSDIR" "$RH_TLSDIR" "$RH_TLSDIR"
+    printf 'tls-server-auth=pgbr-%s-db1-%s=%s\ntls-server-auth=pgbr-%s-db2-%s=%s\n\n[%s]\n' "$RH_CLUSTER" "$RH_OWNER" "$RH_STANZA" "$RH_CLUSTER" "$RH_OWNER" "$RH_STANZA" "$RH_STANZA"
+    for n in 1 2; do
+      printf 'pg%s-host=db%s.lab-rh.test\npg%s-host-type=tls\npg%s-host-port=8433\n' "$n" "$n" "$n" "$n"
+      printf 'pg%s-host-ca-file=%s/ca.crt\npg%s-host-cert-file=%s/client.crt\npg%s-host-key-file=%s/client.key\n' "$n" "$RH_TLSDIR" "$n" "$RH_TLSDIR" "$n" "$RH_TLSDIR"
+      printf 'pg%s-host-config=%s/server.conf\npg%s-path=%s\npg%s-socket-path=/run/postgresql\npg%s-port=%s\npg%s-user=%s\npg%s-database=postgres\n' \
+        "$n" "$RH_CONFDIR" "$n" "$RH_PGDATA" "$n" "$n" "$RH_PORT" "$n" "$RH_ROLE" "$n"
+    done
+  } > "$D/carry/repository.conf"
+  on_host repo install -o root -g "$RH_RBK" -m 0640 "$D/carry/repository.conf" "$RH_CONFDIR/repository.conf"
+  # database hosts
+  for h in db1 db2; do
+    on_host "$h" useradd --system --user-group --groups "$RH_OWNER" --create-home --home-dir "/home/$RH_DBK" --shell /bin/bash "$RH_DBK" || return
+    on_host "$h" install -d -m 0755 "$RH_CONFDIR" "$RH_TLSDIR"
+    on_host "$h" install -d -o "$RH_DBK" -g "$RH_DBK" -m 0750 "/run/pgbackrest-$RH_DBK" "/var/log/pgbackrest-$RH_DBK"
+    on_host "$h" install -d -o "$RH_OWNER" -g "$RH_OWNER" -m 0750 "/run/pgbackrest-$RH_OWNER" /var/log/pgbackrest /var/spool/pgbackrest
+    on_host "$h" install -m 0644 "$D/handca/ca.crt" "$RH_TLSDIR/ca.crt"
+    rh_hand_cert "$h" server "$h.lab-rh.test" "$RH_DBK" && rh_hand_cert "$h" client "pgbr-$RH_CLUSTER-$h-$RH_OWNER" "$RH_OWNER" || return
+    {
+      printf '[global]\nlock-path=/run/pgbackrest-%s\nlog-path=/var/log/pgbackrest-%s\nlog-level-file=info\n' "$RH_DBK" "$RH_DBK"
+      printf 'tls-server-address=%s.lab-rh.test\ntls-server-port=8433\n' "$h"
+      printf 'tls-server-ca-file=%s/ca.crt\ntls-server-cert-file=%s/server.crt\ntls-server-key-file=%s/server.key\n' "$RH_TLSDIR" "$RH_TLSDIR" "$RH_TLSDIR"
+      printf 'tls-server-auth=pgbr-%s-repo-%s=%s\n\n[%s]\n' "$RH_CLUSTER" "$RH_RBK" "$RH_STANZA" "$RH_STANZA"
+      printf 'pg1-path=%s\npg1-socket-path=/run/postgresql\npg1-port=%s\npg1-user=%s\npg1-database=postgres\n' "$RH_PGDATA" "$RH_PORT" "$RH_ROLE"
+    } > "$D/carry/server-$h.conf"
+    {
+      printf '[global]\nrepo1-host=repo.lab-rh.test\nrepo1-host-type=tls\nrepo1-host-port=8443\n'
+      printf 'repo1-host-ca-file=%s/ca.crt\nrepo1-host-cert-file=%s/client.crt\nrepo1-host-key-file=%s/client.key\n' "$RH_TLSDIR" "$RH_TLSDIR" "$RH_TLSDIR"
+      printf 'repo1-host-config=%s/repository.conf\nlock-path=/run/pgbackrest-%s\nlog-path=/var/log/pgbackrest\nspool-path=/var/spool/pgbackrest\nlog-level-file=info\n\n[%s]\n' "$RH_CONFDIR" "$RH_OWNER" "$RH_STANZA"
+      printf 'pg1-path=%s\npg1-socket-path=/run/postgresql\npg1-port=%s\n' "$RH_PGDATA" "$RH_PORT"
+    } > "$D/carry/database-$h.conf"
+    on_host "$h" install -o root -g "$RH_DBK" -m 0640 "$D/carry/server-$h.conf" "$RH_CONFDIR/server.conf"
+    on_host "$h" install -o root -g "$RH_OWNER" -m 0640 "$D/carry/database-$h.conf" "$RH_CONFDIR/database.conf"
+    a=$(host_addr "$h")
+    {
+      rh_patroni_base "$h"
+      cat <<YAML
+  pg_hba:
+    - local postgres $RH_ROLE peer map=pgbr
+    - local all $RH_ROLE reject
+    - host all $RH_ROLE all reject
+    - local all $RH_OWNER peer
+    - host all $RH_OWNER $RH_NET.0/24 scram-sha-256
+    - host replication replicator $RH_NET.0/24 scram-sha-256
+  pg_ident:
+    - pgbr $RH_DBK $RH_ROLE
+YAML
+    } > "$D/carry/patroni-$h.yml"
+    sed -i "s/^    retry_timeout: 5\$/    retry_timeout: 5\n    postgresql:\n      parameters:\n        archive_mode: 'on'\n  initdb: [allow-group-access]/" "$D/carry/patroni-$h.yml"
+    on_host "$h" install -d -m 0755 /etc/patroni
+    on_host "$h" install -o "$RH_OWNER" -g "$RH_OWNER" -m 0600 "$D/carry/patroni-$h.yml" /etc/patroni/config.yml
+  done
+  RH_HAND_ROLE=1 rh_start_patroni || return
+  for h in db1 db2; do
+    host_daemon "$h" "$RH_DBK" "$D/tls-$h.pid" "$D/logs/tls-$h.log" 0027 "$RH_PGBR" --config="$RH_CONFDIR/server.conf" server
+  done
+  host_daemon repo "$RH_RBK" "$D/tls-repo.pid" "$D/logs/tls-repo.log" 0027 "$RH_PGBR" --config="$RH_CONFDIR/repository.conf" server
+  sleep 1
+  step stanza-create rh_repo --log-level-console=warn stanza-create || return
+  local cmd="$RH_PGBR --config=$RH_CONFDIR/database.conf --stanza=$RH_STANZA"
+  step archive-via-patroni on_host db1 patronictl -c /etc/patroni/config.yml edit-config lab-repohost --force --quiet \
+    -s "postgresql.parameters.archive_command=$cmd archive-push %p" \
+    -s "postgresql.recovery_conf.restore_command=$cmd archive-get %f \"%p\"" || return
+  rh_wait 20 rh_true db1 postgres "SELECT current_setting('archive_command') LIKE '%archive-push%'"
 }
 
 rh_proofs() {
   local out start t_after before after restored sum
   sum='SELECT count(*) || md5(string_agg(v, $$,$$ ORDER BY id)) FROM t'
+  rh_hand_modes
   step check rh_repo --log-level-console=warn check
   step backup-full rh_repo --log-level-console=warn --backup-standby=n --type=full backup
   step load-rows rh_q db1 postgres "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g" || return
   rh_wait 30 rh_true db2 postgres "SELECT count(*) = 1000 FROM t"
+  rh_hand_modes
+  start=$(now)
   out=$(rh_repo --log-level-console=info --backup-standby=y --type=incr backup 2>&1); local rc=$?
   printf '%s\n' "$out" >> "$LOG"
-  if [ "$rc" = 0 ] && grep -q 'replay on the standby' <<<"$out"; then
-    result ok backup-standby 0 "$(grep -m1 'replay on the standby' <<<"$out" | cut -c1-120)"
+  if [ "$rc" = 0 ] && grep -q 'replay on the standby reached' <<<"$out"; then
+    result ok backup-standby "$(elapsed "$start")" "$(grep -m1 -o 'replay on the standby reached.*' <<<"$out")"
   else
-    result FAIL backup-standby 0 "rc $rc: $(grep -m1 ERROR <<<"$out" | cut -c1-160)"
+    result FAIL backup-standby "$(elapsed "$start")" "rc $rc: $(grep -m1 ERROR <<<"$out" | cut -c1-160)"
   fi
   rh_q db1 postgres "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 2000) g" >> "$LOG" 2>&1
   before=$(rh_q db1 postgres "$sum")
@@ -347,12 +567,17 @@ rh_proofs() {
   fi
   local arch
   arch=$(on_host repo find "$RH_REPO_PATH/archive/$RH_STANZA" -name '0000000[12]*' -printf '%f\n' | cut -c1-8 | sort | uniq -c | tr '\n' ' ')
-  expect wal-both-timelines "archive holds: $arch" bash -c "grep -q ' 00000001' <<<' $arch' && grep -q ' 00000002' <<<' $arch'"
+  if grep -q ' 00000001' <<<" $arch" && grep -q ' 00000002' <<<" $arch"; then
+    result ok wal-both-timelines 0 "segments per timeline: $arch"
+  else
+    result FAIL wal-both-timelines 0 "archive holds: $arch"
+  fi
+  rh_hand_modes
   step backup-after-switchover rh_repo --log-level-console=warn --backup-standby=n --type=incr backup
 
   # --- point-in-time restore, as the cluster owner on db1, to a moment on timeline 2 ---
   on_host db1 install -d -o "$RH_OWNER" -g "$RH_OWNER" -m 0750 /var/lib/postgresql/restore
-  step pitr-restore rh_owner db1 --log-level-console=warn --pg1-path=/var/lib/postgresql/restore \
+  step pitr-restore rh_owner db1 --log-level-console=info --pg1-path=/var/lib/postgresql/restore \
     --type=time "--target=$t_after" --target-action=promote --target-timeline=latest restore || return
   register_pgdata /usr/lib/postgresql/15/bin "$(host_path db1 /var/lib/postgresql/restore)"
   step pitr-start on_host db1 runuser -u "$RH_OWNER" -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/restore \
@@ -360,6 +585,10 @@ rh_proofs() {
     -o "-c port=5499 -c listen_addresses='' -c unix_socket_directories=/run/postgresql -c archive_mode=off -c primary_conninfo='' -c hba_file=/var/lib/postgresql/restore/pg_hba.conf -c ident_file=/var/lib/postgresql/restore/pg_ident.conf" start || return
   rh_wait 60 rh_true db1 postgres "SELECT NOT pg_is_in_recovery()" 5499
   restored=$(rh_q db1 postgres "$sum" 5499)
+  local rlog; rlog=$(on_host db1 cat /var/lib/postgresql/restore.log)
+  printf '%s\n' "$rlog" >> "$LOG"
+  expect pitr-followed-timeline-2 "the restored server did not fetch timeline 2's WAL and stop before a commit" \
+    bash -c "grep -q 'restored log file \"00000002' <<<\"\$1\" && grep -q 'recovery stopping before commit' <<<\"\$1\"" _ "$rlog"
   expect pitr-rows-before-switchover "restored ${restored:0:16}… before ${before:0:16}… after ${after:0:16}…" \
     bash -c "[ -n '$before' ] && [ '$restored' = '$before' ] && [ '$restored' != '$after' ]"
   on_host db1 runuser -u "$RH_OWNER" -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/restore -m fast -w stop >> "$LOG" 2>&1
@@ -383,16 +612,28 @@ rh_must_nots() {
   if ! rh_intruder_cert db1 "$RH_OWNER" || ! rh_intruder_cert repo "$RH_RBK"; then
     result FAIL intruder-cert 0 "could not make the intruder's certificate"; return
   fi
-  local tlsrefused='TLS|tls|certificate|access denied|not authorized|ServiceError|HostConnectError|ProtocolError|unable to|error'
-  denied repo-tls-refuses-unlisted-cert "$tlsrefused" rh_owner db1 --log-level-console=warn \
-    --repo1-host-cert-file=/run/lab-intruder/client.crt --repo1-host-key-file=/run/lab-intruder/client.key --io-timeout=5 info
-  denied repo-tls-refuses-no-cert "$tlsrefused" rh_owner db1 --log-level-console=warn \
-    --reset-repo1-host-cert-file --reset-repo1-host-key-file --io-timeout=5 info
+  local seg
+  seg=$(on_host repo find "$RH_REPO_PATH/archive/$RH_STANZA" -type f -name '000000010000000000000*' -printf '%f\n' | sort | head -1 | cut -c1-24)
+  on_host db1 install -d -o "$RH_OWNER" -m 0700 /run/lab-wal
+  step listed-cert-archive-get rh_owner db1 --log-level-console=warn archive-get "$seg" /run/lab-wal/ok
+  denied repo-tls-refuses-unlisted-cert 'access denied' rh_owner db1 --log-level-console=warn \
+    --repo1-host-cert-file=/run/lab-intruder/client.crt --repo1-host-key-file=/run/lab-intruder/client.key archive-get "$seg" /run/lab-wal/x
+  # db1's owner's certificate is listed by the repository host, not by db2's server.
+  denied db2-tls-refuses-db1-owner-cert 'access denied' rh_owner db1 --log-level-console=warn \
+    --repo1-host=db2.lab-rh.test --repo1-host-port=8433 archive-get "$seg" /run/lab-wal/y
   for h in 1 2; do
-    denied "db$h-tls-refuses-unlisted-cert" "$tlsrefused" rh_repo --log-level-console=warn --io-timeout=5 --pg$((3 - h))-host=none.invalid \
+    denied "db$h-tls-refuses-unlisted-cert" 'access denied' rh_repo --log-level-console=warn --pg$((3 - h))-host=none.invalid \
       "--pg$h-host-cert-file=/run/lab-intruder/client.crt" "--pg$h-host-key-file=/run/lab-intruder/client.key" check
-    denied "db$h-tls-refuses-no-cert" "$tlsrefused" rh_repo --log-level-console=warn --io-timeout=5 \
-      "--reset-pg$h-host-cert-file" "--reset-pg$h-host-key-file" check
+  done
+  step tls-record-request rh_tls_record || return
+  local probe=(python3 "$D/tls-probe.py" replay) req="$D/carry/config-request"
+  step replay-listed-cert-reaches-repo on_host db1 "${probe[@]}" repo.lab-rh.test 8443 "$RH_TLSDIR/ca.crt" "$req" \
+    "$RH_TLSDIR/client.crt" "$RH_TLSDIR/client.key"
+  denied replay-repo-refuses-no-cert 'refused' on_host db1 "${probe[@]}" repo.lab-rh.test 8443 "$RH_TLSDIR/ca.crt" "$req"
+  denied replay-repo-refuses-unlisted-cert 'refused: access denied' on_host db1 "${probe[@]}" repo.lab-rh.test 8443 "$RH_TLSDIR/ca.crt" "$req" \
+    /run/lab-intruder/client.crt /run/lab-intruder/client.key
+  for h in db1 db2; do
+    denied "replay-$h-refuses-no-cert" 'refused' on_host repo "${probe[@]}" "$h.lab-rh.test" 8433 "$RH_TLSDIR/ca.crt" "$req"
   done
 }
 
