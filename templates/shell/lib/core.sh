@@ -8,7 +8,11 @@ STEP=start
 say() { printf '[%s] %s\n' "$STEP" "$*"; }
 warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-
+{% if c.host %}# Work that waits for another host or the CA (a repository-host cluster): said now,
+# repeated at the end, and apply.sh exits 3.
+PENDING=()
+pending() { PENDING+=("[$STEP] $*"); printf '[%s] PENDING: %s\n' "$STEP" "$*"; }
+{% endif %}
 # Runs a changing command, or shows it under --dry-run.
 change() {
   CHANGES=$((CHANGES + 1))
