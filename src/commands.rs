@@ -168,7 +168,7 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
         None => Vec::new(),
     };
     let host = if target.deployed {
-        deployed::compare(&plan, &target.root)?
+        deployed::compare(&plan, &target.root, target.host.as_deref())?
     } else {
         Vec::new()
     };
