@@ -152,7 +152,14 @@ fn topology_plan(c: &Cluster, t: &Topology) -> TopologyPlan {
     };
     let rbu = (r.backup_user.name.as_str(), r.backup_user.group.as_str());
     let mut certificates = vec![
-        cert(r.host.as_str(), "server", r.address.to_string(), san(r.address.as_str()), rbu.0, rbu.1),
+        cert(
+            r.host.as_str(),
+            "server",
+            r.address.to_string(),
+            san(r.address.as_str()),
+            rbu.0,
+            rbu.1,
+        ),
         cert(
             r.host.as_str(),
             "client",
@@ -278,7 +285,12 @@ fn repository_view(c: &Cluster, t: &Topology, tp: &TopologyPlan) -> ClusterPlan 
         pb.database_config.to_string(),
         tls.join("ca.key").to_string(),
     ];
-    let repo_dir = pb.repository_config.ancestors().into_iter().next().map(|d| d.to_string());
+    let repo_dir = pb
+        .repository_config
+        .ancestors()
+        .into_iter()
+        .next()
+        .map(|d| d.to_string());
     if let Some(db_dir) = pb.database_config.ancestors().into_iter().next()
         && Some(db_dir.to_string()) != repo_dir
     {
@@ -291,7 +303,11 @@ fn repository_view(c: &Cluster, t: &Topology, tp: &TopologyPlan) -> ClusterPlan 
                 p.owner = r.backup_user.name.to_string();
                 p.group = r.backup_user.group.to_string();
                 p.backup_user_access = "read only";
-                p.setting = if p.kind == PathKind::Key { "pgN-host-key-file" } else { "pgN-host-cert-file" };
+                p.setting = if p.kind == PathKind::Key {
+                    "pgN-host-key-file"
+                } else {
+                    "pgN-host-cert-file"
+                };
                 p.reason = "the repository host's client certificate for the database hosts' TLS servers (backup, check, stanza-create); key made here, certificate signed by the site CA".into();
             } else if p.path == tls.join("ca.crt").to_string() {
                 p.setting = "tls-server-ca-file, pgN-host-ca-file";
@@ -340,7 +356,10 @@ fn member_view(c: &Cluster, t: &Topology, tp: &TopologyPlan, i: usize, m: &Membe
     let mut v = super::plan_cluster(&mc);
     let pb = &mc.pgbackrest;
     let tls = &pb.tls_directory;
-    without(&mut v.paths, &[pb.repository.to_string(), tls.join("ca.key").to_string()]);
+    without(
+        &mut v.paths,
+        &[pb.repository.to_string(), tls.join("ca.key").to_string()],
+    );
     for p in &mut v.paths {
         if p.path == pb.repository_config.to_string() {
             p.reason = "the backup user's configuration on this database host: its TLS server (which the repository host's backup reaches) and what that backup loads here (pg1-host-config)".into();
@@ -457,7 +476,11 @@ fn member_server_config(c: &Cluster, _t: &Topology, mc: &Cluster, tp: &TopologyP
         opt("log-path", &pb.backup_user_log),
         opt("log-level-file", "info"),
     ];
-    global.extend(tls_server_options(&pb.tls_directory, pb.tls_address.as_str(), pb.tls_port));
+    global.extend(tls_server_options(
+        &pb.tls_directory,
+        pb.tls_address.as_str(),
+        pb.tls_port,
+    ));
     global.push(opt(
         "tls-server-auth",
         format!("{}={}", tp.repository.client_cn, pb.stanza),

@@ -82,9 +82,12 @@ fn resolve_posix(
         );
         return None;
     };
-    let host_name = f.parse(string(&host.name), "host.name", || None, |v| {
-        ClusterName::parse(v).map_err(|e| e.replace("cluster name", "host name"))
-    });
+    let host_name = f.parse(
+        string(&host.name),
+        "host.name",
+        || None,
+        |v| ClusterName::parse(v).map_err(|e| e.replace("cluster name", "host name")),
+    );
     let address = f.parse(string(&host.address), "host.address", || None, HostName::parse);
     let tls_port = f.port(host.tls_port.as_ref(), "host.tls_port", 8432);
     let path = f.parse(
@@ -116,7 +119,8 @@ fn resolve_posix(
         || Some(format!("/etc/pgbackrest/ca/{repo_str}")),
         AbsPath::parse,
     );
-    let managed: [(&Option<AbsPath>, &str, Option<&S<String>>); 4] = [
+    type Managed<'a> = (&'a Option<AbsPath>, &'a str, Option<&'a S<String>>);
+    let managed: [Managed<'_>; 4] = [
         (&path, "path", spec.path.as_ref()),
         (&lock, "lock", spec.lock.as_ref()),
         (&log, "log", spec.log.as_ref()),
@@ -170,7 +174,11 @@ pub fn members(
 ) -> Option<Vec<Member>> {
     if list.value.is_empty() {
         let path = f.path("members");
-        f.out.error(at(list), &path, "lists no member: list the database hosts, or remove `members`");
+        f.out.error(
+            at(list),
+            &path,
+            "lists no member: list the database hosts, or remove `members`",
+        );
         return None;
     }
     let mut out = Vec::new();
@@ -180,9 +188,12 @@ pub fn members(
         let member_at = m.name.as_ref().or(m.address.as_ref()).and_then(at).or(at(list));
         let saved = f.cluster_at;
         f.cluster_at = member_at;
-        let name = f.parse(string(&m.name), &field("name"), || None, |v| {
-            ClusterName::parse(v).map_err(|e| e.replace("cluster name", "member name"))
-        });
+        let name = f.parse(
+            string(&m.name),
+            &field("name"),
+            || None,
+            |v| ClusterName::parse(v).map_err(|e| e.replace("cluster name", "member name")),
+        );
         let address = f.parse(string(&m.address), &field("address"), || None, HostName::parse);
         let port = f.port(m.tls_port.as_ref(), &field("tls_port"), default_port);
         f.cluster_at = saved;
@@ -193,7 +204,9 @@ pub fn members(
                 f.out.error(
                     where_,
                     &path,
-                    format!("`{name}` is listed twice: member names must be unique (each gets its own output directory)"),
+                    format!(
+                        "`{name}` is listed twice: member names must be unique (each gets its own output directory)"
+                    ),
                 );
                 ok = false;
             } else if repository_host == Some(name) {
@@ -208,7 +221,10 @@ pub fn members(
         }
         match (name, address, port) {
             (Some(name), Some(address), Some(tls_port)) => {
-                if let Some(dup) = out.iter().find(|o: &&Member| o.address == address && o.tls_port == tls_port) {
+                if let Some(dup) = out
+                    .iter()
+                    .find(|o: &&Member| o.address == address && o.tls_port == tls_port)
+                {
                     let path = f.path(&field("address"));
                     let where_ = m.address.as_ref().and_then(at);
                     f.out.error(
