@@ -211,7 +211,8 @@ pub fn plan(c: &Cluster, tls: &TlsPlan, on_database_host: bool) -> SandboxPlan {
         },
     ];
 
-    if !on_database_host {
+    // On a repository host (a repository-host cluster's) there is no data directory.
+    if !on_database_host && c.topology.is_none() {
         hidden_candidates.insert(
             6,
             Hidden {

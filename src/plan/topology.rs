@@ -271,7 +271,6 @@ fn repository_view(c: &Cluster, t: &Topology, tp: &TopologyPlan) -> ClusterPlan 
     rc.pgbackrest.tls_address = r.address.clone();
     rc.pgbackrest.tls_port = r.tls_port;
     rc.patroni = None;
-    rc.topology = None;
     let mut v = super::plan_cluster(&rc);
     let pb = &rc.pgbackrest;
     let tls = &pb.tls_directory;
