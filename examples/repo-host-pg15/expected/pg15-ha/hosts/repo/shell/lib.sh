@@ -132,7 +132,6 @@ TLS_SANDBOX=(
   read-write /var/log/pgbackrest-pgbr_repo 0
   empty /etc/pgbackrest/pg15-ha/tls 0
   read-only /etc/pgbackrest/pg15-ha/repository.conf 1
-  hidden /var/lib/postgresql/15/ha 0
   read-only /etc/pgbackrest/pg15-ha/tls/ca.crt 1
   read-only /etc/pgbackrest/pg15-ha/tls/server.crt 1
   read-only /etc/pgbackrest/pg15-ha/tls/server.key 1
