@@ -272,6 +272,15 @@ fn resolve_topology(
                 ok = false;
             }
             let members = repository::members(f, list, tls_port.unwrap_or(8432), Some(&repo.host));
+            let standby = pb
+                .commands
+                .as_ref()
+                .and_then(|c| c.value.iter().find(|v| v.value == "backup-standby"));
+            if let (Some(cmd), 1) = (standby, list.value.len()) {
+                let path = f.path("pgbackrest.commands");
+                f.out.error(at(cmd), &path, "backup-standby copies the files from a standby, and this cluster lists one member: every backup would fail (list the standby under `members`, or drop backup-standby)");
+                ok = false;
+            }
             match (members, ok) {
                 (Some(members), true) => Ok(Some(Topology {
                     repository: repo,

@@ -123,6 +123,22 @@ fn several_members_need_patroni() {
 }
 
 #[test]
+fn backup_standby_needs_a_second_member() {
+    let err = rejected(&cluster(
+        "{repository: central, commands: [backup, backup-standby]}",
+        "    members: [{name: db1, address: db1.example}]\n",
+    ));
+    assert_has(
+        &err,
+        &[
+            "policy.yaml:9:58",
+            "clusters[0].pgbackrest.commands",
+            "lists one member",
+        ],
+    );
+}
+
+#[test]
 fn bad_repository_entries_are_refused_with_their_field() {
     let err = rejected(
         "version: 1\nrepositories:\n  - name: central\n    type: nfs\n  - name: other\n    host: {name: r, address: \"a b\"}\n    path: /tmp/repo\nclusters:\n  - name: ha\n    postgres: {major: 15}\n",
