@@ -119,6 +119,9 @@ main() {
   check "pg_ident.conf written by Patroni starts with the block" block_is_first_live ident_file "$ARTIFACTS/hba/pg_ident.conf.snippet"
   if [ "$ARCHIVE_MANAGED" = 1 ]; then
     check "archive_command is the plan's (Patroni's dynamic configuration)" [ "$(configured_setting archive_command 2>/dev/null)" = "$ARCHIVE_COMMAND" ]
+    if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()" 2>/dev/null)" = t ]; then
+      check "restore_command is the plan's on this replica (WAL from the one repository)" [ "$(owner_query "SHOW restore_command" 2>/dev/null)" = "$RESTORE_COMMAND" ]
+    fi
   fi
 
   echo "== data directory"
