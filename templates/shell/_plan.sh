@@ -47,7 +47,7 @@ HBA_MARKER={{ c.hba_marker | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
 {% if c.host %}# The host this plan is for: HOST_ROLE is repository (the repository host) or database
-# (a database host) of a repository-host cluster; see CHANGE.md two levels up for the
+# (a database host) of a repository-host cluster; see the cluster's CHANGE.md for the
 # order of steps across hosts.
 HOST_ROLE={{ c.host_role | sh }}
 HOST_NAME={{ c.host.name | sh }}

@@ -22,7 +22,7 @@
 # TLS server the database hosts reach; backup, expire and check run here){% else %}database host {{ c.host.address | comment }} (its backup user reads PGDATA and runs the
 # TLS server the repository host's backup reaches; the cluster owner archives to the
 # repository host){% endif %}. The repository lives on
-# {{ c.topology.repository.address | comment }}: run the steps across hosts in the order of ../../CHANGE.md. Work that waits
+# {{ c.topology.repository.address | comment }}: run the steps across hosts in the order of {{ c.name | comment }}/CHANGE.md. Work that waits
 # for another host or the site CA is reported as PENDING, and the exit status is then 3.
 {% endif %}set -Eeuo pipefail
 umask 022
@@ -476,15 +476,6 @@ step_stanza() {
   fi
   change runuser -u "$PG_OWNER" -- "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn stanza-create
 }
-{% endif %}{% if c.host_role == "database" %}
-# archive_command only once the stanza exists in the one repository (stanza-create runs
-# on the repository host): asked through the repository host's TLS server as the cluster
-# owner (`info`: status 0 ok, 2 no backup yet).
-stanza_ready_remote() {
-  local out
-  out=$(as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=off --output=json info 2>/dev/null) || return 1
-  printf '%s' "$out" | grep -Eq '"status":\{"code":(0|2),'
-}
 {% endif %}
 {% if c.patroni %}# Through Patroni's dynamic configuration (every member): patronictl edit-config applies
 # patroni/dynamic-config.yml; Patroni rewrites postgresql.conf and reloads on its next
@@ -494,7 +485,7 @@ step_archive() {
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
   [ "$IS_REPLICA" = 0 ] || { say "replica: archive settings come from the dynamic configuration"; return; }
 {% if c.host_role == "database" %}  if ! stanza_ready_remote; then
-    pending "archive_command waits for the stanza $STANZA in the repository (run apply.sh on the repository host: step stanza)"; return 0
+    pending "$STANZA_WAIT"; return 0
   fi
 {% endif %}  local mode command tries=0
   mode=$(configured_setting archive_mode)
@@ -531,7 +522,7 @@ step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
 {% if c.host_role == "database" %}  if ! stanza_ready_remote; then
-    pending "archive_command waits for the stanza $STANZA in the repository (run apply.sh on the repository host: step stanza)"; return 0
+    pending "$STANZA_WAIT"; return 0
   fi
 {% endif %}  local mode command
   mode=$(configured_setting archive_mode)

@@ -12,7 +12,7 @@
 # the backup user unless --remove-user. Safe to re-run.{% if c.host %}
 #
 # Host {{ c.host.name | comment }} ({{ c.host_role | comment }}) of a repository-host cluster: roll back the database hosts
-# first, then the repository host (see ../../CHANGE.md).{% endif %}
+# first, then the repository host (see {{ c.name | comment }}/CHANGE.md).{% endif %}
 {% if c.patroni %}#
 # Patroni manages this cluster: archive settings go back through `patronictl edit-config`,
 # restarts through `patronictl restart`; the pg_hba/pg_ident lines and the callbacks

@@ -183,8 +183,7 @@ main() {
     role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
   check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
     role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
-{% if c.host_role == "database" %}  check "$PG_OWNER reaches the repository host with its client certificate (pgbackrest info)" \
-    as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn info
+{% if c.host_role == "database" %}  check "$PG_OWNER reaches the stanza on the repository host with its client certificate (pgbackrest info)" stanza_ready_remote
 {% else %}  if [ "$pgbackrest_check" = 1 ]; then
     check "pgbackrest check as $BACKUP_USER (archiving and backup prerequisites)" \
       pgbackrest_as_backup_user --stanza="$STANZA" --log-level-console=warn check
