@@ -21,7 +21,7 @@
 # Host db2: the database host db2.pgbr.test (its backup user reads PGDATA and runs the
 # TLS server the repository host's backup reaches; the cluster owner archives to the
 # repository host). The repository lives on
-# repo.pgbr.test: run the steps across hosts in the order of ../../CHANGE.md. Work that waits
+# repo.pgbr.test: run the steps across hosts in the order of pg15-ha/CHANGE.md. Work that waits
 # for another host or the site CA is reported as PENDING, and the exit status is then 3.
 set -Eeuo pipefail
 umask 022
@@ -395,15 +395,6 @@ step_tls_server() {
 }
 
 
-# archive_command only once the stanza exists in the one repository (stanza-create runs
-# on the repository host): asked through the repository host's TLS server as the cluster
-# owner (`info`: status 0 ok, 2 no backup yet).
-stanza_ready_remote() {
-  local out
-  out=$(as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=off --output=json info 2>/dev/null) || return 1
-  printf '%s' "$out" | grep -Eq '"status":\{"code":(0|2),'
-}
-
 # Through Patroni's dynamic configuration (every member): patronictl edit-config applies
 # patroni/dynamic-config.yml; Patroni rewrites postgresql.conf and reloads on its next
 # loop. What the dynamic configuration held before is kept for rollback.sh.
@@ -412,7 +403,7 @@ step_archive() {
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
   [ "$IS_REPLICA" = 0 ] || { say "replica: archive settings come from the dynamic configuration"; return; }
   if ! stanza_ready_remote; then
-    pending "archive_command waits for the stanza $STANZA in the repository (run apply.sh on the repository host: step stanza)"; return 0
+    pending "$STANZA_WAIT"; return 0
   fi
   local mode command tries=0
   mode=$(configured_setting archive_mode)

@@ -57,7 +57,7 @@ HBA_MARKER='pgbr-policy pg15-ha'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/opt/pgbackrest-2.59.1/bin/pgbackrest --config=/etc/pgbackrest/pg15-ha/database.conf --stanza=ha archive-push %p'
 # The host this plan is for: HOST_ROLE is repository (the repository host) or database
-# (a database host) of a repository-host cluster; see CHANGE.md two levels up for the
+# (a database host) of a repository-host cluster; see the cluster's CHANGE.md for the
 # order of steps across hosts.
 HOST_ROLE=database
 HOST_NAME=db2
@@ -174,6 +174,24 @@ die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
 # repeated at the end, and apply.sh exits 3.
 PENDING=()
 pending() { PENDING+=("[$STEP] $*"); printf '[%s] PENDING: %s\n' "$STEP" "$*"; }
+# archive_command only once the stanza exists in the one repository (stanza-create runs
+# on the repository host): asked through the repository host's TLS server as the cluster
+# owner (`info`: status 0 ok, 2 no backup yet).
+# STANZA_WAIT says why not.
+stanza_ready_remote() {
+  local out
+  if ! out=$(as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --io-timeout=5 --log-level-console=off --output=json info 2>/dev/null); then
+    STANZA_WAIT="the repository host's TLS server does not answer $PG_OWNER (start it: apply.sh there; its certificate and this host's client certificate must be signed)"
+    return 1
+  fi
+  case "$out" in
+    *'"status":{"code":0,'*|*'"status":{"code":2,'*) return 0 ;;
+    *'"status":{"code":1,'*|*'"status":{"code":3,'*)
+      STANZA_WAIT="archive_command waits for the stanza $STANZA in the repository (run apply.sh on the repository host: step stanza)" ;;
+    *) STANZA_WAIT="the repository host answered $PG_OWNER with an error ($(printf '%s' "$out" | grep -o '"message":"[^"]*"' | head -n 1)): is this host's client certificate in its tls-server-auth?" ;;
+  esac
+  return 1
+}
 
 # Runs a changing command, or shows it under --dry-run.
 change() {

@@ -12,7 +12,7 @@
 # the backup user unless --remove-user. Safe to re-run.
 #
 # Host db2 (database) of a repository-host cluster: roll back the database hosts
-# first, then the repository host (see ../../CHANGE.md).
+# first, then the repository host (see pg15-ha/CHANGE.md).
 #
 # Patroni manages this cluster: archive settings go back through `patronictl edit-config`,
 # restarts through `patronictl restart`; the pg_hba/pg_ident lines and the callbacks

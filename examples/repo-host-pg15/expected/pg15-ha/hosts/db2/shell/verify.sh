@@ -167,8 +167,7 @@ main() {
     role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
   check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
     role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
-  check "$PG_OWNER reaches the repository host with its client certificate (pgbackrest info)" \
-    as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn info
+  check "$PG_OWNER reaches the stanza on the repository host with its client certificate (pgbackrest info)" stanza_ready_remote
 
   echo
   if [ "$FAILED" = 0 ]; then

@@ -14,7 +14,7 @@
 #
 # Host repo: the repository host (its backup user owns the repository and runs the
 # TLS server the database hosts reach; backup, expire and check run here). The repository lives on
-# repo.pgbr.test: run the steps across hosts in the order of ../../CHANGE.md. Work that waits
+# repo.pgbr.test: run the steps across hosts in the order of pg15-ha/CHANGE.md. Work that waits
 # for another host or the site CA is reported as PENDING, and the exit status is then 3.
 set -Eeuo pipefail
 umask 022

@@ -57,7 +57,7 @@ HBA_MARKER='pgbr-policy pg15-ha'
 ARCHIVE_MANAGED=1
 ARCHIVE_COMMAND='/opt/pgbackrest-2.59.1/bin/pgbackrest --config=/etc/pgbackrest/pg15-ha/database.conf --stanza=ha archive-push %p'
 # The host this plan is for: HOST_ROLE is repository (the repository host) or database
-# (a database host) of a repository-host cluster; see CHANGE.md two levels up for the
+# (a database host) of a repository-host cluster; see the cluster's CHANGE.md for the
 # order of steps across hosts.
 HOST_ROLE=repository
 HOST_NAME=repo

@@ -12,7 +12,7 @@
 # the backup user unless --remove-user. Safe to re-run.
 #
 # Host repo (repository) of a repository-host cluster: roll back the database hosts
-# first, then the repository host (see ../../CHANGE.md).
+# first, then the repository host (see pg15-ha/CHANGE.md).
 set -Eeuo pipefail
 umask 022
 # A command that fails where no step expected it still says where, before the exit.
