@@ -189,6 +189,26 @@ fn resolve_cluster(
         topology: None,
     };
     if let Some(topology) = topology.ok()? {
+        let version = cluster.pgbackrest.version;
+        if version != Version(0, 0, 0) && version < Version::TLS_IP_NAMES {
+            let repository_ip = topology.repository.address.as_str().parse::<std::net::IpAddr>().is_ok();
+            let member_ip = topology
+                .members
+                .iter()
+                .find(|m| m.address.as_str().parse::<std::net::IpAddr>().is_ok());
+            if repository_ip || member_ip.is_some() {
+                let path = f.path("members");
+                let which = member_ip
+                    .map(|m| format!("member `{}`'s address `{}`", m.name, m.address))
+                    .unwrap_or_else(|| format!("the repository host's address `{}`", topology.repository.address));
+                f.out.error(
+                    spec.members.as_ref().and_then(at),
+                    &path,
+                    format!("{which} is an IP address, and pgBackRest {version} cannot match one against a certificate (from {}): give the hosts DNS names", Version::TLS_IP_NAMES),
+                );
+                return None;
+            }
+        }
         let path = f.path("members");
         f.out.warning(
             spec.members.as_ref().and_then(at),

@@ -139,6 +139,22 @@ fn backup_standby_needs_a_second_member() {
 }
 
 #[test]
+fn ip_addresses_need_pgbackrest_2_53() {
+    let err = rejected(&cluster(
+        "{repository: central, version: \"2.45\"}",
+        "    members: [{name: db1, address: 10.0.0.1}]\n",
+    ));
+    assert_has(
+        &err,
+        &[
+            "clusters[0].members",
+            "member `db1`'s address `10.0.0.1` is an IP address",
+            "(from 2.53)",
+        ],
+    );
+}
+
+#[test]
 fn bad_repository_entries_are_refused_with_their_field() {
     let err = rejected(
         "version: 1\nrepositories:\n  - name: central\n    type: nfs\n  - name: other\n    host: {name: r, address: \"a b\"}\n    path: /tmp/repo\nclusters:\n  - name: ha\n    postgres: {major: 15}\n",
