@@ -496,3 +496,31 @@ clusters:
     );
     assert!(ok && text.contains("E2E OK"), "{text}");
 }
+
+#[test]
+fn hostile_host_names_and_addresses_are_refused() {
+    for (member, needle) in [
+        ("{name: \"db 1\", address: db1.example}", "members[0].name"),
+        ("{name: \"../x\", address: db1.example}", "members[0].name"),
+        ("{name: db1, address: \"$(reboot)\"}", "members[0].address"),
+        ("{name: db1, address: \"db1.example\\nx\"}", "members[0].address"),
+        (
+            "{name: db1, address: db1.example, tls_port: 70000}",
+            "members[0].tls_port",
+        ),
+    ] {
+        let err = rejected(&cluster("{repository: central}", &format!("    members: [{member}]\n")));
+        assert_has(&err, &[needle]);
+    }
+    let err = rejected(
+        "version: 1\nrepositories:\n  - name: c\n    host: {name: \"r;x\", address: \"-x\"}\nclusters:\n  - name: ha\n    postgres: {major: 15}\n",
+    );
+    assert_has(
+        &err,
+        &[
+            "repositories[0].host.name",
+            "not a valid host name",
+            "repositories[0].host.address",
+        ],
+    );
+}
