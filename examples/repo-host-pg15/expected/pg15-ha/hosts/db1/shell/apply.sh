@@ -408,7 +408,8 @@ step_archive() {
   local mode command tries=0
   mode=$(configured_setting archive_mode)
   command=$(configured_setting archive_command)
-  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }; then
+  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; } \
+     || [ "$(dynamic_restore_command)" != "$RESTORE_COMMAND" ]; then
     if [ "$DRY_RUN" = 1 ]; then
       CHANGES=$((CHANGES + 1)); say "would run: patronictl -c $PATRONI_CONFIG edit-config --force --apply $SRC_PATRONI_DYNAMIC_CONFIG (archive_mode=on, archive_command: $ARCHIVE_COMMAND)"
     else

@@ -1065,6 +1065,15 @@ print(json.dumps({"postgresql": {"parameters": {k: params.get(k) for k in ("arch
                                  "recovery_conf": {"restore_command": recovery.get("restore_command")}}}))
 '
 
+# From `patronictl show-config` on stdin: the restore_command the dynamic configuration
+# holds (recovery_conf), empty when none.
+PY_RESTORE_COMMAND='
+import sys, yaml
+conf = yaml.safe_load(sys.stdin) or {}
+print(((conf.get("postgresql") or {}).get("recovery_conf") or {}).get("restore_command") or "")
+'
+dynamic_restore_command() { patronictl_cfg show-config | patroni_python "$PY_RESTORE_COMMAND"; }
+
 # True when FILE holds this cluster's block exactly as SNIPPET, with no rule before it
 # (Patroni's own header comment may precede it). Patroni's files are read as the owner.
 block_is_first() {  # file snippet
