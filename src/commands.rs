@@ -109,6 +109,11 @@ fn explain(path: &Path) -> Result<Outcome> {
             println!();
         }
         print!("{}", renderer.render("change/_tables.md", &context)?);
+        if !cluster.hosts.is_empty() {
+            // A repository-host cluster: the repository host's files too.
+            println!();
+            print!("{}", renderer.render("change/_repository_host.md", &context)?);
+        }
     }
     Ok(Outcome::Success)
 }
