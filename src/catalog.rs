@@ -94,6 +94,9 @@ impl Version {
 
     /// `pgbackrest server`, the TLS server this layout relies on, appeared in 2.37.
     pub const TLS_SERVER: Version = Version(2, 37, 0);
+    /// The first release that matches an IP address against a certificate's
+    /// subjectAltName (facts.md §3): before it a TLS host must be a DNS name.
+    pub const TLS_IP_NAMES: Version = Version(2, 53, 0);
 }
 
 impl fmt::Display for Version {

@@ -109,6 +109,11 @@ fn explain(path: &Path) -> Result<Outcome> {
             println!();
         }
         print!("{}", renderer.render("change/_tables.md", &context)?);
+        if !cluster.hosts.is_empty() {
+            // A repository-host cluster: the repository host's files too.
+            println!();
+            print!("{}", renderer.render("change/_repository_host.md", &context)?);
+        }
     }
     Ok(Outcome::Success)
 }
@@ -168,7 +173,7 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
         None => Vec::new(),
     };
     let host = if target.deployed {
-        deployed::compare(&plan, &target.root)?
+        deployed::compare(&plan, &target.root, target.host.as_deref())?
     } else {
         Vec::new()
     };

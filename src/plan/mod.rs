@@ -12,6 +12,7 @@ mod host;
 pub mod patroni;
 pub mod pgbackrest;
 mod sandbox;
+pub mod topology;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
@@ -89,6 +90,29 @@ pub struct ClusterPlan {
     /// Set when Patroni manages the cluster: templates branch on it (no pg_hba.conf
     /// edit, no ALTER SYSTEM, restarts through patronictl).
     pub patroni: Option<PatroniPlan>,
+    /// Set when the repository lives on a dedicated repository host: the hosts, their
+    /// certificates and the order of steps across them (cluster level and every view).
+    pub topology: Option<topology::TopologyPlan>,
+    /// Set on a per-host view of such a cluster: which host this plan is for. The
+    /// host-varying fields (paths, installed files, configurations, TLS, systemd) are
+    /// that host's.
+    pub host: Option<topology::HostView>,
+    /// `single` (today's layout), `repository` or `database` (a host view), `cluster`
+    /// (the cluster-level plan of a repository-host cluster): what templates branch on.
+    pub host_role: &'static str,
+    /// On the cluster-level plan of such a cluster: one view per host, the repository
+    /// host first, then the members in the policy's order. Empty for a single host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<ClusterPlan>,
+}
+
+impl ClusterPlan {
+    /// The view of one host of a repository-host cluster.
+    pub fn host_view(&self, name: &str) -> Option<&ClusterPlan> {
+        self.hosts
+            .iter()
+            .find(|h| h.host.as_ref().is_some_and(|v| v.name == name))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +246,9 @@ pub struct SystemdPlan {
 pub struct ArchivePlan {
     pub managed: bool,
     pub command: String,
+    /// restore_command for replicas (a repository-host cluster's members: WAL from the
+    /// one repository); empty for a single host.
+    pub restore_command: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -239,11 +266,18 @@ pub fn build(policy: &Policy) -> Plan {
             version: env!("CARGO_PKG_VERSION"),
         },
         policy_file: policy.source_name.clone(),
-        clusters: policy.clusters.iter().map(plan_cluster).collect(),
+        clusters: policy.clusters.iter().map(plan_any).collect(),
     }
 }
 
-fn plan_cluster(c: &Cluster) -> ClusterPlan {
+fn plan_any(c: &Cluster) -> ClusterPlan {
+    match &c.topology {
+        None => plan_cluster(c),
+        Some(t) => topology::plan(c, t),
+    }
+}
+
+pub(crate) fn plan_cluster(c: &Cluster) -> ClusterPlan {
     let major = c.postgres.major;
     let privileges = catalog::privileges(major, &c.pgbackrest.commands);
     let functions = privileges
@@ -276,7 +310,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));
     }
-    let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls));
+    let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls, false));
     let mut warnings = Vec::new();
     if c.postgres.major.get() >= 16 && c.pgbackrest.version < c.postgres.major.min_pgbackrest() {
         warnings.push(format!(
@@ -363,12 +397,17 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         archive: ArchivePlan {
             managed: c.archive_managed,
             command: pgbackrest::archive_command(c),
+            restore_command: String::new(),
         },
         restart_reasons: restart_reasons(c),
         warnings,
         files,
         systemd,
         patroni,
+        topology: None,
+        host: None,
+        host_role: "single",
+        hosts: Vec::new(),
     }
 }
 

@@ -29,14 +29,15 @@ pub struct ConfigSection {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigOption {
-    /// An option name of pgBackRest's, a constant of this module.
-    pub key: &'static str,
+    /// An option name of pgBackRest's: a constant of this module, or `pgN-…` built for
+    /// the N-th member of a repository-host cluster.
+    pub key: std::borrow::Cow<'static, str>,
     pub value: String,
 }
 
-fn opt(key: &'static str, value: impl ToString) -> ConfigOption {
+pub(crate) fn opt(key: impl Into<std::borrow::Cow<'static, str>>, value: impl ToString) -> ConfigOption {
     ConfigOption {
-        key,
+        key: key.into(),
         value: value.to_string(),
     }
 }
@@ -67,7 +68,7 @@ pub fn tls_plan(c: &Cluster) -> TlsPlan {
     }
 }
 
-fn pg_options(c: &Cluster, with_user: bool) -> Vec<ConfigOption> {
+pub(crate) fn pg_options(c: &Cluster, with_user: bool) -> Vec<ConfigOption> {
     let mut options = vec![
         opt("pg1-path", &c.postgres.data_directory),
         opt("pg1-socket-path", &c.postgres.socket_directory),
@@ -164,6 +165,15 @@ pub fn database_config(c: &Cluster, tls: &TlsPlan) -> ConfigFile {
 pub fn archive_command(c: &Cluster) -> String {
     format!(
         "{} --config={} --stanza={} archive-push %p",
+        c.pgbackrest.binary, c.pgbackrest.database_config, c.pgbackrest.stanza
+    )
+}
+
+/// restore_command for a member of a repository-host cluster: archive-get from the one
+/// repository through its TLS server (`%p` quoted as PostgreSQL's documentation does).
+pub fn restore_command(c: &Cluster) -> String {
+    format!(
+        "{} --config={} --stanza={} archive-get %f \"%p\"",
         c.pgbackrest.binary, c.pgbackrest.database_config, c.pgbackrest.stanza
     )
 }

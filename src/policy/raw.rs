@@ -18,7 +18,49 @@ pub struct PolicyFile {
     pub version: S<u32>,
     #[serde(default)]
     pub defaults: Option<ClusterSpec>,
+    /// Repositories declared once and named by clusters (`pgbackrest.repository: NAME`).
+    #[serde(default)]
+    pub repositories: Option<S<Vec<RepositorySpec>>>,
     pub clusters: S<Vec<ClusterSpec>>,
+}
+
+/// A repository declared at the top level. `type` tells which kind: `posix` (default; on
+/// a dedicated repository host when `host` is given, issue 14) or `s3` (issue 15).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySpec {
+    pub name: Option<S<String>>,
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    /// posix: the repository host (its name in the output tree, the address the database
+    /// hosts reach, its TLS port).
+    pub host: Option<RepositoryHostSpec>,
+    /// posix: `repo1-path` on the repository host.
+    pub path: Option<S<String>>,
+    /// posix: the OS user that owns the repository and runs its TLS server.
+    pub backup_user: Option<BackupUserSpec>,
+    pub lock: Option<S<String>>,
+    pub log: Option<S<String>>,
+    /// Where the site CA (ca.key, ca.crt) lives on the host that signs certificates.
+    pub ca_directory: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryHostSpec {
+    pub name: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub tls_port: Option<S<u32>>,
+}
+
+/// A database host of a cluster (a Patroni member): where the repository host's TLS
+/// client reaches that host's `pgbackrest server`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    pub name: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub tls_port: Option<S<u32>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -31,6 +73,8 @@ pub struct ClusterSpec {
     pub pgbackrest: Option<PgbackrestSpec>,
     pub archive: Option<ArchiveSpec>,
     pub patroni: Option<PatroniSpec>,
+    /// The database hosts, with a repository on a repository host.
+    pub members: Option<S<Vec<MemberSpec>>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -239,6 +283,7 @@ impl ClusterSpec {
             pgbackrest: self.pgbackrest.merged_over(&defaults.pgbackrest),
             archive: self.archive.merged_over(&defaults.archive),
             patroni: self.patroni.merged_over(&defaults.patroni),
+            members: self.members.merged_over(&defaults.members),
         }
     }
 }

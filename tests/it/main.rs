@@ -13,6 +13,7 @@ mod golden;
 mod hostile;
 mod patroni;
 mod postgres;
+mod repohost;
 mod sandbox;
 mod shell;
 mod validation;

@@ -7,4 +7,5 @@
 pub mod backup_user;
 pub mod pgbackrest;
 pub mod postgres;
+pub mod repository;
 pub mod role;
