@@ -10,6 +10,7 @@
 #                   /etc/pgbackrest, systemd units, tmpfiles entries, /etc/group after
 #                   usermod — lands in the host's upper directory); /etc/hosts names
 #                   every lab host;
+#   /usr/local      an overlay too (scripts installed there, e.g. Patroni's hooks);
 #   /run, /tmp      fresh tmpfs (lock directories, sockets, /run/postgresql);
 #   /var/log /var/spool /home /srv /var/lib/pgbackrest /var/lib/pgbr-policy
 #   /var/lib/postgresql
@@ -87,6 +88,9 @@ hosts_add() {  # NAME OCTET UIDBASE [ALIAS...] (more names for the address in /e
   nsenter --mount="$mnt" -- sh -c 'umount -R -l /run/netns 2>/dev/null; for f in "$1"/*.mnt; do umount -l "$f" 2>/dev/null; done; true' sh "$H/ns"
   nsenter --mount="$mnt" -- mount -t overlay "overlay-$name" \
     -o "lowerdir=/etc,upperdir=$root/etc-upper,workdir=$root/etc-work" /etc || return
+  install -d -m 0755 "$root/usr-local-upper" "$root/usr-local-work"
+  nsenter --mount="$mnt" -- mount -t overlay "overlay-$name-usr-local" \
+    -o "lowerdir=/usr/local,upperdir=$root/usr-local-upper,workdir=$root/usr-local-work" /usr/local || return
   nsenter --mount="$mnt" -- mount -t tmpfs -o mode=0755,nosuid,nodev "run-$name" /run || return
   nsenter --mount="$mnt" -- install -d -m 1777 /run/lock
   nsenter --mount="$mnt" -- mount -t tmpfs -o mode=1777,nosuid,nodev "tmp-$name" /tmp || return
