@@ -525,3 +525,28 @@ fn hostile_host_names_and_addresses_are_refused() {
         ],
     );
 }
+
+#[test]
+#[ignore = "tier tools: needs shellcheck or PyYAML (bash .ci/run runs every tier)"]
+fn patroni_reads_the_archive_and_restore_commands_of_the_dynamic_configuration() {
+    let (_dir, out) = example_tree();
+    let file = out.join("pg15-ha/hosts/db2/patroni/dynamic-config.yml");
+    let (ok, text) = outcome(
+        std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, yaml\nc = yaml.safe_load(open(sys.argv[1]))['postgresql']\nprint(json.dumps([c['parameters']['archive_mode'], c['parameters']['archive_command'], c['recovery_conf']['restore_command']]))",
+            ])
+            .arg(&file),
+    );
+    assert!(ok, "{text}");
+    let got: Vec<String> = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(
+        got,
+        [
+            "on",
+            "/opt/pgbackrest-2.59.1/bin/pgbackrest --config=/etc/pgbackrest/pg15-ha/database.conf --stanza=ha archive-push %p",
+            "/opt/pgbackrest-2.59.1/bin/pgbackrest --config=/etc/pgbackrest/pg15-ha/database.conf --stanza=ha archive-get %f \"%p\"",
+        ]
+    );
+}
