@@ -35,7 +35,7 @@ DRY_RUN=0
 CHANGES=0
 say() { printf '[%s] %s\n' "$STEP" "$*"; }
 die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-{% include "shell/lib/safe_fs.sh" %}
+{% include "shell/lib/change.sh" %}{% include "shell/lib/safe_fs.sh" %}
 usage() {
   sed -n '/^#   sign.sh/s/^#   //p' "${BASH_SOURCE[0]}"
 }

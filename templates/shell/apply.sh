@@ -77,7 +77,18 @@ PATRONI_SCRIPTS_ONLY=0
 {% else %}step_preflight() {
   STEP=preflight
   need_root
-  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
+{% if c.host_role == "database" %}  # Step 1 of CHANGE.md (users, paths, configuration, keys and requests) needs no
+  # PostgreSQL: a new Patroni member has no data directory yet.
+  if [ "${#SELECTED[@]}" -gt 0 ] && ! selected_need_server; then
+    [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
+    command -v openssl >/dev/null || die "openssl not found: install it"
+    getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
+    if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
+    say "database host $HOST_NAME, steps ${SELECTED[*]}: PostgreSQL is not needed for them"
+    return
+  fi
+  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist{% if c.patroni %}: start Patroni first (CHANGE.md step 1: --patroni-scripts, merge patroni/patroni.yml, start Patroni){% endif %}"
+{% endif %}  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
   [ -x "$PG_BIN/pg_ctl" ] || die "$PG_BIN/pg_ctl not found: set postgres.bin_directory in the policy"
   [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
   getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
@@ -570,7 +581,15 @@ step_restart() {
 {% if c.host_role == "repository" %}STEPS=(os-user ssh-key paths configs tls tls-server stanza)
 {% else %}STEPS=({% if c.patroni %}patroni-scripts {% endif %}os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server {% if c.host_role != "database" %}stanza {% endif %}archive restart)
 {% endif %}SELECTED=()
-selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }{% if c.host_role == "database" %}
+# Whether a selected step needs the running server.
+selected_need_server() {
+  local step
+  for step in data-directory sql password pg_hba archive restart; do
+    if [[ " ${SELECTED[*]} " == *" $step "* ]]; then return 0; fi
+  done
+  return 1
+}{% endif %}
 
 main() {
   while [ $# -gt 0 ]; do

@@ -181,8 +181,11 @@ main() {
     role_psql "$ROLE_DB" 127.0.0.1 "SELECT 1"
   check_denied "$ROLE_NAME cannot read files with pg_read_file" 'permission denied' \
     role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
-  check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
-    role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
+{% if c.patroni %}  # A replica is read-only for everyone: sql/verify.sql's privilege check stands there.
+  if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()" 2>/dev/null)" != t ]; then
+  {% endif %}check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
+    role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"{% if c.patroni %}
+  fi{% endif %}
 {% if c.host_role == "database" %}  check "$PG_OWNER reaches the stanza on the repository host with its client certificate (pgbackrest info)" stanza_ready_remote
 {% else %}  if [ "$pgbackrest_check" = 1 ]; then
     check "pgbackrest check as $BACKUP_USER (archiving and backup prerequisites)" \

@@ -31,17 +31,7 @@ stanza_ready_remote() {
   return 1
 }
 {% endif %}{% endif %}
-# Runs a changing command, or shows it under --dry-run.
-change() {
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
-  else
-    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
-    "$@"
-  fi
-}
-
+{% include "shell/lib/change.sh" %}
 as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
 
 # As the cluster owner: directly when this already is the owner (the Patroni hook),

@@ -40,6 +40,16 @@ DRY_RUN=0
 CHANGES=0
 say() { printf '[%s] %s\n' "$STEP" "$*"; }
 die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
+# Runs a changing command, or shows it under --dry-run.
+change() {
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
+  else
+    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
+    "$@"
+  fi
+}
 # ---- The privilege model (README, "Security model"). Root acts by path only inside a
 # ---- directory that no other user can change: every directory from / down to it is a
 # ---- real directory owned by root and writable by nobody else, and every symbolic link

@@ -67,6 +67,17 @@ PATRONI_SCRIPTS_ONLY=0
 step_preflight() {
   STEP=preflight
   need_root
+  # Step 1 of CHANGE.md (users, paths, configuration, keys and requests) needs no
+  # PostgreSQL: a new Patroni member has no data directory yet.
+  if [ "${#SELECTED[@]}" -gt 0 ] && ! selected_need_server; then
+    [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
+    command -v openssl >/dev/null || die "openssl not found: install it"
+    getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
+    if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
+    say "database host $HOST_NAME, steps ${SELECTED[*]}: PostgreSQL is not needed for them"
+    return
+  fi
+  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist: start Patroni first (CHANGE.md step 1: --patroni-scripts, merge patroni/patroni.yml, start Patroni)"
   [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
   [ -x "$PG_BIN/pg_ctl" ] || die "$PG_BIN/pg_ctl not found: set postgres.bin_directory in the policy"
   [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
@@ -458,6 +469,14 @@ step_restart() {
 STEPS=(patroni-scripts os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server archive restart)
 SELECTED=()
 selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+# Whether a selected step needs the running server.
+selected_need_server() {
+  local step
+  for step in data-directory sql password pg_hba archive restart; do
+    if [[ " ${SELECTED[*]} " == *" $step "* ]]; then return 0; fi
+  done
+  return 1
+}
 
 main() {
   while [ $# -gt 0 ]; do
