@@ -23,7 +23,7 @@ RH_NET=10.213.14
 
 rh_packages() {
   local missing=() p
-  for p in etcd-server patroni postgresql-15 pgbackrest openssl; do
+  for p in etcd-server patroni postgresql-15 pgbackrest openssl iproute2 util-linux; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
@@ -400,7 +400,8 @@ clusters:
         - "host all $RH_OWNER $RH_NET.0/24 scram-sha-256"
         - "host replication replicator $RH_NET.0/24 scram-sha-256"
 YAML
-  register_cluster "$RH_CLUSTER"
+  # Nothing to register: every file the artifacts write is inside a host (hosts.sh), and
+  # every process the lab or apply.sh starts there is stopped by hosts_cleanup.
   step generate "$PGBR" generate "$D/policy.yaml" --out "$D/out" || return
   RH_TREE="$D/out/$RH_CLUSTER"
   for h in repo db1 db2; do
@@ -601,7 +602,6 @@ rh_proofs() {
   on_host db1 install -d -o "$RH_OWNER" -g "$RH_OWNER" -m 0750 /var/lib/postgresql/restore
   step pitr-restore rh_owner db1 --log-level-console=info --pg1-path=/var/lib/postgresql/restore \
     --type=time "--target=$t_after" --target-action=promote --target-timeline=latest restore || return
-  register_pgdata /usr/lib/postgresql/15/bin "$(host_path db1 /var/lib/postgresql/restore)"
   step pitr-start on_host db1 runuser -u "$RH_OWNER" -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/restore \
     -l /var/lib/postgresql/restore.log -w -t 120 \
     -o "-c port=5499 -c listen_addresses='' -c unix_socket_directories=/run/postgresql -c archive_mode=off -c primary_conninfo='' -c hba_file=/var/lib/postgresql/restore/pg_hba.conf -c ident_file=/var/lib/postgresql/restore/pg_ident.conf" start || return
