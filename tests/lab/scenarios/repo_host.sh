@@ -434,6 +434,12 @@ YAML
   step apply-repo rh_apply repo --start-tls-server || return
   step apply-archive-db1 rh_apply db1 --step archive || return
   for h in repo db1 db2; do step "verify-$h" on_host "$h" "/srv/pgbr-deploy/$h/shell/verify.sh"; done
+  # Drift, host by host: clean after apply; a configuration made world-readable on the
+  # repository host is named (then put back).
+  for h in repo db1 db2; do step "no-drift-$h" on_host "$h" "$PGBR" check "$D/policy.yaml" --deployed --host "$h"; done
+  on_host repo chmod 0644 "$RH_CONFDIR/repository.conf"
+  denied drift-found-on-repo "repository.conf" on_host repo "$PGBR" check "$D/policy.yaml" --deployed --host repo
+  on_host repo chmod 0640 "$RH_CONFDIR/repository.conf"
   return 0
 
 }
