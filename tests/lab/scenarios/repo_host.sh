@@ -629,12 +629,17 @@ rh_must_nots() {
     denied "no-write-in-pgdata-$h" 'Permission denied' on_host "$h" runuser -u "$RH_DBK" -- sh -c "echo x >> '$RH_PGDATA/PG_VERSION'"
     expect "no-repository-on-$h" "the repository's path exists on $h" on_host "$h" test ! -e "$RH_REPO_PATH"
     denied "no-repo-user-on-$h" 'no such user' on_host "$h" id "$RH_RBK"
+    denied "no-owner-key-for-backup-user-$h" 'Permission denied' on_host "$h" runuser -u "$RH_DBK" -- cat "$RH_TLSDIR/client.key"
+    denied "no-server-key-for-owner-$h" 'Permission denied' on_host "$h" runuser -u "$RH_OWNER" -- cat "$RH_TLSDIR/server.key"
+    denied "no-tcp-for-role-$h" 'pg_hba.conf rejects connection|no pg_hba.conf entry' on_host "$h" runuser -u "$RH_DBK" -- \
+      psql -X -h "$h.lab-rh.test" -p "$RH_PORT" -U "$RH_ROLE" -d postgres -c "SELECT 1"
   done
   denied no-owner-write-in-repo 'Permission denied' on_host repo runuser -u "$RH_OWNER" -- touch "$RH_REPO_PATH/lab-probe"
   denied no-owner-write-archive-info 'Permission denied' on_host repo runuser -u "$RH_OWNER" -- \
     sh -c "echo x >> '$RH_REPO_PATH/archive/$RH_STANZA/archive.info'"
   denied no-owner-read-repo 'Permission denied' on_host repo runuser -u "$RH_OWNER" -- ls "$RH_REPO_PATH/backup"
   denied no-db-backup-user-on-repo 'no such user' on_host repo id "$RH_DBK"
+  denied no-repo-client-key-for-owner 'Permission denied' on_host repo runuser -u "$RH_OWNER" -- cat "$RH_TLSDIR/client.key"
 
   # --- nobody but the listed client certificates reaches a TLS server ---
   if ! rh_intruder_cert db1 "$RH_OWNER" || ! rh_intruder_cert repo "$RH_RBK"; then
