@@ -3,7 +3,7 @@
 #
 # repo_host.sh - the dedicated repository host (issue 14) on real servers: three hosts on
 # this machine (tests/lab/lib/hosts.sh: each its own network namespace on a private
-# bridge, names in its /etc/hosts, and its own mount namespace for /etc, /run, /var/log,
+# bridge, names in its /etc/hosts, and its own mount namespace for /etc, /usr/local, /run, /var/log,
 # /var/spool, /home, /srv, /var/lib/{pgbackrest,pgbr-policy,postgresql}): the repository
 # host `repo` (etcd runs there too), and `db1`, `db2` running a Patroni pair (Debian's
 # Patroni 3.0.2, etcd 3.4, PostgreSQL 15). The policy declares the repository on `repo`
@@ -15,8 +15,11 @@
 # a switchover (patronictl); WAL of both timelines in the one repository; a
 # point-in-time restore (as the cluster owner on db1, through the repository host's TLS
 # server) to a moment after the switchover gives exactly the rows written before it;
-# every must-not on every host; apply.sh again changes nothing; rollback.sh in reverse.
+# every must-not on every host (PGDATA, the repository, each TLS key, TCP for the role;
+# each TLS server refuses an unlisted certificate and a client without one); drift per
+# host; apply.sh again changes nothing; rollback.sh in reverse order.
 # PGBR_LAB_REPOHOST_PGBACKREST: 2.59.1 (default, scripts/pgbackrest-vendor) or 2.45.
+# PGBR_LAB_REPOHOST_BY_HAND=1: the same proofs on the shape written by hand (rh_by_hand).
 # Needs: SCENARIO LAB RESULTS LOG PGBR ROOT (set by tests/lab/run).
 
 RH_NET=10.213.14
