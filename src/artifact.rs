@@ -4,7 +4,7 @@
 //! as soon as it is rendered, from two threads, so a fleet of a thousand clusters is
 //! compared or written without holding the whole tree in memory.
 
-use crate::generators::{self, Generator, Scope};
+use crate::generators::{self, Generator, Hosts, Scope};
 use crate::plan::{ClusterPlan, Plan};
 use crate::render::Renderer;
 use crate::render::structured::{self, Body};
@@ -65,22 +65,59 @@ impl Rendering {
         })
     }
 
-    /// Every file of one cluster.
+    /// Every file of one cluster: once for a single host; for a cluster with a repository
+    /// host, the cluster-level outputs once and the others per host view (`hosts:` in the
+    /// generator files), and no Ansible output (that target does not plan several hosts
+    /// yet: validation warns).
     pub fn cluster(&self, plan: &Plan, cluster: &ClusterPlan) -> Result<Vec<(String, Artifact)>> {
         let header = PlanHeader {
             tool: &plan.tool,
             policy_file: &plan.policy_file,
             policy_sha256: &plan.policy_sha256,
         };
-        // One context per cluster, serialised once, shared by all its files.
+        let mut out = Vec::new();
+        if cluster.hosts.is_empty() {
+            self.render_view(&header, cluster, |o| o.applies_to(cluster), &mut out)?;
+            return Ok(out);
+        }
+        self.render_view(
+            &header,
+            cluster,
+            |o| Ok(o.hosts == Hosts::Cluster && o.applies_to(cluster)?),
+            &mut out,
+        )?;
+        for view in &cluster.hosts {
+            self.render_view(
+                &header,
+                view,
+                |o| {
+                    Ok(o.hosts != Hosts::Cluster
+                        && !o.template.starts_with(crate::render::ANSIBLE_PREFIX)
+                        && o.for_host(view)
+                        && o.applies_to(view)?)
+                },
+                &mut out,
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// The outputs `wanted` of one plan (a cluster, or one host's view of it).
+    fn render_view(
+        &self,
+        header: &PlanHeader<'_>,
+        cluster: &ClusterPlan,
+        wanted: impl Fn(&crate::generators::Output) -> Result<bool>,
+        out: &mut Vec<(String, Artifact)>,
+    ) -> Result<()> {
+        // One context per view, serialised once, shared by all its files.
         let cluster_value = serde_json::to_value(cluster)?;
         let mut context = tera::Context::new();
-        context.insert("plan", &header);
+        context.insert("plan", header);
         context.insert("c", &cluster_value);
-        let mut out = Vec::new();
         for generator in &self.generators {
             for output in generator.outputs.iter().filter(|o| o.scope == Scope::Cluster) {
-                if !output.applies_to(cluster)? {
+                if !wanted(output)? {
                     continue;
                 }
                 if let Some(field) = &output.context {
@@ -105,7 +142,7 @@ impl Rendering {
                 ));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The text of a structured artifact, serialized from the plan's typed values
@@ -170,9 +207,12 @@ impl Rendering {
         let header = TreeHeader {
             tool: &plan.tool,
             policy_file: &plan.policy_file,
+            // A cluster with a repository host has no play (the Ansible target plans one
+            // host per cluster): validation warns.
             clusters: plan
                 .clusters
                 .iter()
+                .filter(|c| c.hosts.is_empty())
                 .map(|c| TreeCluster {
                     name: &c.name,
                     ansible_group: &c.ansible_group,
@@ -180,10 +220,14 @@ impl Rendering {
                 .collect(),
             previous_manifest: &plan.previous_manifest,
         };
+        let ansible = !header.clusters.is_empty();
         let mut context = tera::Context::new();
         context.insert("plan", &header);
         for generator in &self.generators {
             for output in generator.outputs.iter().filter(|o| o.scope == Scope::Tree) {
+                if !ansible && output.template.starts_with(crate::render::ANSIBLE_PREFIX) {
+                    continue;
+                }
                 let text = self.renderer.render(&output.template, &context)?;
                 out.push((
                     output.path.clone(),

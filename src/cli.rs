@@ -177,6 +177,10 @@ pub struct DriftTarget {
     /// it is /, from ROOT/etc/passwd and ROOT/etc/group otherwise)
     #[arg(long, default_value = "/", requires = "deployed", value_name = "ROOT")]
     pub root: PathBuf,
+    /// With --deployed, for a cluster with a repository host: which of its hosts this is
+    /// (the repository host or a member, by name); that host's files are checked
+    #[arg(long, requires = "deployed")]
+    pub host: Option<String>,
     /// The live database (through the cluster's Unix socket, as its owner)
     #[arg(long)]
     pub db: bool,

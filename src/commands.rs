@@ -185,6 +185,16 @@ fn explain(path: &Path, format: Format) -> Result<Outcome> {
         } else {
             out(&markdown)?;
         }
+        if !cluster.hosts.is_empty() {
+            // A repository-host cluster: the repository host's files too.
+            line("")?;
+            let markdown = renderer.render("change/_repository_host.md", &context)?;
+            if output::colour() {
+                out(&for_terminal(&markdown))?;
+            } else {
+                out(&markdown)?;
+            }
+        }
     }
     Ok(Outcome::Success)
 }
@@ -324,7 +334,7 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
         None => Vec::new(),
     };
     let host = if target.deployed {
-        deployed::compare(&plan, &target.root)?
+        deployed::compare(&plan, &target.root, target.host.as_deref())?
     } else {
         Vec::new()
     };

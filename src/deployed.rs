@@ -94,12 +94,71 @@ fn on_root(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
-pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Finding>> {
+/// The plans to check on this host: every single-host cluster's, or with `host`, the view
+/// of that host in every cluster that has it (a cluster with a repository host has one
+/// plan per host, and a host has only its own files).
+fn views<'a>(plan: &'a Plan, host: Option<&str>) -> anyhow::Result<Vec<(&'a ClusterPlan, &'a ClusterPlan)>> {
+    let mut out = Vec::new();
+    for cluster in &plan.clusters {
+        match (host, cluster.hosts.is_empty()) {
+            (None, true) => out.push((cluster, cluster)),
+            (None, false) => anyhow::bail!(
+                "cluster `{}` has a repository host: say which host this is with --host ({})",
+                cluster.name,
+                host_names(cluster)
+            ),
+            (Some(_), true) => {}
+            (Some(name), false) => {
+                if let Some(view) = cluster.host_view(name) {
+                    out.push((cluster, view));
+                }
+            }
+        }
+    }
+    if let Some(name) = host
+        && out.is_empty()
+    {
+        let known: Vec<String> = plan
+            .clusters
+            .iter()
+            .filter(|c| !c.hosts.is_empty())
+            .map(|c| format!("{}: {}", c.name, host_names(c)))
+            .collect();
+        anyhow::bail!(
+            "no cluster of the policy has a host `{name}`{}",
+            if known.is_empty() {
+                " (--host is for clusters with a repository host)".to_owned()
+            } else {
+                format!(" (hosts: {})", known.join("; "))
+            }
+        );
+    }
+    Ok(out)
+}
+
+fn host_names(cluster: &ClusterPlan) -> String {
+    cluster
+        .hosts
+        .iter()
+        .filter_map(|h| h.host.as_ref().map(|v| v.name.clone()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where a plan's files are in the output tree: `<cluster>` or `<cluster>/hosts/<host>`.
+fn artifact_dir(view: &ClusterPlan) -> String {
+    match &view.host {
+        Some(h) => format!("{}/{}", view.name, h.directory),
+        None => view.name.clone(),
+    }
+}
+
+pub fn compare(plan: &Plan, root: &Path, host: Option<&str>) -> anyhow::Result<Vec<Finding>> {
     let ids = Ids::load(root);
     let rendering = Rendering::new()?;
     let mut out = Vec::new();
-    for cluster in &plan.clusters {
-        let tree: Tree = rendering.cluster(plan, cluster)?.into_iter().collect();
+    for (whole, cluster) in views(plan, host)? {
+        let tree: Tree = rendering.cluster(plan, whole)?.into_iter().collect();
         let tree = &tree;
         let mut finding = |item: &str, problem: &str, expected: String, found: String| {
             out.push(Finding {
@@ -124,6 +183,10 @@ pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Finding>> {
                 &ids,
                 &mut finding,
             );
+        }
+        if cluster.host_role == "repository" {
+            // No PostgreSQL on the repository host.
+            continue;
         }
         managed_blocks(cluster, tree, root, &mut finding);
         let rule = &cluster.datadir;
@@ -163,7 +226,7 @@ fn installed_files(
     root: &Path,
     finding: &mut impl FnMut(&str, &str, String, String),
 ) {
-    let name = &cluster.name;
+    let name = artifact_dir(cluster);
     // The plan's one list (src/plan/host.rs), the one apply.sh installs and verify.sh checks.
     let files = cluster
         .installed_files
@@ -271,7 +334,7 @@ fn managed_blocks(
         } else {
             configured.clone()
         };
-        let Some(expected) = tree.get(&format!("{}/{snippet}", cluster.name)) else {
+        let Some(expected) = tree.get(&format!("{}/{snippet}", artifact_dir(cluster))) else {
             continue;
         };
         // The live files lie in a directory the cluster owner can write (PGDATA, or

@@ -43,6 +43,22 @@ pub struct Output {
     /// rendered once for the whole policy with `plan` only (e.g. an Ansible playbook).
     #[serde(default)]
     pub scope: Scope,
+    /// For a cluster with a repository host (issue 14), which hosts get this output in
+    /// `{cluster}/hosts/<host>/`: `all` (default), `database` (the members),
+    /// `repository` (the repository host), or `cluster` (once, in `{cluster}/`). A
+    /// single-host cluster renders every output that `when` allows, once.
+    #[serde(default)]
+    pub hosts: Hosts,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hosts {
+    #[default]
+    All,
+    Database,
+    Repository,
+    Cluster,
 }
 
 /// When an output exists for a cluster.
@@ -69,6 +85,10 @@ pub enum When {
     JobVerify,
     /// The policy schedules at least one job.
     HasSchedule,
+    /// The cluster's repository lives on a repository host.
+    RepositoryHost,
+    /// The repository is on the database host (today's layout).
+    SingleHost,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -101,12 +121,31 @@ impl Output {
             When::JobIncr => cluster.job_incr.is_some(),
             When::JobVerify => cluster.job_verify.is_some(),
             When::HasSchedule => !cluster.schedule.jobs.is_empty(),
+            When::RepositoryHost => cluster.topology.is_some(),
+            When::SingleHost => cluster.topology.is_none(),
         })
     }
 
+    /// Whether a host view gets this output (`hosts:`).
+    pub fn for_host(&self, view: &ClusterPlan) -> bool {
+        let role = view.host.as_ref().map(|h| h.role).unwrap_or("");
+        match self.hosts {
+            Hosts::All => true,
+            Hosts::Database => role == "database",
+            Hosts::Repository => role == "repository",
+            Hosts::Cluster => false,
+        }
+    }
+
+    /// The output's path; a host view's files go to `{cluster}/hosts/<host>/`.
     pub fn path_for(&self, cluster: &ClusterPlan) -> String {
+        let base = match &cluster.host {
+            Some(h) => format!("{}/{}", cluster.name, h.directory),
+            None => cluster.name.clone(),
+        };
         self.path
-            .replace("{cluster}", &cluster.name)
+            .replace("{cluster}", &base)
+            .replace("{files.repository_config}", &cluster.files.repository_config)
             .replace("{unit}", &cluster.systemd.unit_name)
             .replace("{tmpfiles}", cluster.files.tmpfiles.trim_start_matches("systemd/"))
     }

@@ -15,6 +15,7 @@ pub mod pgbackrest;
 pub mod repository;
 mod sandbox;
 pub mod schedule;
+pub mod topology;
 
 use crate::catalog::{self, Command};
 use crate::policy::{Auth, Cluster, PasswordSource, Policy};
@@ -133,6 +134,29 @@ pub struct ClusterPlan {
     /// What changes on the host since the tree this one was generated over (since.rs);
     /// `None` when there was none.
     pub since_last: Option<Vec<String>>,
+    /// Set when the repository lives on a dedicated repository host: the hosts, their
+    /// certificates and the order of steps across them (cluster level and every view).
+    pub topology: Option<topology::TopologyPlan>,
+    /// Set on a per-host view of such a cluster: which host this plan is for. The
+    /// host-varying fields (paths, installed files, configurations, TLS, systemd) are
+    /// that host's.
+    pub host: Option<topology::HostView>,
+    /// `single` (today's layout), `repository` or `database` (a host view), `cluster`
+    /// (the cluster-level plan of a repository-host cluster): what templates branch on.
+    pub host_role: &'static str,
+    /// On the cluster-level plan of such a cluster: one view per host, the repository
+    /// host first, then the members in the policy's order. Empty for a single host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<ClusterPlan>,
+}
+
+impl ClusterPlan {
+    /// The view of one host of a repository-host cluster.
+    pub fn host_view(&self, name: &str) -> Option<&ClusterPlan> {
+        self.hosts
+            .iter()
+            .find(|h| h.host.as_ref().is_some_and(|v| v.name == name))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -272,6 +296,9 @@ pub struct SystemdPlan {
 pub struct ArchivePlan {
     pub managed: bool,
     pub command: String,
+    /// restore_command for replicas (a repository-host cluster's members: WAL from the
+    /// one repository); empty for a single host.
+    pub restore_command: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -291,11 +318,18 @@ pub fn build(policy: &Policy) -> Plan {
         policy_file: policy.source_name.clone(),
         policy_sha256: policy.source_sha256.clone(),
         previous_manifest: Vec::new(),
-        clusters: policy.clusters.iter().map(plan_cluster).collect(),
+        clusters: policy.clusters.iter().map(plan_any).collect(),
     }
 }
 
-fn plan_cluster(c: &Cluster) -> ClusterPlan {
+fn plan_any(c: &Cluster) -> ClusterPlan {
+    match &c.topology {
+        None => plan_cluster(c),
+        Some(t) => topology::plan(c, t),
+    }
+}
+
+pub(crate) fn plan_cluster(c: &Cluster) -> ClusterPlan {
     let major = c.postgres.major;
     let privileges = catalog::privileges(major, &c.pgbackrest.commands);
     let functions = privileges
@@ -339,7 +373,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));
     }
-    let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls));
+    let systemd = files::systemd_plan(c, &paths, sandbox::plan(c, &tls, false));
     let mut warnings = Vec::new();
     if c.postgres.major.get() >= 16
         && c.pgbackrest
@@ -462,6 +496,7 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         archive: ArchivePlan {
             managed: c.archive_managed,
             command: pgbackrest::archive_command(c, s3.as_ref()),
+            restore_command: String::new(),
         },
         backup_config_args: pgbackrest::config_args(
             c.pgbackrest.repository_config.as_str(),
@@ -484,6 +519,10 @@ fn plan_cluster(c: &Cluster) -> ClusterPlan {
         job_verify,
         change: change::plan(c),
         since_last: None,
+        topology: None,
+        host: None,
+        host_role: "single",
+        hosts: Vec::new(),
     }
 }
 

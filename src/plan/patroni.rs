@@ -118,6 +118,15 @@ pub struct Dcs {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DcsPostgresql {
     pub parameters: ArchiveParameters,
+    /// restore_command for every member (a repository-host cluster: replicas fetch WAL
+    /// from the one repository). Patroni keeps recovery settings out of `parameters`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_conf: Option<RecoveryConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecoveryConf {
+    pub restore_command: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -179,6 +188,7 @@ pub fn fragment(c: &ClusterPlan, p: &PatroniPlan, hba_block: &str, ident_block: 
                         archive_mode: "on",
                         archive_command: None,
                     },
+                    recovery_conf: None,
                 },
             }),
             pg_hba: pg_hba.clone(),
@@ -199,6 +209,9 @@ pub fn dynamic_config(c: &ClusterPlan) -> Option<DynamicConfig> {
                 archive_mode: "on",
                 archive_command: Some(c.archive.command.clone()),
             },
+            recovery_conf: (!c.archive.restore_command.is_empty()).then(|| RecoveryConf {
+                restore_command: c.archive.restore_command.clone(),
+            }),
         },
     })
 }

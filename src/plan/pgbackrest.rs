@@ -31,8 +31,9 @@ pub struct ConfigSection {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigOption {
-    /// An option name of pgBackRest's, a constant of this module.
-    pub key: &'static str,
+    /// An option name of pgBackRest's: a constant of this module, or `pgN-…` built for
+    /// the N-th member of a repository-host cluster.
+    pub key: std::borrow::Cow<'static, str>,
     pub value: String,
 }
 
@@ -80,9 +81,9 @@ fn with_options(mut planned: Vec<ConfigOption>, c: &Cluster, side: OptionSide) -
     planned
 }
 
-fn opt(key: &'static str, value: impl ToString) -> ConfigOption {
+pub(crate) fn opt(key: impl Into<std::borrow::Cow<'static, str>>, value: impl ToString) -> ConfigOption {
     ConfigOption {
-        key,
+        key: key.into(),
         value: value.to_string(),
     }
 }
@@ -127,7 +128,7 @@ pub fn tls_plan(c: &Cluster) -> TlsPlan {
     }
 }
 
-fn pg_options(c: &Cluster, with_user: bool) -> Vec<ConfigOption> {
+pub(crate) fn pg_options(c: &Cluster, with_user: bool) -> Vec<ConfigOption> {
     let mut options = vec![
         opt("pg1-path", &c.postgres.data_directory),
         opt("pg1-socket-path", &c.postgres.socket_directory),
@@ -296,4 +297,13 @@ pub fn config_args(config: &str, key_dir: Option<&str>) -> String {
         Some(dir) => format!("--config={config} --config-include-path={dir}"),
         None => format!("--config={config}"),
     }
+}
+
+/// restore_command for a member of a repository-host cluster: archive-get from the one
+/// repository through its TLS server (`%p` quoted as PostgreSQL's documentation does).
+pub fn restore_command(c: &Cluster) -> String {
+    format!(
+        "{} --config={} --stanza={} archive-get %f \"%p\"",
+        c.pgbackrest.binary, c.pgbackrest.database_config, c.pgbackrest.stanza
+    )
 }

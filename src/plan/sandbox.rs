@@ -92,16 +92,24 @@ fn depth(path: &str) -> usize {
     path.split('/').filter(|part| !part.is_empty()).count()
 }
 
-pub fn plan(c: &Cluster, tls: &TlsPlan) -> SandboxPlan {
+/// `on_database_host`: the server of a database host in a repository-host cluster
+/// (issue 14). It serves no repository but the data directory, which it must read (the
+/// repository host's backup reads PGDATA through it): the data directory stays in view,
+/// read-only like the rest; the backup user's home, the state, the TLS directory (the
+/// cluster owner's client key) stay hidden.
+pub fn plan(c: &Cluster, tls: &TlsPlan, on_database_host: bool) -> SandboxPlan {
     let pb = &c.pgbackrest;
     let tls_dir = &pb.tls_directory;
-    let exposed = vec![
-        Exposed {
+    let mut exposed = Vec::new();
+    if !on_database_host {
+        exposed.push(Exposed {
             path: pb.repository.clone(),
             writable: true,
             required: true,
             reason: "the repository: what the server serves".into(),
-        },
+        });
+    }
+    exposed.extend([
         Exposed {
             path: pb.backup_user_lock.clone(),
             writable: true,
@@ -138,8 +146,7 @@ pub fn plan(c: &Cluster, tls: &TlsPlan) -> SandboxPlan {
             required: true,
             reason: "tls-server-key-file".into(),
         },
-    ];
-    let mut exposed = exposed;
+    ]);
     if let Some(cipher) = super::pgbackrest::cipher_plan(c) {
         exposed.push(Exposed {
             path: abs(&cipher.include_path),
@@ -148,7 +155,7 @@ pub fn plan(c: &Cluster, tls: &TlsPlan) -> SandboxPlan {
             reason: "the repository's passphrase (repo1-host-config-include-path): the server's remotes read it".into(),
         });
     }
-    let hidden_candidates = vec![
+    let mut hidden_candidates = vec![
         Hidden {
             path: abs("/tmp"),
             private: true,
@@ -186,12 +193,6 @@ pub fn plan(c: &Cluster, tls: &TlsPlan) -> SandboxPlan {
             reason: "the backup user's home (.pgpass, ~/.ssh)".into(),
         },
         Hidden {
-            path: c.postgres.data_directory.clone(),
-            private: false,
-            home: false,
-            reason: "the data directory".into(),
-        },
-        Hidden {
             path: abs(STATE_ROOT),
             private: false,
             home: false,
@@ -218,6 +219,18 @@ pub fn plan(c: &Cluster, tls: &TlsPlan) -> SandboxPlan {
         },
     ];
 
+    // On a repository host (a repository-host cluster's) there is no data directory.
+    if !on_database_host && c.topology.is_none() {
+        hidden_candidates.insert(
+            6,
+            Hidden {
+                path: c.postgres.data_directory.clone(),
+                private: false,
+                home: false,
+                reason: "the data directory".into(),
+            },
+        );
+    }
     let mut mounts: Vec<SandboxMount> = Vec::new();
     let mut unhidden = Vec::new();
     let mut protect_home = "yes";

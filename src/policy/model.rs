@@ -32,6 +32,10 @@ pub struct Cluster {
     /// The scheduled jobs, in the order full, diff, incr, verify (kinds set to `none`
     /// are left out).
     pub schedule: Vec<ScheduledJob>,
+    /// `Some` when the repository lives on a dedicated repository host
+    /// (`pgbackrest.repository` names a declared repository with a `host`) and the
+    /// cluster lists its database hosts (`members`). `None`: today's single host.
+    pub topology: Option<Topology>,
 }
 
 /// Object storage reached with two scoped keys (README, "Object storage").
@@ -93,6 +97,44 @@ impl JobKind {
 pub struct ScheduledJob {
     pub kind: JobKind,
     pub calendar: String,
+}
+
+/// A dedicated repository host shared by every member of a cluster (TLS both ways).
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub repository: RepositoryHost,
+    /// The database hosts, in the policy's order (pg1, pg2, … on the repository host).
+    pub members: Vec<Member>,
+}
+
+/// A `type: posix` repository on its own host (`repositories[]` with `host`).
+#[derive(Debug, Clone)]
+pub struct RepositoryHost {
+    /// The repository's name in the policy.
+    pub name: ClusterName,
+    /// The host's name: its directory in the output tree and part of certificate names.
+    pub host: ClusterName,
+    /// What the database hosts connect to, where its TLS server listens, and what its
+    /// server certificate names.
+    pub address: HostName,
+    pub tls_port: u16,
+    /// `repo1-path` on the repository host.
+    pub path: AbsPath,
+    pub backup_user: BackupUser,
+    pub lock: AbsPath,
+    pub log: AbsPath,
+    /// The site CA's directory on the host that signs the certificates.
+    pub ca_directory: AbsPath,
+}
+
+/// One database host (a Patroni member).
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: ClusterName,
+    /// Where the repository host's TLS client reaches this host's `pgbackrest server`
+    /// (also its listening address and its server certificate's name).
+    pub address: HostName,
+    pub tls_port: u16,
 }
 
 #[derive(Debug, Clone)]

@@ -46,7 +46,7 @@ pub struct PolicyFile {
     pub version: S<u32>,
     #[serde(default)]
     pub defaults: Option<ClusterSpec>,
-    /// Repositories that clusters refer to by name (`pgbackrest.repository: <name>`).
+    /// Repositories declared once and named by clusters (`pgbackrest.repository: NAME`).
     #[serde(default)]
     pub repositories: Option<S<Vec<RepositorySpec>>>,
     pub clusters: S<Vec<ClusterSpec>>,
@@ -54,7 +54,7 @@ pub struct PolicyFile {
 
 /// A declared repository. `type: s3` (issue 15) is object storage reached with two
 /// scoped keys; `type: posix` (the default) with a `host:` is a dedicated repository host
-/// (issue 14, another branch). Fields of the other type are refused by validation.
+/// (issue 14). Fields of the other type are refused by validation.
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepositorySpec {
@@ -65,6 +65,17 @@ pub struct RepositorySpec {
     pub credentials: Option<CredentialsSpec>,
     pub object_lock: Option<ObjectLockSpec>,
     pub versioning: Option<S<bool>>,
+    /// posix: the repository host (its name in the output tree, the address the database
+    /// hosts reach, its TLS port).
+    pub host: Option<RepositoryHostSpec>,
+    /// posix: `repo1-path` on the repository host.
+    pub path: Option<S<String>>,
+    /// posix: the OS user that owns the repository and runs its TLS server.
+    pub backup_user: Option<BackupUserSpec>,
+    pub lock: Option<S<String>>,
+    pub log: Option<S<String>>,
+    /// Where the site CA (ca.key, ca.crt) lives on the host that signs certificates.
+    pub ca_directory: Option<S<String>>,
 }
 
 /// Where the bucket is and how pgBackRest reaches it (`repo1-s3-*`).
@@ -103,6 +114,24 @@ pub struct ObjectLockSpec {
 
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RepositoryHostSpec {
+    pub name: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub tls_port: Option<S<u32>>,
+}
+
+/// A database host of a cluster (a Patroni member): where the repository host's TLS
+/// client reaches that host's `pgbackrest server`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    pub name: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub tls_port: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     pub name: Option<S<String>>,
     pub postgres: Option<PostgresSpec>,
@@ -113,6 +142,8 @@ pub struct ClusterSpec {
     pub patroni: Option<PatroniSpec>,
     pub ansible: Option<AnsibleSpec>,
     pub schedule: Option<ScheduleSpec>,
+    /// The database hosts, with a repository on a repository host.
+    pub members: Option<S<Vec<MemberSpec>>>,
 }
 
 /// When backups and `pgbackrest verify` run: systemd calendar expressions (`OnCalendar=`),
@@ -365,6 +396,7 @@ impl ClusterSpec {
             patroni: self.patroni.merged_over(&defaults.patroni),
             ansible: self.ansible.merged_over(&defaults.ansible),
             schedule: self.schedule.merged_over(&defaults.schedule),
+            members: self.members.merged_over(&defaults.members),
         }
     }
 }

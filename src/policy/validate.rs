@@ -50,7 +50,7 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
             "a name cannot be shared: give each cluster its own `name`",
         );
     }
-    let repositories = repository::resolve(file.repositories.as_ref(), out);
+    let repositories = repository::resolve_all(file.repositories.as_ref(), out);
     let clusters_at = at(&file.clusters);
     let mut clusters = Vec::new();
     // Beside each resolved cluster: its index in the file and where its name is written.
@@ -64,6 +64,7 @@ pub fn resolve(file: raw::PolicyFile, source_name: &str, out: &mut Collector<'_>
         }
     }
     check_unique(&clusters, &places, out);
+    check_one_cluster_per_repository_host(&clusters, &repositories, out);
     if out.has_errors() {
         return None;
     }
@@ -94,6 +95,31 @@ fn check_unique(clusters: &[Cluster], places: &[(usize, Option<(usize, usize)>)]
             );
         } else {
             seen.insert(&a.name, (i, name_at));
+        }
+    }
+}
+
+/// v1: one cluster per repository host (each cluster's TLS server there has its own
+/// port, configuration and unit; a shared server listing several stanzas is not planned
+/// yet).
+fn check_one_cluster_per_repository_host(
+    clusters: &[Cluster],
+    repositories: &std::collections::BTreeMap<String, repository::Declared>,
+    out: &mut Collector<'_>,
+) {
+    let mut seen: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for c in clusters {
+        let Some(t) = &c.topology else { continue };
+        if let Some(first) = seen.insert(t.repository.name.as_str(), c.name.as_str()) {
+            let where_ = repositories.get(t.repository.name.as_str()).and_then(|d| d.at);
+            out.error(
+                where_,
+                &format!("clusters[{}].pgbackrest.repository", c.name),
+                format!(
+                    "the repository `{}` on host `{}` is named by clusters `{first}` and `{}`: this pgbr-policy plans one cluster per repository host (declare a repository per cluster)",
+                    t.repository.name, t.repository.host, c.name
+                ),
+            );
         }
     }
 }
@@ -131,7 +157,8 @@ fn resolve_cluster(
     {
         match repositories.get(&r.value) {
             Some(declared) => {
-                s3_ok = declared.s3.is_some();
+                // An entry with errors (both None) was reported where it is declared.
+                s3_ok = declared.s3.is_some() || declared.host.is_some();
                 s3 = declared.s3.clone();
             }
             None => {
@@ -141,14 +168,25 @@ fn resolve_cluster(
                     at(&r),
                     &path,
                     if known.is_empty() {
-                        format!("`{}` is neither an absolute path nor the name of a repository declared under `repositories:` (none is)", super::names::printable(&r.value))
+                        format!("`{}` is neither an absolute path nor the name of a declared repository (no repository is declared under `repositories`)", super::names::printable(&r.value))
                     } else {
-                        format!("`{}` is neither an absolute path nor the name of a repository declared under `repositories:` ({})", super::names::printable(&r.value), known.join(", "))
+                        format!("`{}` is neither an absolute path nor the name of a declared repository (declared: {})", super::names::printable(&r.value), known.join(", "))
                     },
                 );
                 s3_ok = false;
             }
         }
+    }
+    // A declared posix repository (on a repository host) goes to the topology.
+    let named_repository = match &pb_spec.repository {
+        Some(r) if !r.value.starts_with('/') => Some(r.clone()).filter(|r| {
+            repositories
+                .get(r.value.as_str())
+                .is_some_and(|d| d.s3.is_none() && d.host.is_some())
+        }),
+        _ => None,
+    };
+    if pb_spec.repository.as_ref().is_some_and(|r| !r.value.starts_with('/')) {
         pb_spec.repository = None;
     }
     let cluster_str = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
@@ -184,7 +222,17 @@ fn resolve_cluster(
     );
     let schedule = super::resolve::schedule::resolve(&mut f, spec.schedule.as_ref());
 
-    let cluster = Cluster {
+    let topology = resolve_topology(
+        &mut f,
+        named_repository.as_ref(),
+        // An unknown repository name is reported above: no second error for `members`.
+        spec.members.as_ref().filter(|_| s3_ok),
+        repositories,
+        &pb_spec,
+        patroni.is_some(),
+        pb.tls_port(),
+    );
+    let mut cluster = Cluster {
         name: name?,
         postgres: pg.finish()?,
         backup_user: bu.finish()?,
@@ -195,13 +243,150 @@ fn resolve_cluster(
         s3,
         ansible_group: ansible_group?,
         schedule: schedule?,
+        topology: None,
     };
     if !s3_ok {
         return None;
     }
+    if let Some(topology) = topology.ok()? {
+        if let Some(version) = cluster.pgbackrest.version
+            && version < Version::IP_SAN
+        {
+            let repository_ip = topology.repository.address.as_str().parse::<std::net::IpAddr>().is_ok();
+            let member_ip = topology
+                .members
+                .iter()
+                .find(|m| m.address.as_str().parse::<std::net::IpAddr>().is_ok());
+            if repository_ip || member_ip.is_some() {
+                let path = f.path("members");
+                let which = member_ip
+                    .map(|m| format!("member `{}`'s address `{}`", m.name, m.address))
+                    .unwrap_or_else(|| format!("the repository host's address `{}`", topology.repository.address));
+                f.out.error(
+                    spec.members.as_ref().and_then(at),
+                    &path,
+                    format!("{which} is an IP address, and pgBackRest {version} cannot match one against a certificate (from {}): give the hosts DNS names", Version::IP_SAN),
+                );
+                return None;
+            }
+        }
+        let path = f.path("members");
+        f.out.warning(
+            spec.members.as_ref().and_then(at),
+            &path,
+            "the Ansible target does not plan several hosts yet: no play is generated for this cluster; run each host's hosts/<host>/shell/apply.sh in the order of its CHANGE.md",
+        );
+        // What the repository-host plan does not carry yet: refused (or, for the
+        // schedule, said), never dropped silently.
+        if !cluster.pgbackrest.options.is_empty() || cluster.pgbackrest.cipher_passphrase_file.is_some() {
+            let path = f.path("pgbackrest.options");
+            let where_ = pb_spec.options.as_ref().and_then(at).or(f.cluster_at);
+            f.out.error(where_, &path, "pass-through options and repository encryption are not supported with a repository host yet: remove them (the repository host's configuration would not carry them)");
+            return None;
+        }
+        if !cluster.schedule.is_empty() {
+            let path = f.path("schedule");
+            f.out.warning(
+                spec.schedule.as_ref().and(f.cluster_at),
+                &path,
+                "scheduled backups are not generated for a repository-host cluster yet: schedule `pgbackrest backup` on the repository host as its backup user, with its repository.conf",
+            );
+        }
+        cluster.pgbackrest.repository = topology.repository.path.clone();
+        cluster.topology = Some(topology);
+    }
     check_combinations(&mut f, &cluster, &bu_spec, &pb_spec);
     places::check(&mut f, &cluster, &locations);
     Some(cluster)
+}
+
+/// What a named repository and `members` make of the cluster: `Ok(None)` for today's
+/// single host, `Err(())` after an error (reported).
+fn resolve_topology(
+    f: &mut Fields<'_, '_>,
+    named: Option<&S<String>>,
+    members: Option<&S<Vec<raw::MemberSpec>>>,
+    repositories: &std::collections::BTreeMap<String, repository::Declared>,
+    pb: &raw::PgbackrestSpec,
+    patroni: bool,
+    tls_port: Option<u16>,
+) -> Result<Option<Topology>, ()> {
+    let host = match named {
+        None => None,
+        Some(r) => match repositories.get(r.value.as_str()) {
+            None => {
+                let path = f.path("pgbackrest.repository");
+                let declared: Vec<&str> = repositories.keys().map(String::as_str).collect();
+                let known = if declared.is_empty() {
+                    "no repository is declared under `repositories`".to_owned()
+                } else {
+                    format!("declared: {}", declared.join(", "))
+                };
+                f.out.error(
+                    at(r),
+                    &path,
+                    format!(
+                        "`{}` is neither an absolute path nor the name of a declared repository ({known})",
+                        crate::policy::names::printable(&r.value)
+                    ),
+                );
+                return Err(());
+            }
+            // Its own errors are already reported.
+            Some(d) => Some(d.host.clone().ok_or(())?),
+        },
+    };
+    match (host, members) {
+        (None, None) => Ok(None),
+        (Some(repo), None) => {
+            let path = f.path("members");
+            let where_ = named.and_then(at);
+            f.out.error(
+                where_,
+                &path,
+                format!(
+                    "is required: the repository `{}` lives on host `{}`; list the database hosts (name, address) under `members`",
+                    repo.name, repo.host
+                ),
+            );
+            Err(())
+        }
+        (None, Some(m)) => {
+            let path = f.path("members");
+            f.out.error(at(m), &path, "members need a repository on a repository host: declare one under `repositories` (type posix, with `host`) and name it in `pgbackrest.repository`");
+            Err(())
+        }
+        (Some(repo), Some(list)) => {
+            let mut ok = true;
+            if list.value.len() > 1 && !patroni {
+                let path = f.path("members");
+                f.out.error(at(list), &path, "several members need Patroni (`patroni.enabled: true`): it decides which one is the primary and carries the archive settings to all of them");
+                ok = false;
+            }
+            if let Some(addr) = pb.tls.as_ref().and_then(|t| t.address.as_ref()) {
+                let path = f.path("pgbackrest.tls.address");
+                f.out.error(at(addr), &path, "with `members`, each database host's TLS server listens on that member's `address`: remove `pgbackrest.tls.address`");
+                ok = false;
+            }
+            let members = repository::members(f, list, tls_port.unwrap_or(8432), Some(&repo.host));
+            let standby = pb
+                .commands
+                .as_ref()
+                .and_then(|c| c.value.iter().find(|v| v.value == "backup-standby"));
+            if let (Some(cmd), 1) = (standby, list.value.len()) {
+                let path = f.path("pgbackrest.commands");
+                f.out.error(at(cmd), &path, "backup-standby copies the files from a standby, and this cluster lists one member: every backup would fail (list the standby under `members`, or drop backup-standby)");
+                ok = false;
+            }
+            match (members, ok) {
+                (Some(members), true) => Ok(Some(Topology {
+                    repository: repo,
+                    members,
+                })),
+                _ => Err(()),
+            }
+        }
+    }
 }
 
 fn check_combinations(f: &mut Fields<'_, '_>, c: &Cluster, bu: &raw::BackupUserSpec, pb: &raw::PgbackrestSpec) {

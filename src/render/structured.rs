@@ -106,7 +106,7 @@ pub fn ini(file: &ConfigFile) -> Result<String, Unrepresentable> {
         out.push_str(name);
         out.push_str("]\n");
         for option in &section.options {
-            let key = option.key;
+            let key = &*option.key;
             if key.is_empty()
                 || !key
                     .chars()
@@ -150,7 +150,7 @@ mod tests {
                 ConfigSection {
                     name: "global".into(),
                     options: vec![ConfigOption {
-                        key: "repo1-path",
+                        key: "repo1-path".into(),
                         value: "/var/lib/pgbackrest".into(),
                     }],
                 },
@@ -158,11 +158,11 @@ mod tests {
                     name: "main".into(),
                     options: vec![
                         ConfigOption {
-                            key: "pg1-user",
+                            key: "pg1-user".into(),
                             value: value.into(),
                         },
                         ConfigOption {
-                            key: "pg1-port",
+                            key: "pg1-port".into(),
                             value: "5432".into(),
                         },
                     ],

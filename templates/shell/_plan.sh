@@ -59,7 +59,18 @@ SCHEDULE_CRON={{ c.schedule.cron_file | sh }}
 SCHEDULE_CRON_TARGET={{ c.schedule.cron_target | sh }}
 ARCHIVE_MANAGED={% if c.archive.managed %}1{% else %}0{% endif %}
 ARCHIVE_COMMAND={{ c.archive.command | sh }}
-# The state directory (root's alone): what apply.sh remembers for rollback.sh.
+{% if c.host %}# The host this plan is for: HOST_ROLE is repository (the repository host) or database
+# (a database host) of a repository-host cluster; see the cluster's CHANGE.md for the
+# order of steps across hosts.
+HOST_ROLE={{ c.host_role | sh }}
+HOST_NAME={{ c.host.name | sh }}
+RESTORE_COMMAND={{ c.archive.restore_command | sh }}
+# This host's keys and certificate requests (made here; the site CA signs with ca/sign.sh):
+# kind key cert csr cn owner group.
+TLS_PAIRS=(
+{% for t in c.topology.certificates %}{% if t.host == c.host.name %}  {{ t.kind | sh }} {{ t.key | sh }} {{ t.cert | sh }} {{ t.csr | sh }} {{ t.cn | sh }} {{ t.owner | sh }} {{ t.group | sh }}
+{% endif %}{% endfor %})
+{% endif %}# The state directory (root's alone): what apply.sh remembers for rollback.sh.
 STATE_DIR={{ c.state.directory | sh }}
 STATE_PGDATA_MODE_BEFORE={{ c.state.pgdata_mode_before | sh }}
 STATE_SEARCH_ADDED={{ c.state.search_added | sh }}

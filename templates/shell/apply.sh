@@ -17,6 +17,13 @@
 # the block), archive settings go through `patronictl edit-config` (no ALTER SYSTEM),
 # and restarts through `patronictl restart`. On a replica the database steps (role,
 # stanza, archive settings) are left to the primary.
+{% endif %}{% if c.host %}#
+# Host {{ c.host.name | comment }}: the {% if c.host_role == "repository" %}repository host (its backup user owns the repository and runs the
+# TLS server the database hosts reach; backup, expire and check run here){% else %}database host {{ c.host.address | comment }} (its backup user reads PGDATA and runs the
+# TLS server the repository host's backup reaches; the cluster owner archives to the
+# repository host){% endif %}. The repository lives on
+# {{ c.topology.repository.address | comment }}: run the steps across hosts in the order of {{ c.name | comment }}/CHANGE.md. Work that waits
+# for another host or the site CA is reported as PENDING, and the exit status is then 3.
 {% endif %}set -Eeuo pipefail
 umask 022
 # A command that fails where no step expected it still says where, before the exit.
@@ -28,9 +35,9 @@ Usage: apply.sh [--dry-run] [--restart] [--start-tls-server]{% if c.patroni %} [
 
   --dry-run           show what would change; change nothing
   --step NAME         run only this step (repeatable; preflight always runs), in the
-                      order below: {% if c.patroni %}patroni-scripts {% endif %}os-user ssh-key paths data-directory
-                      configs tls sql password pg_hba tls-server stanza archive schedule
-                      restart
+                      order below: {% if c.host_role == "repository" %}os-user ssh-key paths configs tls tls-server
+                      stanza{% else %}{% if c.patroni %}patroni-scripts {% endif %}os-user ssh-key paths data-directory
+                      configs tls sql password pg_hba tls-server {% if c.host_role != "database" %}stanza {% endif %}archive {% if c.host_role == "single" %}schedule {% endif %}restart{% endif %}
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
@@ -44,7 +51,9 @@ Every step checks before it changes; the last line says "[finish] no change: ...
 "[finish] N change(s) ...". Root acts by path only in directories no other user can
 write; in the data directory and the hba directory it acts as the cluster owner, in the
 backup user's home as the backup user (README, "Security model").
-Exit status: 0 done (see the last lines for a pending restart), 1 failed, 2 usage.
+Exit status: 0 done (see the last lines for a pending restart), 1 failed, 2 usage{% if c.host %},
+3 done here so far, but PENDING work waits for another host or the site CA (the last
+lines say what; run again after it){% endif %}.
 USAGE
 }
 
@@ -57,10 +66,29 @@ RESTART_REASONS=()
 {% if c.patroni %}IS_REPLICA=0
 PATRONI_SCRIPTS_ONLY=0
 {% endif %}
-step_preflight() {
+{% if c.host_role == "repository" %}step_preflight() {
   STEP=preflight
   need_root
-  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
+  [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
+  command -v openssl >/dev/null || die "openssl not found: install it"
+  if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
+  say "repository host $HOST_NAME; pgBackRest: $("$PGBACKREST" version)"
+}
+{% else %}step_preflight() {
+  STEP=preflight
+  need_root
+{% if c.host_role == "database" %}  # Step 1 of CHANGE.md (users, paths, configuration, keys and requests) needs no
+  # PostgreSQL: a new Patroni member has no data directory yet.
+  if [ "${#SELECTED[@]}" -gt 0 ] && ! selected_need_server; then
+    [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest (2.37 or later) first"
+    command -v openssl >/dev/null || die "openssl not found: install it"
+    getent passwd "$PG_OWNER" >/dev/null || die "cluster owner $PG_OWNER does not exist"
+    if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi
+    say "database host $HOST_NAME, steps ${SELECTED[*]}: PostgreSQL is not needed for them"
+    return
+  fi
+  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist{% if c.patroni %}: start Patroni first (CHANGE.md step 1: --patroni-scripts, merge patroni/patroni.yml, start Patroni){% endif %}"
+{% endif %}  [ -d "$PGDATA" ] || die "data directory $PGDATA does not exist"
   [ -x "$PG_BIN/pg_ctl" ] || die "$PG_BIN/pg_ctl not found: set postgres.bin_directory in the policy"
   [ -x "$PGBACKREST" ] || die "$PGBACKREST not found: install pgBackRest ($PGBACKREST_MIN or later) first"
   pgbackrest_version_check
@@ -118,7 +146,7 @@ step_preflight() {
   fi
   say "PostgreSQL $version running on $PGDATA; pgBackRest $PGBACKREST_INSTALLED ($PGBACKREST)"
 }
-
+{% endif %}
 # As root: users and groups (useradd makes the home inside /home or wherever the plan
 # says, a directory root alone can write; ensure_dir checks it in step paths).
 step_os_user() {
@@ -132,7 +160,7 @@ step_os_user() {
     fi
     make_parents "$BACKUP_HOME"
     [ "$DRY_RUN" = 1 ] || root_acts_in "$(dirname -- "$BACKUP_HOME")" "create $BACKUP_HOME"
-    change useradd --system --gid "$BACKUP_GROUP" --groups "$PG_GROUP" --home-dir "$BACKUP_HOME" \
+    change useradd --system --gid "$BACKUP_GROUP" {% if c.host_role != "repository" %}--groups "$PG_GROUP" {% endif %}--home-dir "$BACKUP_HOME" \
       --create-home --shell "$BACKUP_SHELL" --comment "pgBackRest backups (pgbr-policy)" "$BACKUP_USER"
     [ "$DRY_RUN" = 1 ] || { state_dir_ready; : | state_write "$STATE_CREATED_USER"; }
     return
@@ -140,10 +168,12 @@ step_os_user() {
   if [ "$(id -gn "$BACKUP_USER")" != "$BACKUP_GROUP" ]; then
     change usermod --gid "$BACKUP_GROUP" "$BACKUP_USER"
   fi
-  if ! id -nG "$BACKUP_USER" | tr ' ' '\n' | grep -qxF -- "$PG_GROUP"; then
+{% if c.host_role == "repository" %}  say "backup user $BACKUP_USER (group $BACKUP_GROUP; no PostgreSQL here)"
+{% else %}  if ! id -nG "$BACKUP_USER" | tr ' ' '\n' | grep -qxF -- "$PG_GROUP"; then
     change usermod --append --groups "$PG_GROUP" "$BACKUP_USER"
   fi
   say "backup user $BACKUP_USER (group $BACKUP_GROUP, member of $PG_GROUP)"
+{% endif -%}
 }
 
 # As the backup user, in its own home: root never follows a link planted there.
@@ -186,11 +216,12 @@ step_paths() {
       say "would create $path ($owner:$group $mode) once $owner exists"; CHANGES=$((CHANGES + 1)); continue
     fi
     # Debian's package gives the repository to the cluster owner: taken over (below).
-    adopt=""; [ "$path" != "$REPOSITORY" ] || adopt=$PG_OWNER
-    ensure_dir "$path" "$owner" "$group" "$mode" "$adopt"
+{% if c.host_role == "single" %}    adopt=""; [ "$path" != "$REPOSITORY" ] || adopt=$PG_OWNER
+{% else %}    adopt=""
+{% endif %}    ensure_dir "$path" "$owner" "$group" "$mode" "$adopt"
   done
-  repository_handover
-}
+{% if c.host_role == "single" %}  repository_handover
+{% endif %}}
 
 # The repository belongs to the backup user alone (facts.md §3). Entries a previous
 # layout left to the cluster owner (Debian's package) are handed over with `chown -R -P
@@ -281,8 +312,9 @@ step_tls() {
 }
 {% else %}step_tls() {
   STEP=tls
-  tls_material
-}
+{% if c.host %}  tls_signed_material
+{% else %}  tls_material
+{% endif %}}
 {% endif %}
 # A fingerprint of the role's privileges, to tell whether apply.sql changed anything.
 role_fingerprint() {
@@ -426,7 +458,10 @@ $errors"
 {% else %}step_tls_server() {
   STEP=tls-server
   for_installed_files install_file tls-server
-  [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
+{% if c.host %}  if ! tls_server_cert_ready; then
+    pending "the TLS server waits for its certificate $TLS_SERVER_CERT (see step tls)"; return 0
+  fi
+{% endif %}  [ "$DRY_RUN" = 1 ] && { say "would make sure $UNIT_NAME runs and answers server-ping"; return; }
   local restart_server=0
   if [ "$TLS_CHANGED" = 1 ] || [ "${#FILES_CHANGED[@]}" -gt 0 ]; then restart_server=1; fi
   if systemd_running; then
@@ -468,7 +503,21 @@ $errors"
   say "TLS server answers on $TLS_HOST:$TLS_PORT"
 }
 {% endif %}
+
+{% if c.host_role == "repository" %}# On the repository host, as its backup user: stanza-create reaches the members' TLS
+# servers (pg1-host, pg2-host, …) and finds the primary by itself.
 step_stanza() {
+  STEP=stanza
+  if getent passwd "$BACKUP_USER" >/dev/null && as_user "$BACKUP_USER" test -f "$REPOSITORY/backup/$STANZA/backup.info"; then
+    say "stanza $STANZA exists"; return
+  fi
+  if [ "$DRY_RUN" = 0 ] && ! tls_server_cert_ready; then
+    pending "stanza-create waits for this host's certificates (see step tls)"; return 0
+  fi
+  change runuser -u "$BACKUP_USER" -- "$PGBACKREST" --config="$REPO_CONF" --stanza="$STANZA" --log-level-console=warn stanza-create \
+    || die "stanza-create failed: every database host's TLS server must answer first (apply.sh there), with its certificate signed"
+}
+{% elif c.host_role == "single" %}step_stanza() {
   STEP=stanza
 {% if c.patroni %}  [ "$IS_REPLICA" = 0 ] || { say "replica: stanza-create runs on the primary"; return; }
 {% endif %}{% if c.s3 %}  # The backup side creates the stanza: the database-side key may not write archive.info
@@ -484,7 +533,7 @@ step_stanza() {
   fi
   change runuser -u "$PG_OWNER" -- "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --log-level-console=warn stanza-create
 }
-{% endif %}
+{% endif %}{% endif %}
 {% if c.patroni %}# Through Patroni's dynamic configuration (every member): patronictl edit-config applies
 # patroni/dynamic-config.yml; Patroni rewrites postgresql.conf and reloads on its next
 # loop. What the dynamic configuration held before is kept for rollback.sh.
@@ -492,10 +541,14 @@ step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
   [ "$IS_REPLICA" = 0 ] || { say "replica: archive settings come from the dynamic configuration"; return; }
-  local mode command tries=0
+{% if c.host_role == "database" %}  if ! stanza_ready_remote; then
+    pending "$STANZA_WAIT"; return 0
+  fi
+{% endif %}  local mode command tries=0
   mode=$(configured_setting archive_mode)
   command=$(configured_setting archive_command)
-  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }; then
+  if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }{% if c.archive.restore_command %} \
+     || [ "$(dynamic_restore_command)" != "$RESTORE_COMMAND" ]{% endif %}; then
     if [ "$DRY_RUN" = 1 ]; then
       CHANGES=$((CHANGES + 1)); say "would run: patronictl -c $PATRONI_CONFIG edit-config --force --apply $SRC_PATRONI_DYNAMIC_CONFIG (archive_mode=on, archive_command: $ARCHIVE_COMMAND)"
     else
@@ -526,7 +579,10 @@ step_archive() {
 {% else %}step_archive() {
   STEP=archive
   [ "$ARCHIVE_MANAGED" = 1 ] || { say "archive settings are not managed by this policy"; return; }
-  local mode command
+{% if c.host_role == "database" %}  if ! stanza_ready_remote; then
+    pending "$STANZA_WAIT"; return 0
+  fi
+{% endif %}  local mode command
   mode=$(configured_setting archive_mode)
   command=$(configured_setting archive_command)
   if [ "$command" != "$ARCHIVE_COMMAND" ] || { [ "$mode" != on ] && [ "$mode" != always ]; }; then
@@ -597,9 +653,18 @@ step_restart() {
   datadir_fix || die "giving group read in the data directory failed: $DATADIR_ERRORS"
 }
 
-STEPS=({% if c.patroni %}patroni-scripts {% endif %}os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server stanza archive schedule restart)
-SELECTED=()
-selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+{% if c.host_role == "repository" %}STEPS=(os-user ssh-key paths configs tls tls-server stanza)
+{% else %}STEPS=({% if c.patroni %}patroni-scripts {% endif %}os-user ssh-key paths data-directory configs tls sql password pg_hba tls-server {% if c.host_role != "database" %}stanza {% endif %}archive {% if c.host_role == "single" %}schedule {% endif %}restart)
+{% endif %}SELECTED=()
+selected() { [ "${#SELECTED[@]}" = 0 ] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }{% if c.host_role == "database" %}
+# Whether a selected step needs the running server.
+selected_need_server() {
+  local step
+  for step in data-directory sql password pg_hba archive restart; do
+    if [[ " ${SELECTED[*]} " == *" $step "* ]]; then return 0; fi
+  done
+  return 1
+}{% endif %}
 
 main() {
   while [ $# -gt 0 ]; do
@@ -629,19 +694,29 @@ main() {
 {% endif %}  if selected os-user; then step_os_user; fi
   if selected ssh-key; then step_ssh_key; fi
   if selected paths; then step_paths; fi
-  if selected data-directory; then step_pgdata; fi
+{% if c.host_role == "repository" %}  if selected configs; then step_configs; fi
+  if selected tls; then step_tls; fi
+  if selected tls-server; then step_tls_server; fi
+  if selected stanza; then step_stanza; fi
+{% else %}  if selected data-directory; then step_pgdata; fi
   if selected configs; then step_configs; fi
   if selected tls; then step_tls; fi
   if selected sql; then step_sql; fi
   if selected password; then step_password; fi
   if selected pg_hba; then step_hba; fi
   if selected tls-server; then step_tls_server; fi
-  if selected stanza; then step_stanza; fi
-  if selected archive; then step_archive; fi
-  if selected schedule; then step_schedule; fi
-  if selected restart; then step_restart; fi
-  STEP=finish
-  if [ "$CHANGES" = 0 ]; then
+{% if c.host_role != "database" %}  if selected stanza; then step_stanza; fi
+{% endif %}  if selected archive; then step_archive; fi
+{% if c.host_role == "single" %}  if selected schedule; then step_schedule; fi
+{% endif %}  if selected restart; then step_restart; fi
+{% endif %}  STEP=finish
+{% if c.host %}  if [ "${#PENDING[@]}" -gt 0 ]; then
+    say "$CHANGES change(s) made; PENDING (run apply.sh again once done):"
+    local item
+    for item in "${PENDING[@]}"; do printf '    - %s\n' "$item"; done
+    exit 3
+  fi
+{% endif %}  if [ "$CHANGES" = 0 ]; then
     say "no change: the host already matches the plan"
   elif [ "$DRY_RUN" = 1 ]; then
     say "$CHANGES change(s) would be made (dry run: nothing was changed)"

@@ -9,7 +9,10 @@
 # it, and the backup user taken out of the cluster's group.
 #
 # It never deletes the repository (it holds the backups) or the logs, and never removes
-# the backup user unless --remove-user. Safe to re-run.
+# the backup user unless --remove-user. Safe to re-run.{% if c.host %}
+#
+# Host {{ c.host.name | comment }} ({{ c.host_role | comment }}) of a repository-host cluster: roll back the database hosts
+# first, then the repository host (see {{ c.name | comment }}/CHANGE.md).{% endif %}
 {% if c.patroni %}#
 # Patroni manages this cluster: archive settings go back through `patronictl edit-config`,
 # restarts through `patronictl restart`; the pg_hba/pg_ident lines and the callbacks
@@ -202,7 +205,7 @@ step_files() {
   # may name a directory that holds other files, so never a recursive removal.
   if [ -d "$TLS_DIR" ] && [ ! -L "$TLS_DIR" ]; then
     root_acts_in "$TLS_DIR" "remove TLS keys"
-    for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"; do
+    for file in "$TLS_CA_KEY" "$TLS_CA_CERT" "$TLS_SERVER_KEY" "$TLS_SERVER_CERT" "$TLS_CLIENT_KEY" "$TLS_CLIENT_CERT"{% if c.host %} "$TLS_DIR/server.csr" "$TLS_DIR/client.csr"{% endif %}; do
       if [ -e "$file" ] || [ -L "$file" ]; then change rm -f -- "$file"; fi
     done
     if [ -z "$(ls -A -- "$TLS_DIR")" ]; then change rmdir -- "$TLS_DIR"; fi
@@ -218,8 +221,9 @@ step_files() {
   for dir in "$(dirname -- "$REPO_CONF")" "$(dirname -- "$DB_CONF")"; do
     if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -z "$(ls -A -- "$dir")" ]; then change rmdir -- "$dir"; fi
   done
-  say "kept: the repository $REPOSITORY (backups) and the log directories"
-}
+{% if c.host_role == "database" %}  say "kept: the log directories (the repository lives on the repository host)"
+{% else %}  say "kept: the repository $REPOSITORY (backups) and the log directories"
+{% endif %}}
 
 # Group search taken back from the directories apply.sh opened (by the same user that
 # opened them), then the data directory's group access (lib/datadir.sh, as the owner).
@@ -274,9 +278,13 @@ main() {
   done
   STEP=preflight
   need_root
-  server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role and pg_hba validation need it)"
-  step_schedule
-  step_archive
+{% if c.host_role == "repository" %}  # The repository host: no PostgreSQL here. Roll back the database hosts first.
+  step_tls_server
+  step_files
+  step_os_user
+{% else %}  server_running || die "PostgreSQL is not running on $PGDATA: start it first (the role and pg_hba validation need it)"
+{% if c.host_role == "single" %}  step_schedule
+{% endif %}  step_archive
   step_tls_server
   step_hba
   step_sql
@@ -284,7 +292,7 @@ main() {
 {% if c.patroni %}  step_patroni_scripts
 {% endif %}  step_pgdata
   step_os_user
-  STEP=finish
+{% endif %}  STEP=finish
   if [ "${#RESTART_REASONS[@]}" -gt 0 ]; then
     if [ "$RESTART" = 1 ] && [ "$DRY_RUN" = 0 ]; then
 {% if c.patroni %}      patroni_restart

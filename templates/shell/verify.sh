@@ -75,6 +75,13 @@ role_psql() {  # database host-or-socket sql
 sql_verify() { owner_psql "$ROLE_DB" -A -t -f - < "$ARTIFACTS/sql/verify.sql"; }
 unit_active() { systemctl is-active --quiet "$UNIT_NAME"; }
 {% if c.s3 %}key_current() { s3_key_include "$1" | cmp -s -- - "$2"; }
+{% endif %}{% if c.host %}tls_certificates_good() {
+  local i
+  for ((i = 0; i < ${#TLS_PAIRS[@]}; i += 7)); do
+    tls_cert_good "${TLS_PAIRS[i+2]}" "${TLS_PAIRS[i+1]}" "${TLS_PAIRS[i+4]}" || return 1
+    [ -z "$(path_drift "${TLS_PAIRS[i+1]}" "${TLS_PAIRS[i+5]}" "${TLS_PAIRS[i+6]}" 0600)" ] || return 1
+  done
+}
 {% endif %}{% if c.patroni %}block_is_first_live() { block_is_first "$(owner_query "SHOW $1")" "$2"; }
 # "  on_start: /path/hook" (any quoting) in the Patroni configuration.
 names_hook() { grep -rqE -- "^[[:space:]]*[\"']?$1[\"']?:[[:space:]]*[\"']?$PATRONI_HOOK([\"'[:space:]]|\$)" "$PATRONI_CONFIG"; }
@@ -93,9 +100,10 @@ main() {
   echo "== OS user and files"
   check "backup user $BACKUP_USER exists" getent passwd "$BACKUP_USER"
   check "its primary group is $BACKUP_GROUP" primary_group_is "$BACKUP_USER" "$BACKUP_GROUP"
-  check "it is a member of $PG_GROUP (group read on the data directory)" in_group "$BACKUP_USER" "$PG_GROUP"
+{% if c.host_role == "repository" %}  check_not "it is not in the cluster's group $PG_GROUP (no PostgreSQL here)" in_group "$BACKUP_USER" "$PG_GROUP"
+{% else %}  check "it is a member of $PG_GROUP (group read on the data directory)" in_group "$BACKUP_USER" "$PG_GROUP"
   check_not "it is not the cluster owner" [ "$BACKUP_USER" = "$PG_OWNER" ]
-  local i kind path owner group mode
+{% endif %}  local i kind path owner group mode
   for ((i = 0; i < ${#MANAGED_PATHS[@]}; i += 5)); do
     kind=${MANAGED_PATHS[i]} path=${MANAGED_PATHS[i+1]} owner=${MANAGED_PATHS[i+2]} group=${MANAGED_PATHS[i+3]} mode=${MANAGED_PATHS[i+4]}
     check "$path is $owner:$group $mode ($kind)" path_matches "$path" "$owner" "$group" "$mode"
@@ -113,8 +121,23 @@ main() {
   check "pg_ident.conf written by Patroni starts with the block" block_is_first_live ident_file "$ARTIFACTS/hba/pg_ident.conf.snippet"
   if [ "$ARCHIVE_MANAGED" = 1 ]; then
     check "archive_command is the plan's (Patroni's dynamic configuration)" [ "$(configured_setting archive_command 2>/dev/null)" = "$ARCHIVE_COMMAND" ]
+{% if c.archive.restore_command %}    if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()" 2>/dev/null)" = t ]; then
+      check "restore_command is the plan's on this replica (WAL from the one repository)" [ "$(owner_query "SHOW restore_command" 2>/dev/null)" = "$RESTORE_COMMAND" ]
+    fi
+{% endif %}  fi
+{% endif %}{% if c.host_role == "repository" %}
+  echo "== repository and TLS server"
+  check "$REPOSITORY belongs to $BACKUP_USER alone (no file of another user)" nothing_printed find -P "$REPOSITORY" \( ! -user "$BACKUP_USER" -o -perm /0007 \) -print -quit
+  if systemd_running; then
+    for_installed_files verify_installed_file tls-server
+    check "$UNIT_NAME is active" unit_active
   fi
-{% endif %}
+  check "the TLS server answers server-ping on $TLS_HOST:$TLS_PORT" tls_server_ping
+  check "this host's certificates are signed by the site CA and match their keys" tls_certificates_good
+  if [ "$pgbackrest_check" = 1 ]; then
+    check "pgbackrest check as $BACKUP_USER (finds the primary among the members, archiving works)" \
+      pgbackrest_as_backup_user --stanza="$STANZA" --log-level-console=warn check
+  fi{% else %}
   echo "== data directory"
   local parent
   for parent in "${SEARCH_PATHS[@]}"; do
@@ -140,10 +163,12 @@ main() {
   else
     FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "the database-side key must not delete: $probe"
   fi
+{% else %}{% if c.host_role == "database" %}  echo "== TLS server (for the repository host's backup)"
+  check "this host's certificates are signed by the site CA and match their keys" tls_certificates_good
 {% else %}  echo "== repository"
   check_denied "cluster owner $PG_OWNER cannot create a file in the repository" 'Permission denied' can_create "$PG_OWNER" "$REPOSITORY"
   check_not "cluster owner $PG_OWNER cannot enter the repository" as_user "$PG_OWNER" test -x "$REPOSITORY"
-  if systemd_running; then
+{% endif %}  if systemd_running; then
     for_installed_files verify_installed_file tls-server
     check "$UNIT_NAME is active" unit_active
   fi
@@ -188,13 +213,17 @@ main() {
     role_psql "$ROLE_DB" 127.0.0.1 "SELECT 1"
   check_denied "$ROLE_NAME cannot read files with pg_read_file" 'permission denied' \
     role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
-  check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
-    role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
-  if [ "$pgbackrest_check" = 1 ]; then
+{% if c.patroni %}  # A replica is read-only for everyone: sql/verify.sql's privilege check stands there.
+  if [ "$(owner_query "SELECT pg_catalog.pg_is_in_recovery()" 2>/dev/null)" != t ]; then
+  {% endif %}check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
+    role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"{% if c.patroni %}
+  fi{% endif %}
+{% if c.host_role == "database" %}  check "$PG_OWNER reaches the stanza on the repository host with its client certificate (pgbackrest info)" stanza_ready_remote
+{% else %}  if [ "$pgbackrest_check" = 1 ]; then
     check "pgbackrest check as $BACKUP_USER (archiving and backup prerequisites)" \
       pgbackrest_as_backup_user --stanza="$STANZA" --log-level-console=warn check
   fi
-
+{% endif %}{% endif %}
   echo
   if [ "$FAILED" = 0 ]; then
     echo "verify: $PASSED passed, 0 failed"

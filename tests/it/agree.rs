@@ -117,7 +117,7 @@ fn the_data_directory_rule_is_the_same_in_shell_and_in_rust() {
     .collect();
     assert_eq!(shell_says, expected, "the shell rule (lib/datadir.sh)");
 
-    let findings = pgbr_policy::deployed::compare(&plan, Path::new("/")).unwrap();
+    let findings = pgbr_policy::deployed::compare(&plan, Path::new("/"), None).unwrap();
     let data_findings: Vec<_> = findings
         .iter()
         .filter(|f| f.item == data.display().to_string() && f.problem.starts_with("entries of the data directory"))
@@ -135,7 +135,7 @@ fn the_data_directory_rule_is_the_same_in_shell_and_in_rust() {
     // And the shell fix leaves nothing for either to report.
     shell(&lib, "datadir_fix || { echo \"$DATADIR_ERRORS\"; exit 1; }");
     assert!(shell(&lib, "datadir_load_roots; datadir_breaking").is_empty());
-    let findings = pgbr_policy::deployed::compare(&plan, Path::new("/")).unwrap();
+    let findings = pgbr_policy::deployed::compare(&plan, Path::new("/"), None).unwrap();
     assert!(
         !findings
             .iter()

@@ -16,6 +16,7 @@ mod hostile;
 mod lifecycle;
 mod patroni;
 mod postgres;
+mod repohost;
 mod sandbox;
 mod shell;
 mod validation;

@@ -40,6 +40,11 @@ pub struct PgbackrestPart {
 }
 
 impl PgbackrestPart {
+    /// The TLS port, when valid: the default of every member's.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
     pub fn finish(self) -> Option<Pgbackrest> {
         Some(Pgbackrest {
             stanza: self.stanza?,

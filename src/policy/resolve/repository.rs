@@ -1,44 +1,69 @@
-//! The top-level `repositories:` list: repositories that clusters name in
-//! `pgbackrest.repository`. This build resolves `type: s3` (object storage with two scoped
-//! keys); `type: posix` with a `host:` (a dedicated repository host) is refused with a
-//! clear message until that topology is merged.
+//! The top-level `repositories:` list and a cluster's `members:`: repositories that
+//! clusters name in `pgbackrest.repository`. `type: posix` with a `host` lives on a
+//! dedicated repository host (the clusters that name it list their database hosts as
+//! `members`, and the plan gives each host its own artifacts); `type: s3` is object
+//! storage reached with two scoped keys. The `type` field is the discriminator, and the
+//! fields of the other type are refused by name.
 
 use crate::policy::diagnostic::Collector;
 use crate::policy::fields::{Fields, at, string};
-use crate::policy::model::{ObjectLock, S3Repository, UriStyle};
-use crate::policy::names::{AbsPath, printable};
+use crate::policy::model::{Member, ObjectLock, RepositoryHost, S3Repository, UriStyle};
+use crate::policy::names::{AbsPath, ClusterName, HostName, printable};
 use crate::policy::raw::{self, S};
+use crate::policy::resolve::backup_user;
 use std::collections::BTreeMap;
 
-/// A declared repository, by name: `None` when it was invalid (already reported).
+/// A declared repository, as clusters find it by name. Both kinds `None` when the entry
+/// had errors (already reported): a cluster naming it is not reported again.
 pub struct Declared {
+    pub host: Option<RepositoryHost>,
     pub s3: Option<S3Repository>,
+    /// Where `name` was written, for "used by two clusters".
+    pub at: Option<(usize, usize)>,
 }
 
-pub fn resolve(list: Option<&S<Vec<raw::RepositorySpec>>>, out: &mut Collector<'_>) -> BTreeMap<String, Declared> {
-    let mut declared = BTreeMap::new();
-    let Some(list) = list else {
-        return declared;
-    };
-    for (i, spec) in list.value.iter().enumerate() {
-        let repo_at = spec.name.as_ref().and_then(at).or(at(list));
+/// Every declared repository by name. Errors are reported with `repositories[i].field`.
+pub fn resolve_all(list: Option<&S<Vec<raw::RepositorySpec>>>, out: &mut Collector<'_>) -> BTreeMap<String, Declared> {
+    let mut map = BTreeMap::new();
+    let Some(list) = list else { return map };
+    for (index, spec) in list.value.iter().enumerate() {
+        let entry_at = spec.name.as_ref().and_then(at).or(at(list));
         let mut f = Fields {
             out,
-            prefix: format!("repositories[{i}]"),
-            cluster_at: repo_at,
+            prefix: format!("repositories[{index}]"),
+            cluster_at: entry_at,
         };
-        let name = f.parse(string(&spec.name), "name", || None, parse_name);
+        let name = f.parse(string(&spec.name), "name", || None, ClusterName::parse);
         let kind = spec.kind.as_ref().map(|k| k.value.as_str()).unwrap_or("posix");
-        let s3 = match kind {
-            "s3" => resolve_s3(&mut f, spec, name.as_deref().unwrap_or("")),
+        let (host, s3) = match kind {
             "posix" => {
-                let path = f.path("type");
-                f.out.error(
-                    spec.kind.as_ref().and_then(at).or(repo_at),
-                    &path,
-                    "a `posix` repository on a repository host is not supported by this build: use `type: s3`, or an absolute path in the cluster's `pgbackrest.repository`",
+                refuse_other_type(
+                    &mut f,
+                    "posix",
+                    &[
+                        ("s3", spec.s3.is_some()),
+                        ("credentials", spec.credentials.is_some()),
+                        ("object_lock", spec.object_lock.is_some()),
+                        ("versioning", spec.versioning.is_some()),
+                    ],
                 );
-                None
+                (resolve_posix(&mut f, spec, name.as_ref()), None)
+            }
+            "s3" => {
+                refuse_other_type(
+                    &mut f,
+                    "s3",
+                    &[
+                        ("host", spec.host.is_some()),
+                        ("path", spec.path.is_some()),
+                        ("backup_user", spec.backup_user.is_some()),
+                        ("lock", spec.lock.is_some()),
+                        ("log", spec.log.is_some()),
+                        ("ca_directory", spec.ca_directory.is_some()),
+                    ],
+                );
+                let repo_name = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                (None, resolve_s3(&mut f, spec, &repo_name))
             }
             other => {
                 let path = f.path("type");
@@ -47,35 +72,217 @@ pub fn resolve(list: Option<&S<Vec<raw::RepositorySpec>>>, out: &mut Collector<'
                     &path,
                     format!("`{}` is not a repository type (posix or s3)", printable(other)),
                 );
-                None
+                (None, None)
             }
         };
         if let Some(name) = name {
-            if declared.contains_key(&name) {
+            if map.contains_key(name.as_str()) {
                 let path = f.path("name");
-                f.out.error(repo_at, &path, format!("`{name}` is declared twice"));
+                f.out.error(
+                    entry_at,
+                    &path,
+                    format!("`{name}` is declared twice: repository names must be unique"),
+                );
+                continue;
             }
-            declared.insert(name, Declared { s3 });
+            map.insert(name.to_string(), Declared { host, s3, at: entry_at });
         }
     }
-    declared
+    map
 }
 
-fn parse_name(value: &str) -> Result<String, String> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && !value.starts_with(['-', '_']);
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(format!(
-            "`{}` is not a repository name: 1 to 63 of a-z, 0-9, `-` and `_`, not starting with `-` or `_`",
-            printable(value)
-        ))
+/// Fields written for the other repository type: an error each, naming the type they
+/// belong to (never silently ignored).
+fn refuse_other_type(f: &mut Fields<'_, '_>, kind: &str, present: &[(&str, bool)]) {
+    for (field, written) in present {
+        if *written {
+            let path = f.path(field);
+            let other = if kind == "s3" { "posix" } else { "s3" };
+            f.out.error(
+                f.cluster_at,
+                &path,
+                format!("belongs to `type: {other}` repositories, and this one is `type: {kind}`: remove it"),
+            );
+        }
     }
+}
+
+fn resolve_posix(
+    f: &mut Fields<'_, '_>,
+    spec: &raw::RepositorySpec,
+    name: Option<&ClusterName>,
+) -> Option<RepositoryHost> {
+    let Some(host) = &spec.host else {
+        let path = f.path("host");
+        f.out.error(
+            f.cluster_at,
+            &path,
+            "is required for a `posix` repository declared here (a repository on the database host itself is written as an absolute path in `pgbackrest.repository`)",
+        );
+        return None;
+    };
+    let host_name = f.parse(
+        string(&host.name),
+        "host.name",
+        || None,
+        |v| ClusterName::parse(v).map_err(|e| e.replace("cluster name", "host name")),
+    );
+    let address = f.parse(string(&host.address), "host.address", || None, HostName::parse);
+    let tls_port = f.port(host.tls_port.as_ref(), "host.tls_port", 8432);
+    let path = f.parse(
+        string(&spec.path),
+        "path",
+        || Some("/var/lib/pgbackrest".into()),
+        AbsPath::parse,
+    );
+    // The repository host's backup user: the same rules and defaults as a cluster's
+    // (`backup_user.*` fields, reported under this entry).
+    let bu = backup_user::resolve(f, &spec.backup_user.clone().unwrap_or_default());
+    let bu_str = bu.name_str();
+    let lock = f.parse(
+        string(&spec.lock),
+        "lock",
+        || Some(format!("/run/pgbackrest-{bu_str}")),
+        AbsPath::parse,
+    );
+    let log = f.parse(
+        string(&spec.log),
+        "log",
+        || Some(format!("/var/log/pgbackrest-{bu_str}")),
+        AbsPath::parse,
+    );
+    let repo_str = name.map(|n| n.to_string()).unwrap_or_default();
+    let ca_directory = f.parse(
+        string(&spec.ca_directory),
+        "ca_directory",
+        || Some(format!("/etc/pgbackrest/ca/{repo_str}")),
+        AbsPath::parse,
+    );
+    type Managed<'a> = (&'a Option<AbsPath>, &'a str, Option<&'a S<String>>);
+    let managed: [Managed<'_>; 4] = [
+        (&path, "path", spec.path.as_ref()),
+        (&lock, "lock", spec.lock.as_ref()),
+        (&log, "log", spec.log.as_ref()),
+        (&ca_directory, "ca_directory", spec.ca_directory.as_ref()),
+    ];
+    for (value, field, raw) in managed {
+        let Some(value) = value else { continue };
+        if let Some(area) = value.world_writable_area() {
+            let p = f.path(field);
+            f.out.error(
+                raw.and_then(at).or(f.cluster_at),
+                &p,
+                format!("`{value}` lies in `{area}`, where any local user can claim a name first: choose a directory of its own"),
+            );
+        } else if value.is_system_directory() {
+            let p = f.path(field);
+            f.out.error(
+                raw.and_then(at).or(f.cluster_at),
+                &p,
+                format!("`{value}` is a system directory: apply.sh would take it over; give it a directory of its own, like the default"),
+            );
+        }
+    }
+    if let (Some(lock), Some(path)) = (&lock, &path)
+        && (lock.is_within(path) || path.is_within(lock))
+    {
+        let p = f.path("lock");
+        f.out
+            .error(f.cluster_at, &p, "the lock directory must not overlap the repository");
+    }
+    Some(RepositoryHost {
+        name: name?.clone(),
+        host: host_name?,
+        address: address?,
+        tls_port: tls_port?,
+        path: path?,
+        backup_user: bu.finish()?,
+        lock: lock?,
+        log: log?,
+        ca_directory: ca_directory?,
+    })
+}
+
+/// A cluster's `members:`: each with a name (unique, not the repository host's), an
+/// address, and a TLS port (default: the cluster's `pgbackrest.tls.port`).
+pub fn members(
+    f: &mut Fields<'_, '_>,
+    list: &S<Vec<raw::MemberSpec>>,
+    default_port: u16,
+    repository_host: Option<&ClusterName>,
+) -> Option<Vec<Member>> {
+    if list.value.is_empty() {
+        let path = f.path("members");
+        f.out.error(
+            at(list),
+            &path,
+            "lists no member: list the database hosts, or remove `members`",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, m) in list.value.iter().enumerate() {
+        let field = |name: &str| format!("members[{i}].{name}");
+        let member_at = m.name.as_ref().or(m.address.as_ref()).and_then(at).or(at(list));
+        let saved = f.cluster_at;
+        f.cluster_at = member_at;
+        let name = f.parse(
+            string(&m.name),
+            &field("name"),
+            || None,
+            |v| ClusterName::parse(v).map_err(|e| e.replace("cluster name", "member name")),
+        );
+        let address = f.parse(string(&m.address), &field("address"), || None, HostName::parse);
+        let port = f.port(m.tls_port.as_ref(), &field("tls_port"), default_port);
+        f.cluster_at = saved;
+        if let Some(name) = &name {
+            let where_ = m.name.as_ref().and_then(at);
+            if out.iter().any(|o: &Member| o.name == *name) {
+                let path = f.path(&field("name"));
+                f.out.error(
+                    where_,
+                    &path,
+                    format!(
+                        "`{name}` is listed twice: member names must be unique (each gets its own output directory)"
+                    ),
+                );
+                ok = false;
+            } else if repository_host == Some(name) {
+                let path = f.path(&field("name"));
+                f.out.error(
+                    where_,
+                    &path,
+                    format!("`{name}` is the repository host's name: a database host and the repository host must be different hosts"),
+                );
+                ok = false;
+            }
+        }
+        match (name, address, port) {
+            (Some(name), Some(address), Some(tls_port)) => {
+                if let Some(dup) = out
+                    .iter()
+                    .find(|o: &&Member| o.address == address && o.tls_port == tls_port)
+                {
+                    let path = f.path(&field("address"));
+                    let where_ = m.address.as_ref().and_then(at);
+                    f.out.error(
+                        where_,
+                        &path,
+                        format!("`{address}:{tls_port}` is also member `{}`'s: each database host needs an address of its own", dup.name),
+                    );
+                    ok = false;
+                }
+                out.push(Member {
+                    name,
+                    address,
+                    tls_port,
+                })
+            }
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn resolve_s3(f: &mut Fields<'_, '_>, spec: &raw::RepositorySpec, name: &str) -> Option<S3Repository> {

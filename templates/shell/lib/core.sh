@@ -8,18 +8,30 @@ STEP=start
 say() { printf '[%s] %s\n' "$STEP" "$*"; }
 warn() { printf '[%s] WARNING: %s\n' "$STEP" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "$STEP" "$*" >&2; exit 1; }
-
-# Runs a changing command, or shows it under --dry-run.
-change() {
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '[%s] would run:' "$STEP"; printf ' %q' "$@"; printf '\n'
-  else
-    printf '[%s] changing:' "$STEP"; printf ' %q' "$@"; printf '\n'
-    "$@"
+{% if c.host %}# Work that waits for another host or the CA (a repository-host cluster): said now,
+# repeated at the end, and apply.sh exits 3.
+PENDING=()
+pending() { PENDING+=("[$STEP] $*"); printf '[%s] PENDING: %s\n' "$STEP" "$*"; }
+{% if c.host_role == "database" %}# archive_command only once the stanza exists in the one repository (stanza-create runs
+# on the repository host): asked through the repository host's TLS server as the cluster
+# owner (`info`: status 0 ok, 2 no backup yet).
+# STANZA_WAIT says why not.
+stanza_ready_remote() {
+  local out
+  if ! out=$(as_user "$PG_OWNER" "$PGBACKREST" --config="$DB_CONF" --stanza="$STANZA" --io-timeout=5 --log-level-console=off --output=json info 2>/dev/null); then
+    STANZA_WAIT="the repository host's TLS server does not answer $PG_OWNER (start it: apply.sh there; its certificate and this host's client certificate must be signed)"
+    return 1
   fi
+  case "$out" in
+    *'"status":{"code":0,'*|*'"status":{"code":2,'*) return 0 ;;
+    *'"status":{"code":1,'*|*'"status":{"code":3,'*)
+      STANZA_WAIT="archive_command waits for the stanza $STANZA in the repository (run apply.sh on the repository host: step stanza)" ;;
+    *) STANZA_WAIT="the repository host answered $PG_OWNER with an error ($(printf '%s' "$out" | grep -o '"message":"[^"]*"' | head -n 1)): is this host's client certificate in its tls-server-auth?" ;;
+  esac
+  return 1
 }
-
+{% endif %}{% endif %}
+{% include "shell/lib/change.sh" %}
 as_user() { local user=$1; shift; runuser -u "$user" -- "$@"; }
 
 # As the cluster owner: directly when this already is the owner (the Patroni hook),

@@ -24,15 +24,28 @@ print(conf.get("name") or "")
 patroni_identity() { patroni_python "$PY_IDENTITY" "$PATRONI_CONFIG"; }
 
 # From `patronictl show-config` on stdin: the patch that puts archive_mode and
-# archive_command back as the dynamic configuration held them (null: absent).
+# archive_command back as the dynamic configuration held them (null: absent){% if c.archive.restore_command %}, and
+# restore_command (recovery_conf) for a repository-host cluster's members{% endif %}.
 PY_ARCHIVE_BEFORE='
 import json, sys, yaml
 conf = yaml.safe_load(sys.stdin) or {}
 params = (conf.get("postgresql") or {}).get("parameters") or {}
-print(json.dumps({"postgresql": {"parameters": {k: params.get(k) for k in ("archive_mode", "archive_command")}}}))
-'
+{% if c.archive.restore_command %}recovery = (conf.get("postgresql") or {}).get("recovery_conf") or {}
+print(json.dumps({"postgresql": {"parameters": {k: params.get(k) for k in ("archive_mode", "archive_command")},
+                                 "recovery_conf": {"restore_command": recovery.get("restore_command")}}}))
+{% else %}print(json.dumps({"postgresql": {"parameters": {k: params.get(k) for k in ("archive_mode", "archive_command")}}}))
+{% endif %}'
 
-# True when FILE holds this cluster's block exactly as SNIPPET, with no rule before it
+{% if c.archive.restore_command %}# From `patronictl show-config` on stdin: the restore_command the dynamic configuration
+# holds (recovery_conf), empty when none.
+PY_RESTORE_COMMAND='
+import sys, yaml
+conf = yaml.safe_load(sys.stdin) or {}
+print(((conf.get("postgresql") or {}).get("recovery_conf") or {}).get("restore_command") or "")
+'
+dynamic_restore_command() { patronictl_cfg show-config | patroni_python "$PY_RESTORE_COMMAND"; }
+
+{% endif %}# True when FILE holds this cluster's block exactly as SNIPPET, with no rule before it
 # (Patroni's own header comment may precede it). Patroni's files are read as the owner.
 block_is_first() {  # file snippet
   local block

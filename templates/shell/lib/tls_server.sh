@@ -79,7 +79,10 @@ tls_server_start_confined() {
       *) die "unknown sandbox entry kind '$kind' for $path" ;;
     esac
   done
-  local info="$STATE_TLS_SERVER_INFO" log="$STATE_TLS_SERVER_LOG"
+{% if c.host_role == "database" %}  # A database host of a repository-host cluster: the server reads PGDATA for the
+  # repository host's backup, so it keeps the backup user's groups (setpriv
+  # --init-groups: the cluster's group, read only).
+{% endif %}  local info="$STATE_TLS_SERVER_INFO" log="$STATE_TLS_SERVER_LOG"
   : > "$info"
   touch "$log"; chmod 0600 "$log"
   # Only stdin/out/err and the info descriptor reach bwrap: nothing root has open leaks
@@ -90,7 +93,7 @@ tls_server_start_confined() {
       case "$fd" in 0|1|2) ;; *[!0-9]*) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
     done
     exec setsid bwrap --info-fd 3 "${args[@]}" -- \
-      setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- \
+      setpriv --reuid="$uid" --regid="$gid" {% if c.host_role == "database" %}--init-groups{% else %}--clear-groups{% endif %} --no-new-privs --bounding-set=-all --inh-caps=-all -- \
       "$PGBACKREST" --config="$REPO_CONF" server 3>"$info" </dev/null >/dev/null 2>>"$log"
   ) &
   local launcher=$! pid="" tries

@@ -107,6 +107,9 @@ register_cluster() { echo "$1" >> "$LAB/clusters"; }
 # Everything the lab registered: servers stopped, TLS servers killed, users removed.
 lab_cleanup() {
   local bin data pid name cluster pidfile
+  # The lab's network and mount namespaces (tests/lab/lib/hosts.sh) and every process
+  # in them, first.
+  if declare -F hosts_cleanup >/dev/null; then hosts_cleanup; fi
   if [ -f "$LAB/pidfiles" ]; then
     while read -r pidfile; do stop_pidfile "$pidfile" 15; done < <(tac "$LAB/pidfiles")
   fi

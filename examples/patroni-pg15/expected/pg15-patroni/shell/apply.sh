@@ -29,8 +29,7 @@ Usage: apply.sh [--dry-run] [--restart] [--start-tls-server] [--patroni-scripts]
   --dry-run           show what would change; change nothing
   --step NAME         run only this step (repeatable; preflight always runs), in the
                       order below: patroni-scripts os-user ssh-key paths data-directory
-                      configs tls sql password pg_hba tls-server stanza archive schedule
-                      restart
+                      configs tls sql password pg_hba tls-server stanza archive schedule restart
   --restart           restart PostgreSQL when the plan needs it (data_directory_mode,
                       archive_mode); without it the script says what is pending
   --start-tls-server  without systemd (containers, labs): start the TLS server in the
@@ -394,6 +393,7 @@ step_tls_server() {
   done
   say "TLS server answers on $TLS_HOST:$TLS_PORT"
 }
+
 
 step_stanza() {
   STEP=stanza

@@ -164,7 +164,7 @@ main() {
     role_psql "$ROLE_DB" 127.0.0.1 "SELECT 1"
   check_denied "$ROLE_NAME cannot read files with pg_read_file" 'permission denied' \
     role_psql "$ROLE_DB" "$PG_SOCKET" "SELECT pg_catalog.pg_read_file('PG_VERSION')"
-  check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
+check_denied "$ROLE_NAME cannot create a table in schema public" 'permission denied' \
     role_psql "$ROLE_DB" "$PG_SOCKET" "CREATE TABLE public.pgbr_verify_probe (x int)"
   if [ "$pgbackrest_check" = 1 ]; then
     check "pgbackrest check as $BACKUP_USER (archiving and backup prerequisites)" \
