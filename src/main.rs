@@ -11,7 +11,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
+            // A usage error with `--format json` asked for is a JSON error document
+            // too (help and version requests stay text).
+            if e.use_stderr() && json_asked(std::env::args_os().skip(1)) {
+                let doc = commands::error_document(&anyhow::anyhow!("{}", usage_message(&e.to_string())));
+                let _ = output::line(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(code);
         }
     };
@@ -37,4 +44,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the command line asks for `--format json` (read before clap could parse it).
+fn json_asked(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    args.iter().any(|a| a == "--format=json") || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+}
+
+/// clap's message without its "error: " prefix, the usage and the help hint: the lines
+/// before the first blank one, on one line.
+fn usage_message(message: &str) -> String {
+    let text: Vec<&str> = message
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let text = text.join(" ");
+    text.strip_prefix("error: ").unwrap_or(&text).to_owned()
 }

@@ -132,6 +132,21 @@ fn dash_is_standard_output_for_init_and_standard_input_for_a_policy() {
 }
 
 #[test]
+fn a_usage_error_with_format_json_is_a_json_error_document() {
+    // A missing required argument: clap reports it before any command runs.
+    let (code, stdout, _) = run(&["check", "--format", "json"]);
+    assert_eq!(code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(doc["schema"], "pgbr-policy/error/v1");
+    let message = doc["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("required"), "{message}");
+    // Without --format json it stays clap's text on stderr.
+    let (code, stdout, stderr) = run(&["check"]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty() && stderr.contains("required"), "{stderr}");
+}
+
+#[test]
 fn json_for_validate_explain_diff_check_and_for_errors() {
     let dir = tempdir();
     let policy = write_policy(dir.path(), MINIMAL);
