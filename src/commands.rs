@@ -362,9 +362,14 @@ fn diff(policy: &Path, target: &DriftTarget, format: Format, quiet: bool) -> Res
             print_file_changes(&files, quiet, output::colour())?;
             for (place, findings) in [("host", &host), ("database", &database)] {
                 for f in findings {
+                    // With --host, name the host checked, not only its cluster.
+                    let whose = match (place, &target.host) {
+                        ("host", Some(name)) => format!("{name} (cluster {})", f.cluster),
+                        _ => f.cluster.to_string(),
+                    };
                     line(&format!(
-                        "{place} {}: {}: {}: expected {}, found {}",
-                        f.cluster, f.item, f.problem, f.expected, f.found
+                        "{place} {whose}: {}: {}: expected {}, found {}",
+                        f.item, f.problem, f.expected, f.found
                     ))?;
                 }
             }

@@ -335,6 +335,8 @@ fn deployed_checks_need_the_host() {
         stdout.contains("/etc/pgbackrest/pg15-ha/repository.conf: missing"),
         "{stdout}"
     );
+    // The finding names the host checked, not only its cluster.
+    assert!(stdout.starts_with("host repo (cluster pg15-ha): "), "{stdout}");
     assert!(
         !stdout.contains("database.conf"),
         "the repository host has no database side:\n{stdout}"
