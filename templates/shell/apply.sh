@@ -98,7 +98,7 @@ PATRONI_SCRIPTS_ONLY=0
 {% if c.s3 %}  # A bucket: each side's key is read from a root-only file (step s3-keys).
   local source problem
   for source in "$S3_DB_KEY_SOURCE" "$S3_BACKUP_KEY_SOURCE"; do
-    problem=$(s3_key_source_problem "$source")
+    problem=$(secret_source_problem "$source")
     [ -z "$problem" ] || die "refusing to read the key: $problem"
   done
 {% else %}  command -v openssl >/dev/null || die "openssl not found: install it"

@@ -4,15 +4,12 @@
 # ---- the TLS server's remotes read it. The passphrase is never an argument, never in the
 # ---- environment of a child, never printed (printf is bash's builtin; cmp reads a pipe).
 
-# The passphrase file must be root's, mode 0600 or stricter, in a directory only root can
-# change (or another user could swap it for a file of their choosing). Prints the passphrase.
+# The passphrase file passes secret_source_problem (root's, 0600 or stricter, in a
+# directory only root can change). Prints the passphrase.
 cipher_passphrase() {
-  local file=$CIPHER_PASSPHRASE_FILE pass=""
-  root_acts_in "$(dirname -- "$file")" "read the passphrase file $file"
-  if [ ! -f "$file" ] || [ -L "$file" ]; then die "passphrase file $file does not exist or is not a regular file"; fi
-  if [ "$(stat -c %u -- "$file")" != 0 ] || [ "$(( 8#$(stat -c %a -- "$file") & 8#077 ))" != 0 ]; then
-    die "passphrase file $file must be owned by root and mode 0600 or stricter"
-  fi
+  local file=$CIPHER_PASSPHRASE_FILE pass="" problem
+  problem=$(secret_source_problem "$file")
+  [ -z "$problem" ] || die "refusing to read the passphrase: $problem"
   IFS= read -r pass < "$file" || [ -n "$pass" ] || die "passphrase file $file is empty"
   case "$pass" in
     '') die "passphrase file $file is empty" ;;
@@ -45,10 +42,6 @@ cipher_secret() {
     CHANGES=$((CHANGES + 1)); say "would write the passphrase of $CIPHER_PASSPHRASE_FILE into $CIPHER_SECRET (root:$BACKUP_GROUP 0640; not shown)"
     return 0
   fi
-  root_acts_in "$CIPHER_INCLUDE_DIR" "write $CIPHER_SECRET"
-  (umask 077; cipher_secret_content "$pass" > "$CIPHER_SECRET.new")
-  chown -- "root:$BACKUP_GROUP" "$CIPHER_SECRET.new"
-  chmod -- 0640 "$CIPHER_SECRET.new"
-  mv -f -- "$CIPHER_SECRET.new" "$CIPHER_SECRET"
+  cipher_secret_content "$pass" | secret_write "$CIPHER_SECRET" root "$BACKUP_GROUP" 0640
   CHANGES=$((CHANGES + 1)); say "wrote the passphrase of $CIPHER_PASSPHRASE_FILE into $CIPHER_SECRET (root:$BACKUP_GROUP 0640; not shown)"
 }

@@ -58,7 +58,7 @@ step_preflight() {
   # A bucket: each side's key is read from a root-only file (step s3-keys).
   local source problem
   for source in "$S3_DB_KEY_SOURCE" "$S3_BACKUP_KEY_SOURCE"; do
-    problem=$(s3_key_source_problem "$source")
+    problem=$(secret_source_problem "$source")
     [ -z "$problem" ] || die "refusing to read the key: $problem"
   done
   if [ "$START_TLS" = 1 ] && ! systemd_running; then tls_server_need_bwrap; fi

@@ -512,6 +512,36 @@ state_write() {  # path (content on stdin)
   (umask 077; cat > "$1.new") && mv -f -- "$1.new" "$1"
 }
 
+# ---- Secrets (S3 keys, the repository passphrase): read by root from a source file
+# ---- only root can read, written where only their reader can read them. Never in argv,
+# ---- the environment or a log.
+
+# Why root may not read a secret's source file (nothing: it may): a regular file, not a
+# link, root's, no group or other bits, in a directory chain no other user can change (so
+# nobody can swap it for a link to /etc/shadow between the check and the read).
+secret_source_problem() {  # path
+  local path=$1 owner mode problem
+  [ ! -L "$path" ] || { printf '%s is a symbolic link\n' "$path"; return; }
+  [ -f "$path" ] || { printf '%s does not exist (or is not a regular file)\n' "$path"; return; }
+  read -r owner mode < <(stat -c '%u %a' -- "$path")
+  [ "$owner" = 0 ] || { printf '%s belongs to %s, not root\n' "$path" "$(stat -c %U -- "$path")"; return; }
+  if (( 8#$mode & 8#077 )); then printf '%s is readable by other users (mode %s): chmod 0600 it, and replace the secret if others read it\n' "$path" "$mode"; return; fi
+  problem=$(untrusted_reason "$(dirname -- "$path")")
+  [ -z "$problem" ] || printf '%s: %s\n' "$path" "$problem"
+}
+
+# Standard input as FILE (OWNER:GROUP MODE), in its directory that root alone can change:
+# a temporary file beside it (umask 077), then a rename; a link or non-file there refused.
+secret_write() {  # file owner group mode (content on stdin)
+  local file=$1 owner=$2 group=$3 mode=$4 tmp
+  root_acts_in "$(dirname -- "$file")" "write $file"
+  if [ -L "$file" ] || { [ -e "$file" ] && [ ! -f "$file" ]; }; then die "$file exists and is not a regular file: refused"; fi
+  tmp=$(umask 077; mktemp "$(dirname -- "$file")/.pgbr-XXXXXX")
+  if ! { cat > "$tmp" && chown -- "$owner:$group" "$tmp" && chmod -- "$mode" "$tmp" && mv -f -- "$tmp" "$file"; }; then
+    rm -f -- "$tmp"; die "cannot write $file"
+  fi
+}
+
 # ---- The data-directory rule (plan: datadir; facts.md §4). The backup user reads every
 # ---- entry through the cluster's group and changes none. Every command here runs as
 # ---- the cluster owner: it owns every entry of the data directory, its tablespaces and
