@@ -358,17 +358,9 @@ pub(crate) fn plan_cluster(c: &Cluster) -> ClusterPlan {
     };
     let tls = pgbackrest::tls_plan(c);
     let patroni = c.patroni.as_ref().map(patroni::plan);
-    let s3 = c.s3.as_ref().map(|s3| {
-        let dir = c
-            .pgbackrest
-            .database_config
-            .ancestors()
-            .into_iter()
-            .next()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "/etc/pgbackrest".into());
-        repository::plan(c, s3, &dir)
-    });
+    let s3 =
+        c.s3.as_ref()
+            .map(|s3| repository::plan(c, s3, c.pgbackrest.database_config.directory().as_str()));
     let mut paths = files::paths(c, s3.as_ref());
     if let Some(p) = &patroni {
         paths.extend(patroni::paths(c, p));

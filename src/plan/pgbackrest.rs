@@ -51,14 +51,7 @@ pub struct CipherPlan {
 
 pub fn cipher_plan(c: &Cluster) -> Option<CipherPlan> {
     let file = c.pgbackrest.cipher_passphrase_file.as_ref()?;
-    let dir = c
-        .pgbackrest
-        .repository_config
-        .ancestors()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| c.pgbackrest.repository_config.clone())
-        .join("cipher.d");
+    let dir = c.pgbackrest.repository_config.directory().join("cipher.d");
     Some(CipherPlan {
         passphrase_file: file.to_string(),
         secret_file: dir.join("cipher.conf").to_string(),

@@ -102,14 +102,7 @@ pub struct CertificatePlan {
 }
 
 fn server_conf_path(c: &Cluster) -> AbsPath {
-    let dir = c
-        .pgbackrest
-        .database_config
-        .ancestors()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| AbsPath::parse("/etc/pgbackrest").expect("constant"));
-    dir.join("server.conf")
+    c.pgbackrest.database_config.directory().join("server.conf")
 }
 
 fn san(address: &str) -> String {

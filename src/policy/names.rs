@@ -306,6 +306,14 @@ impl AbsPath {
         out
     }
 
+    /// The directory that holds this path (`/` for a top-level entry).
+    pub fn directory(&self) -> AbsPath {
+        self.ancestors()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| AbsPath("/".to_owned()))
+    }
+
     /// `/`, a top-level directory, or a well-known shared one (FHS): a directory the
     /// scripts must never take over (chown, chmod) or remove. Not exhaustive; the
     /// depth rule catches the worst (`/`, `/etc`, `/tmp`, `/home`).
