@@ -74,7 +74,11 @@ YAML
   local wal
   wal=$(find "$D/repo/archive/$stanza" -name '0000*' -type f | head -1)
   expect wal-file-encrypted "$wal does not start with Salted__" bash -c "[ \"\$(head -c 8 '$wal')\" = Salted__ ]"
-  expect archive-async-spool "no .ok status in the owner's spool (archive-async)" bash -c "find '$D/spool/archive/$stanza/out' -name '*.ok' | grep -q ."
+  # The async process leaves its own log (its .ok status files in the spool are removed
+  # once PostgreSQL has marked the segment done, so they prove nothing reliably); the
+  # spool's out directory exists only when archive-push ran asynchronously.
+  expect archive-async-spool "no asynchronous archive-push (its log and the spool's out directory)" bash -c \
+    "grep -q 'archive-push:async command begin' '$D/log-owner/$stanza-archive-push-async.log' && [ -d '$D/spool/archive/$stanza/out' ]"
   denied no-repository-without-passphrase 'requires option: repo1-cipher-pass' \
     runuser -u "$bkp" -- pgbackrest --config="$D/etc/repository.conf" --stanza="$stanza" --log-level-console=warn info --output=json
 
